@@ -1,0 +1,208 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+
+namespace ContrastSeg.Runtime;
+
+/// <summary>
+/// The CPU runtime settings of the kit, in one place: the native-library check, the thread
+/// count and the oneDNN (mkldnn) guard. Every public entry point of the core (model and loss
+/// constructors, recipes) calls <see cref="EnsureInitialized"/>, so users never have to.
+/// </summary>
+/// <remarks>
+/// Environment variables (read once, at first use):
+/// <list type="bullet">
+/// <item><c>CONTRASTSEG_THREADS</c>: intra-op threads for libtorch (default: libtorch's own choice,
+/// normally the number of cores).</item>
+/// <item><c>CONTRASTSEG_MKLDNN</c>: <c>auto</c> (default), <c>on</c> or <c>off</c>. oneDNN's brgemm
+/// convolution kills the process with SIGFPE (exit 136) in the backward of strided 1x1 convolutions
+/// (ResNet-50's downsample layers) on VMs that report no CPU cache topology. <c>auto</c> turns
+/// oneDNN off exactly there (no <c>/sys/devices/system/cpu/cpu0/cache/index*</c>); libtorch's
+/// native convolutions are then used, which are correct everywhere.</item>
+/// </list>
+/// </remarks>
+public static class TorchRuntime
+{
+    /// <summary>The GLIBCXX symbol version libLibTorchSharp.so (TorchSharp 0.107, LibTorch 2.10) needs.</summary>
+    public const string RequiredGlibcxx = "GLIBCXX_3.4.32";
+
+    /// <summary>Environment variable for the libtorch thread count.</summary>
+    public const string ThreadsVariable = "CONTRASTSEG_THREADS";
+
+    /// <summary>Environment variable for the oneDNN guard: auto, on or off.</summary>
+    public const string MkldnnVariable = "CONTRASTSEG_MKLDNN";
+
+    private static readonly object Gate = new();
+    private static RuntimeStatus? _status;
+    private static Exception? _failure;
+
+    /// <summary>What <see cref="EnsureInitialized"/> found and applied.</summary>
+    public static RuntimeStatus Status => EnsureInitialized();
+
+    /// <summary>
+    /// Loads TorchSharp's native library and applies the CPU settings, once per process.
+    /// Throws <see cref="TorchRuntimeException"/> with the cause and the fix when libtorch cannot load.
+    /// </summary>
+    public static RuntimeStatus EnsureInitialized()
+    {
+        if (_status is { } ready) return ready;
+        lock (Gate)
+        {
+            if (_status is { } s) return s;
+            if (_failure is not null) throw _failure;
+            try
+            {
+                LoadNative();
+                _status = Apply();
+                return _status;
+            }
+            catch (TorchRuntimeException e)
+            {
+                _failure = e;
+                throw;
+            }
+        }
+    }
+
+    private static void LoadNative()
+    {
+        try
+        {
+            // The first torch.* call runs TorchSharp's native loader; in `dotnet fsi` this must
+            // happen before any other assembly calls into libtorch.
+            torch.InitializeDeviceType(DeviceType.CPU);
+        }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException
+                                       or NotSupportedException or EntryPointNotFoundException)
+        {
+            throw new TorchRuntimeException(DiagnoseLoadFailure(e), e);
+        }
+    }
+
+    /// <summary>Explains why libtorch failed to load, with the fix, as far as it can be told.</summary>
+    internal static string DiagnoseLoadFailure(Exception e)
+    {
+        var inner = e;
+        while (inner.InnerException is not null) inner = inner.InnerException;
+        var baseMessage = $"TorchSharp's native library (libtorch 2.10 via TorchSharp-cpu 0.107.0) could not be loaded: {inner.Message}";
+        if (!OperatingSystem.IsLinux()) return baseMessage + " Check that the TorchSharp-cpu package's native assets for this OS were restored.";
+        var lib = FindLibStdCxx();
+        if (lib is not null && !FileContains(lib, RequiredGlibcxx))
+        {
+            return $"{baseMessage}{Environment.NewLine}" +
+                   $"Cause: {lib} lacks {RequiredGlibcxx} (the C++ runtime of GCC 13 or newer), which libLibTorchSharp.so needs. " +
+                   "Debian 12 ships GCC 12's libstdc++ (up to GLIBCXX_3.4.30)." + Environment.NewLine +
+                   "Fix: run `bash eng/setup.sh` from the ContrastSeg checkout (as root or with sudo): on Debian 12 it installs " +
+                   "libstdc++6 from Debian 13 (trixie) and changes nothing elsewhere. Ubuntu 24.04+, Debian 13+ and Fedora 39+ already have it.";
+        }
+        return baseMessage + " (libstdc++ has " + RequiredGlibcxx + "; check that libtorch's files in the NuGet cache are complete, e.g. clear ~/.nuget/packages/libtorch-cpu-linux-x64 and restore again).";
+    }
+
+    /// <summary>The libstdc++.so.6 the dynamic loader resolves, or null when none is found.</summary>
+    internal static string? FindLibStdCxx()
+    {
+        string[] candidates =
+        {
+            "/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+            "/lib/aarch64-linux-gnu/libstdc++.so.6", "/usr/lib/aarch64-linux-gnu/libstdc++.so.6",
+            "/usr/lib64/libstdc++.so.6", "/usr/lib/libstdc++.so.6",
+        };
+        return candidates.FirstOrDefault(File.Exists);
+    }
+
+    internal static bool FileContains(string path, string ascii)
+    {
+        var needle = System.Text.Encoding.ASCII.GetBytes(ascii);
+        var bytes = File.ReadAllBytes(path);
+        return bytes.AsSpan().IndexOf(needle) >= 0;
+    }
+
+    private static RuntimeStatus Apply()
+    {
+        var threadsText = Environment.GetEnvironmentVariable(ThreadsVariable);
+        if (!string.IsNullOrWhiteSpace(threadsText))
+        {
+            if (!int.TryParse(threadsText, out var threads) || threads < 1)
+                throw new TorchRuntimeException($"{ThreadsVariable}='{threadsText}' is not a positive whole number of threads.");
+            torch.set_num_threads(threads);
+        }
+
+        var mode = (Environment.GetEnvironmentVariable(MkldnnVariable) ?? "auto").Trim().ToLowerInvariant();
+        bool disable;
+        string reason;
+        switch (mode)
+        {
+            case "on": disable = false; reason = $"{MkldnnVariable}=on"; break;
+            case "off": disable = true; reason = $"{MkldnnVariable}=off"; break;
+            case "auto" or "":
+                disable = OperatingSystem.IsLinux() && !CpuCacheTopologyReported();
+                reason = disable
+                    ? "auto: the CPU reports no cache topology (/sys/devices/system/cpu/cpu0/cache), where oneDNN's brgemm convolution backward crashes with SIGFPE"
+                    : "auto: the CPU reports its cache topology; oneDNN left on";
+                break;
+            default:
+                throw new TorchRuntimeException($"{MkldnnVariable}='{mode}' is not one of auto, on, off.");
+        }
+        if (disable) MkldnnSwitch.SetEnabled(false);
+        return new RuntimeStatus(torch.get_num_threads(), !disable, reason);
+    }
+
+    /// <summary>True when Linux sysfs describes at least one cache level for cpu0.</summary>
+    internal static bool CpuCacheTopologyReported()
+    {
+        const string dir = "/sys/devices/system/cpu/cpu0/cache";
+        try { return Directory.Exists(dir) && Directory.EnumerateDirectories(dir, "index*").Any(); }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+    }
+}
+
+/// <summary>The runtime settings in force.</summary>
+/// <param name="Threads">libtorch intra-op threads.</param>
+/// <param name="MkldnnEnabled">Whether oneDNN (mkldnn) kernels may be used.</param>
+/// <param name="MkldnnReason">Why oneDNN is on or off.</param>
+public sealed record RuntimeStatus(int Threads, bool MkldnnEnabled, string MkldnnReason);
+
+/// <summary>The native runtime cannot be used; the message names the cause and the fix.</summary>
+public sealed class TorchRuntimeException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public TorchRuntimeException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>
+/// Switches libtorch's oneDNN use through its exported C++ API (TorchSharp has no binding):
+/// <c>at::globalContext()</c> and <c>at::Context::setUserEnabledMkldnn(bool)</c> (Itanium ABI names).
+/// </summary>
+internal static class MkldnnSwitch
+{
+    private delegate IntPtr GlobalContextFn();
+    private delegate void SetEnabledFn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
+    private delegate byte UserEnabledFn(IntPtr context);
+
+    public static void SetEnabled(bool enabled)
+    {
+        var lib = Library();
+        var ctx = Marshal.GetDelegateForFunctionPointer<GlobalContextFn>(NativeLibrary.GetExport(lib, "_ZN2at13globalContextEv"))();
+        Marshal.GetDelegateForFunctionPointer<SetEnabledFn>(NativeLibrary.GetExport(lib, "_ZN2at7Context20setUserEnabledMkldnnEb"))(ctx, enabled);
+    }
+
+    public static bool IsEnabled()
+    {
+        var lib = Library();
+        var ctx = Marshal.GetDelegateForFunctionPointer<GlobalContextFn>(NativeLibrary.GetExport(lib, "_ZN2at13globalContextEv"))();
+        return Marshal.GetDelegateForFunctionPointer<UserEnabledFn>(NativeLibrary.GetExport(lib, "_ZNK2at7Context17userEnabledMkldnnEv"))(ctx) != 0;
+    }
+
+    private static IntPtr Library()
+    {
+        // libtorch_cpu is already loaded by TorchSharp; dlopen by soname returns that same copy.
+        foreach (var name in new[] { "libtorch_cpu.so", "libtorch_cpu.dylib" })
+            if (NativeLibrary.TryLoad(name, out var handle)) return handle;
+        var dir = Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? ".";
+        foreach (var path in Directory.EnumerateFiles(dir, "libtorch_cpu.*", SearchOption.AllDirectories))
+            if (NativeLibrary.TryLoad(path, out var handle)) return handle;
+        throw new TorchRuntimeException(
+            "Cannot locate libtorch_cpu to switch oneDNN off. Set CONTRASTSEG_MKLDNN=on to skip the guard " +
+            "(safe on machines that report their CPU cache topology).");
+    }
+}
