@@ -1,0 +1,262 @@
+using ContrastSeg.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ContrastSeg.Losses;
+
+/// <summary>Which pixels form a group for the contrastive loss.</summary>
+public enum ContrastiveVariant
+{
+    /// <summary>Each image on its own; the loss is averaged over the images (and views) of the batch.</summary>
+    WithinImage,
+    /// <summary>Image i with a distorted view of another image j: positives from both, negatives only from the anchor's own image.</summary>
+    CrossImage,
+    /// <summary>All pixels of the mini-batch (both views when given) as one set, from which a seeded random sample is drawn.</summary>
+    Batch,
+}
+
+/// <summary>How the cross-image variant picks the partner j of image i.</summary>
+public enum CrossImagePairing
+{
+    /// <summary>j = (i + 1) mod B: always another image when B &gt; 1 (the paper's description).</summary>
+    NextImage,
+    /// <summary>j = a seeded random permutation of the batch (the released code's tf.random.shuffle; may pick i).</summary>
+    Shuffled,
+    /// <summary>j = i: each image with its own distorted view.</summary>
+    SameImage,
+}
+
+/// <summary>Which kernel computes a group's loss.</summary>
+public enum ContrastiveImplementation
+{
+    /// <summary>Blocks of anchor rows, O(block x N) memory in forward and backward (the default).</summary>
+    Blockwise,
+    /// <summary>The full N x N matrix with plain autograd; quadratic memory, for tests and benchmarks.</summary>
+    FullMatrix,
+}
+
+/// <summary>Settings of <see cref="PixelContrastiveLoss"/>. Defaults follow the paper.</summary>
+public sealed record PixelContrastiveOptions
+{
+    /// <summary>Loss variant (default within-image).</summary>
+    public ContrastiveVariant Variant { get; init; } = ContrastiveVariant.WithinImage;
+
+    /// <summary>Temperature tau (paper: 0.07).</summary>
+    public double Temperature { get; init; } = 0.07;
+
+    /// <summary>Labels that take part in no pair (default 255, the VOC/Cityscapes void label).</summary>
+    public IReadOnlyList<long> IgnoreLabels { get; init; } = new long[] { 255 };
+
+    /// <summary>
+    /// Size (height, width) the embeddings are resized to, bilinearly with aligned corners as in the
+    /// released code, before the loss (paper: 65x65); labels follow with aligned-corner nearest
+    /// neighbour. Null: no resize (labels are still brought to the embeddings' size).
+    /// </summary>
+    public (int Height, int Width)? ResizeTo { get; init; } = (65, 65);
+
+    /// <summary>L2-normalise embeddings over channels after the resize (bilinear mixing shortens unit vectors).</summary>
+    public bool NormalizeEmbeddings { get; init; } = true;
+
+    /// <summary>Pixels sampled from the whole mini-batch by the batch variant (paper: 10,000); only non-ignored pixels are drawn.</summary>
+    public int BatchSampleSize { get; init; } = 10_000;
+
+    /// <summary>Partner choice of the cross-image variant.</summary>
+    public CrossImagePairing Pairing { get; init; } = CrossImagePairing.NextImage;
+
+    /// <summary>Seed of the loss's own generator (batch sampling, shuffled pairing).</summary>
+    public long Seed { get; init; } = 0;
+
+    /// <summary>Anchor rows per block; 0 picks about 2M elements per block (8 MB per float matrix).</summary>
+    public int BlockSize { get; init; } = 0;
+
+    /// <summary>Kernel choice (blockwise by default).</summary>
+    public ContrastiveImplementation Implementation { get; init; } = ContrastiveImplementation.Blockwise;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid field.</summary>
+    public PixelContrastiveOptions Validate()
+    {
+        if (!(Temperature > 0) || double.IsInfinity(Temperature))
+            throw new ArgumentException($"Temperature must be a positive finite number, got {Temperature}.", nameof(Temperature));
+        if (!Enum.IsDefined(Variant))
+            throw new ArgumentException($"Variant '{Variant}' is not one of {string.Join(", ", Enum.GetNames<ContrastiveVariant>())}.", nameof(Variant));
+        if (ResizeTo is { } size && (size.Height < 1 || size.Width < 1))
+            throw new ArgumentException($"ResizeTo must be at least 1x1, got {size.Height}x{size.Width}.", nameof(ResizeTo));
+        if (BatchSampleSize < 1)
+            throw new ArgumentException($"BatchSampleSize must be at least 1, got {BatchSampleSize}.", nameof(BatchSampleSize));
+        if (BlockSize < 0)
+            throw new ArgumentException($"BlockSize must be 0 (automatic) or positive, got {BlockSize}.", nameof(BlockSize));
+        if (IgnoreLabels is null)
+            throw new ArgumentException("IgnoreLabels must be a list (possibly empty).", nameof(IgnoreLabels));
+        return this;
+    }
+}
+
+/// <summary>
+/// The supervised (label-based) pixel contrastive loss of Zhao et al. (ICCV 2021), with the
+/// released code's semantics: a separate denominator per positive (the positive plus the anchor's
+/// negatives), the self-pair counted as positive, ignored pixels in no pair, anchors without
+/// positives weighing zero, means over positives, valid anchors and groups. Knows nothing about the
+/// model: it takes embeddings and labels.
+/// </summary>
+/// <remarks>
+/// The released code returns the sum of the two views' within-image losses; this class returns their
+/// mean over all images of both views (half of that sum when both views are given).
+/// </remarks>
+public sealed class PixelContrastiveLoss : IDisposable
+{
+    private readonly Generator _generator;
+
+    /// <summary>The validated settings.</summary>
+    public PixelContrastiveOptions Options { get; }
+
+    /// <summary>Creates the loss; throws <see cref="ArgumentException"/> for invalid settings.</summary>
+    public PixelContrastiveLoss(PixelContrastiveOptions? options = null)
+    {
+        TorchRuntime.EnsureInitialized();
+        Options = (options ?? new PixelContrastiveOptions()).Validate();
+        _generator = new Generator(0, CPU);
+        _generator.manual_seed(Options.Seed);
+    }
+
+    /// <summary>
+    /// Loss of one view: within-image or batch variant. The cross-image variant needs a second view
+    /// (use the four-argument overload).
+    /// </summary>
+    /// <param name="embeddings">[B, D, h, w] projected embeddings (unit norm unless <see cref="PixelContrastiveOptions.NormalizeEmbeddings"/>).</param>
+    /// <param name="labels">[B, H, W] integer labels (any size; nearest-neighbour resized).</param>
+    /// <returns>A float32 scalar, differentiable with respect to <paramref name="embeddings"/>.</returns>
+    public Tensor Forward(Tensor embeddings, Tensor labels) => Forward(embeddings, labels, null, null);
+
+    /// <summary>
+    /// Loss of two views (an image batch and its distorted views). Within-image: the mean over the
+    /// images of both views; cross-image: image i of the first view with image j of the second;
+    /// batch: all pixels of both views as one set.
+    /// </summary>
+    /// <param name="embeddings">[B, D, h, w] embeddings of the first view.</param>
+    /// <param name="labels">[B, H, W] labels of the first view.</param>
+    /// <param name="embeddings2">[B, D, h, w] embeddings of the second view, or null.</param>
+    /// <param name="labels2">[B, H, W] labels of the second view, or null.</param>
+    public Tensor Forward(Tensor embeddings, Tensor labels, Tensor? embeddings2, Tensor? labels2)
+    {
+        if ((embeddings2 is null) != (labels2 is null))
+            throw new ArgumentException("Give both the second view's embeddings and its labels, or neither.");
+        if (Options.Variant == ContrastiveVariant.CrossImage && embeddings2 is null)
+            throw new ArgumentException("The cross-image variant needs a second (distorted) view: call Forward(embeddings, labels, embeddings2, labels2).");
+
+        using var scope = NewDisposeScope();
+        var (x1, y1, v1) = Prepare(embeddings, labels, "embeddings", "labels");
+        Tensor loss;
+        if (embeddings2 is null)
+        {
+            loss = Options.Variant == ContrastiveVariant.Batch ? BatchLoss(x1, y1, v1) : WithinImageLoss(new[] { (x1, y1, v1) });
+        }
+        else
+        {
+            var (x2, y2, v2) = Prepare(embeddings2, labels2!, "embeddings2", "labels2");
+            if (x1.shape[0] != x2.shape[0] || x1.shape[2] != x2.shape[2])
+                throw new ArgumentException($"The two views must have the same batch size and embedding size: [{string.Join(", ", x1.shape)}] vs [{string.Join(", ", x2.shape)}] (as [B, pixels, D]).");
+            loss = Options.Variant switch
+            {
+                ContrastiveVariant.WithinImage => WithinImageLoss(new[] { (x1, y1, v1), (x2, y2, v2) }),
+                ContrastiveVariant.CrossImage => CrossImageLoss(x1, y1, v1, x2, y2, v2),
+                _ => BatchLoss(cat(new[] { x1, x2 }, 0), cat(new[] { y1, y2 }, 0), cat(new[] { v1, v2 }, 0)),
+            };
+        }
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Brings [..., H, W] labels to <paramref name="height"/> x <paramref name="width"/> by aligned-corner nearest neighbour (the released code's resize_nearest_neighbor).</summary>
+    public static Tensor ResizeLabelsNearest(Tensor labels, long height, long width)
+    {
+        if (labels.shape[^2] == height && labels.shape[^1] == width) return labels.alias();
+        using var scope = NewDisposeScope();
+        var rows = AlignedCornerIndices(labels.shape[^2], height, labels.device);
+        var cols = AlignedCornerIndices(labels.shape[^1], width, labels.device);
+        return labels.index_select(-2, rows).index_select(-1, cols).MoveToOuterDisposeScope();
+    }
+
+    private static Tensor AlignedCornerIndices(long input, long output, Device device)
+    {
+        if (output == 1) return zeros(1, ScalarType.Int64, device);
+        var scale = (double)(input - 1) / (output - 1);
+        return arange(output, ScalarType.Float64, device).mul_(scale).round_().to_type(ScalarType.Int64).clamp_(0, input - 1);
+    }
+
+    /// <summary>Validates shapes, resizes, flattens to [B, P, D] embeddings, [B, P] labels and [B, P] validity.</summary>
+    private (Tensor x, Tensor y, Tensor valid) Prepare(Tensor embeddings, Tensor labels, string embeddingsName, string labelsName)
+    {
+        if (embeddings.dim() != 4)
+            throw new ArgumentException($"{embeddingsName} must be [B, D, h, w], got [{string.Join(", ", embeddings.shape)}].", embeddingsName);
+        if (labels.dim() != 3)
+            throw new ArgumentException($"{labelsName} must be [B, H, W] integer labels, got [{string.Join(", ", labels.shape)}].", labelsName);
+        if (labels.shape[0] != embeddings.shape[0])
+            throw new ArgumentException($"{labelsName} has batch size {labels.shape[0]} but {embeddingsName} has {embeddings.shape[0]}.", labelsName);
+        if (labels.is_floating_point() || labels.is_complex())
+            throw new ArgumentException($"{labelsName} must hold integer labels, got {labels.dtype}.", labelsName);
+
+        var x = embeddings.to_type(ScalarType.Float32);
+        if (Options.ResizeTo is { } size && (x.shape[2] != size.Height || x.shape[3] != size.Width))
+            x = nn.functional.interpolate(x, new long[] { size.Height, size.Width }, mode: InterpolationMode.Bilinear, align_corners: true);
+        if (Options.NormalizeEmbeddings)
+            x = nn.functional.normalize(x, p: 2, dim: 1, eps: 1e-12);
+        var y = ResizeLabelsNearest(labels.to_type(ScalarType.Int64), x.shape[2], x.shape[3]);
+
+        var batch = x.shape[0];
+        var flatX = x.flatten(2).transpose(1, 2).contiguous(); // [B, P, D]
+        var flatY = y.reshape(batch, -1);                     // [B, P]
+        var valid = ones_like(flatY, ScalarType.Bool);
+        foreach (var ignored in Options.IgnoreLabels) valid = valid & (flatY != ignored);
+        return (flatX, flatY, valid);
+    }
+
+    private Tensor Group(Tensor x, Tensor y, Tensor valid, Tensor? views) =>
+        Options.Implementation == ContrastiveImplementation.FullMatrix
+            ? ContrastiveKernel.FullMatrix(x, y, valid, views, Options.Temperature)
+            : ContrastiveKernel.Blockwise(x, y, valid, views, Options.Temperature, Options.BlockSize);
+
+    private Tensor WithinImageLoss(IEnumerable<(Tensor x, Tensor y, Tensor valid)> views)
+    {
+        var losses = new List<Tensor>();
+        foreach (var (x, y, valid) in views)
+            for (long b = 0; b < x.shape[0]; b++)
+                losses.Add(Group(x[b], y[b], valid[b], null));
+        return stack(losses).mean();
+    }
+
+    private Tensor CrossImageLoss(Tensor x1, Tensor y1, Tensor v1, Tensor x2, Tensor y2, Tensor v2)
+    {
+        var batch = x1.shape[0];
+        var partner = Options.Pairing switch
+        {
+            CrossImagePairing.NextImage => Enumerable.Range(0, (int)batch).Select(i => (i + 1) % (int)batch).ToArray(),
+            CrossImagePairing.SameImage => Enumerable.Range(0, (int)batch).ToArray(),
+            _ => randperm(batch, generator: _generator).data<long>().Select(i => (int)i).ToArray(),
+        };
+        var pixels1 = x1.shape[1];
+        var pixels2 = x2.shape[1];
+        var views = cat(new[] { zeros(pixels1, ScalarType.Int64), ones(pixels2, ScalarType.Int64) }).to(x1.device);
+        var losses = new List<Tensor>();
+        for (var i = 0; i < batch; i++)
+        {
+            var j = partner[i];
+            losses.Add(Group(cat(new[] { x1[i], x2[j] }), cat(new[] { y1[i], y2[j] }), cat(new[] { v1[i], v2[j] }), views));
+        }
+        return stack(losses).mean();
+    }
+
+    private Tensor BatchLoss(Tensor x, Tensor y, Tensor valid)
+    {
+        var allX = x.reshape(-1, x.shape[2]);
+        var allY = y.reshape(-1);
+        var candidates = valid.reshape(-1).nonzero().squeeze(1);
+        var count = candidates.shape[0];
+        if (count == 0) return (allX.sum() * 0).to_type(ScalarType.Float32); // nothing to contrast; keeps the graph
+        if (count > Options.BatchSampleSize)
+            candidates = candidates.index_select(0, randperm(count, generator: _generator).narrow(0, 0, Options.BatchSampleSize).to(candidates.device));
+        var sampledValid = ones(candidates.shape[0], ScalarType.Bool, allX.device);
+        return Group(allX.index_select(0, candidates), allY.index_select(0, candidates), sampledValid, null);
+    }
+
+    /// <summary>Releases the loss's random generator.</summary>
+    public void Dispose() => _generator.Dispose();
+}

@@ -1,0 +1,22 @@
+namespace ContrastSeg.Tests.Support;
+
+/// <summary>Linux resident-set figures of this process, from /proc/self/status.</summary>
+public static class ProcessMemory
+{
+    public static bool Supported => File.Exists("/proc/self/status") && File.Exists("/proc/self/clear_refs");
+
+    /// <summary>Resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0: write 5 to clear_refs).</summary>
+    public static void ResetPeak() => File.WriteAllText("/proc/self/clear_refs", "5");
+
+    public static long CurrentBytes() => ReadKb("VmRSS:") * 1024;
+
+    public static long PeakBytes() => ReadKb("VmHWM:") * 1024;
+
+    private static long ReadKb(string key)
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith(key, StringComparison.Ordinal))
+                return long.Parse(line[key.Length..].Trim().Split(' ')[0]);
+        throw new InvalidOperationException($"{key} not in /proc/self/status");
+    }
+}
