@@ -1,0 +1,92 @@
+using ContrastSeg.Runtime;
+using Xunit;
+
+namespace ContrastSeg.Tests;
+
+public class RuntimeTests
+{
+    [Fact]
+    public void Runtime_loads_and_reports_its_settings()
+    {
+        var status = TorchRuntime.EnsureInitialized();
+        Assert.True(status.Threads >= 1);
+        Assert.False(string.IsNullOrWhiteSpace(status.MkldnnReason));
+        Assert.Same(status, TorchRuntime.EnsureInitialized()); // once per process
+    }
+
+    [Fact]
+    public void Missing_glibcxx_is_diagnosed_with_the_symbol_and_the_fix()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var oldRuntime = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(oldRuntime, "ELF ... GLIBCXX_3.4.29 GLIBCXX_3.4.30 ..."); // a GCC 12 libstdc++ stand-in
+            var failure = new TypeInitializationException("TorchSharp.torch",
+                new DllNotFoundException("Unable to load shared library 'LibTorchSharp'"));
+            var message = TorchRuntime.DiagnoseLoadFailure(failure, oldRuntime);
+            Assert.Contains("GLIBCXX_3.4.32", message);
+            Assert.Contains(oldRuntime, message);
+            Assert.Contains("eng/setup.sh", message);
+            Assert.Contains("LibTorchSharp", message); // the loader's own words are kept
+        }
+        finally { File.Delete(oldRuntime); }
+    }
+
+    [Fact]
+    public void Other_load_failures_are_not_blamed_on_libstdcxx()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var goodRuntime = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(goodRuntime, "ELF ... GLIBCXX_3.4.32 ...");
+            var message = TorchRuntime.DiagnoseLoadFailure(new DllNotFoundException("libtorch_cpu.so: cannot open"), goodRuntime);
+            Assert.DoesNotContain("lacks", message);
+            Assert.Contains("libtorch_cpu.so", message);
+        }
+        finally { File.Delete(goodRuntime); }
+    }
+
+    [Theory]
+    [InlineData(null, true, false, true)]   // Linux VM without cache topology: off
+    [InlineData("auto", true, true, false)] // topology reported: left on
+    [InlineData("", false, false, false)]   // not Linux: left on
+    [InlineData("off", true, true, true)]
+    [InlineData("ON", true, false, false)]
+    public void OneDnn_decision_follows_setting_and_machine(string? setting, bool linux, bool topology, bool disable)
+    {
+        Assert.Equal(disable, TorchRuntime.DecideMkldnn(setting, linux, topology).Disable);
+    }
+
+    [Fact]
+    public void Invalid_runtime_settings_are_named()
+    {
+        var ex = Assert.Throws<TorchRuntimeException>(() => TorchRuntime.DecideMkldnn("maybe", true, true));
+        Assert.Contains("CONTRASTSEG_MKLDNN='maybe'", ex.Message);
+        ex = Assert.Throws<TorchRuntimeException>(() => TorchRuntime.ParseMmapThreshold("-5"));
+        Assert.Contains("CONTRASTSEG_MMAP_THRESHOLD", ex.Message);
+        Assert.Null(TorchRuntime.ParseMmapThreshold(null));
+        Assert.Equal(1 << 20, TorchRuntime.ParseMmapThreshold("1048576"));
+    }
+}
+
+/// <summary>Flips process-wide libtorch state, so it runs while no other test runs convolutions.</summary>
+[Collection(ContrastSeg.Tests.Models.ModelsCollection.Name)]
+public class OneDnnSwitchTests
+{
+    [Fact]
+    public void OneDnn_switch_really_toggles_libtorch()
+    {
+        TorchRuntime.EnsureInitialized();
+        var before = MkldnnSwitch.IsEnabled();
+        try
+        {
+            MkldnnSwitch.SetEnabled(!before);
+            Assert.Equal(!before, MkldnnSwitch.IsEnabled());
+        }
+        finally { MkldnnSwitch.SetEnabled(before); }
+        Assert.Equal(before, MkldnnSwitch.IsEnabled());
+        Assert.Equal(TorchRuntime.Status.MkldnnEnabled, before);
+    }
+}
