@@ -8,6 +8,7 @@
 #
 # Idempotent: where the runtime already has GLIBCXX_3.4.32 (Ubuntu 24.04+, Debian 13+,
 # Fedora 39+, or a second run) it only reports and exits 0.
+# Also installs the optional full Fashion-MNIST from Debian (skip: CONTRASTSEG_SKIP_FASHION_MNIST=1).
 # Usage: bash eng/setup.sh            (needs root or sudo only when something must change)
 set -euo pipefail
 
@@ -23,6 +24,20 @@ has_required() {
   local lib; lib="$(find_libstdcxx)"
   [[ -n "$lib" && -r "$lib" ]] && grep -qa "$REQUIRED" "$lib"
 }
+
+# Optional: the full Fashion-MNIST (60,000 + 10,000 items) for the embedded default dataset and the
+# classification-pretraining ablation. Without it the kit uses the compact subset shipped in the repo.
+install_fashion_mnist() {
+  [[ -d /usr/share/datasets/fashion-mnist ]] && { echo "setup: Fashion-MNIST present in /usr/share/datasets/fashion-mnist."; return 0; }
+  command -v apt-get >/dev/null || { echo "setup: no apt-get; skipping the optional full Fashion-MNIST (the repo's subset is used)."; return 0; }
+  local sudo=""; [[ $(id -u) -ne 0 ]] && { command -v sudo >/dev/null && sudo=sudo || { echo "setup: not root; skipping optional Fashion-MNIST."; return 0; }; }
+  echo "setup: installing the optional Debian package dataset-fashion-mnist (MIT licence)."
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q dataset-fashion-mnist; then
+    $sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q dataset-fashion-mnist \
+      || echo "setup: could not install dataset-fashion-mnist; the repo's subset will be used."
+  fi
+}
+if [[ "${CONTRASTSEG_SKIP_FASHION_MNIST:-0}" != "1" ]]; then install_fashion_mnist; fi
 
 if has_required; then
   echo "setup: $(find_libstdcxx) provides $REQUIRED; nothing to do."
