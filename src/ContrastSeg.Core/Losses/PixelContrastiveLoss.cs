@@ -257,6 +257,9 @@ public sealed class PixelContrastiveLoss : IDisposable
         return Group(allX.index_select(0, candidates), allY.index_select(0, candidates), sampledValid, null);
     }
 
+    /// <summary>The loss's random generator (batch sampling, shuffled pairing); checkpoint its state to resume exactly.</summary>
+    public Generator Generator => _generator;
+
     /// <summary>Releases the loss's random generator.</summary>
     public void Dispose() => _generator.Dispose();
 }

@@ -1,0 +1,58 @@
+using ContrastSeg.Models;
+using static TorchSharp.torch;
+
+namespace ContrastSeg.Evaluation;
+
+/// <summary>Test-time settings: horizontal flip and multi-scale averaging of softmax probabilities.</summary>
+/// <param name="Flip">Also predict the mirrored image and average.</param>
+/// <param name="Scales">Input scales to average over (1.0 = the image as is).</param>
+public sealed record InferenceOptions(bool Flip = false, IReadOnlyList<double>? Scales = null)
+{
+    /// <summary>Scales in use (default: just 1.0).</summary>
+    public IReadOnlyList<double> ScalesOrDefault => Scales is { Count: > 0 } s ? s : new[] { 1.0 };
+}
+
+/// <summary>Whole-image inference: fully convolutional, logits bilinearly upsampled to the input size.</summary>
+public static class Inference
+{
+    /// <summary>
+    /// Class probabilities [B, C, H, W] for normalised images [B, 3, H, W], averaged over the
+    /// test-time augmentations. The model is put in eval mode and gradients are off.
+    /// </summary>
+    public static Tensor Probabilities(DeepLabV3Plus model, Tensor images, InferenceOptions? options = null)
+    {
+        options ??= new InferenceOptions();
+        model.eval();
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var (h, w) = (images.shape[2], images.shape[3]);
+        Tensor? sum = null;
+        var views = 0;
+        foreach (var scale in options.ScalesOrDefault)
+        {
+            if (!(scale > 0)) throw new ArgumentException($"test-time scale must be positive, got {scale}.");
+            var input = scale == 1.0 ? images : nn.functional.interpolate(images,
+                new[] { Math.Max(model.OutputStride, (long)Math.Round(h * scale)), Math.Max(model.OutputStride, (long)Math.Round(w * scale)) },
+                mode: InterpolationMode.Bilinear, align_corners: false);
+            foreach (var flip in options.Flip ? new[] { false, true } : new[] { false })
+            {
+                var x = flip ? input.flip(3) : input;
+                var logits = model.forward(x);
+                if (flip) logits = logits.flip(3);
+                if (logits.shape[2] != h || logits.shape[3] != w)
+                    logits = nn.functional.interpolate(logits, new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false);
+                var p = logits.softmax(1);
+                sum = sum is null ? p : sum + p;
+                views++;
+            }
+        }
+        return (sum! / views).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Predicted class per pixel [B, H, W] (int64).</summary>
+    public static Tensor Predict(DeepLabV3Plus model, Tensor images, InferenceOptions? options = null)
+    {
+        using var scope = NewDisposeScope();
+        return Probabilities(model, images, options).argmax(1).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,334 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using ContrastSeg.Losses;
+using ContrastSeg.Models;
+
+namespace ContrastSeg.Training;
+
+/// <summary>What a run trains.</summary>
+public enum TrainingStage
+{
+    /// <summary>Cross-entropy only, from scratch or from external weights (paper LR 0.03).</summary>
+    Baseline,
+    /// <summary>Encoder + decoder + projection head with the pixel contrastive loss (paper LR 0.1).</summary>
+    Contrastive,
+    /// <summary>From a contrastive checkpoint: drop the projection head, fresh classifier, cross-entropy on the whole network (paper LR 0.007).</summary>
+    FineTune,
+}
+
+/// <summary>Where the images come from.</summary>
+public sealed record DataSettings
+{
+    /// <summary><c>fashion-mnist-scenes</c> (embedded default), <c>voc</c>, <c>cityscapes</c> or <c>folder</c>.</summary>
+    public string Dataset { get; init; } = "fashion-mnist-scenes";
+    /// <summary>Dataset root (not needed for the embedded scenes; a Fashion-MNIST folder there).</summary>
+    public string? Root { get; init; }
+    /// <summary>Training split name or list file.</summary>
+    public string TrainSplit { get; init; } = "train";
+    /// <summary>Validation split name or list file.</summary>
+    public string ValSplit { get; init; } = "val";
+    /// <summary>Labelled images drawn from the training split (null: all).</summary>
+    public int? Labelled { get; init; }
+    /// <summary>List file holding the labelled subset (written on first use, reused after; default inside the run's data folder).</summary>
+    public string? LabelledList { get; init; }
+    /// <summary>Training crop (square).</summary>
+    public int Crop { get; init; } = 64;
+    /// <summary>Random scale range.</summary>
+    public double ScaleMin { get; init; } = 0.5;
+    /// <summary>Random scale range.</summary>
+    public double ScaleMax { get; init; } = 2.0;
+    /// <summary>SimCLR-style colour distortion in the contrastive stage.</summary>
+    public bool ContrastiveDistortion { get; init; } = true;
+    /// <summary>Strength of the SimCLR colour distortion.</summary>
+    public double DistortionStrength { get; init; } = 0.5;
+    /// <summary>Loader worker threads (0: one per core).</summary>
+    public int Workers { get; init; } = 0;
+    /// <summary>Embedded scenes: canvas size.</summary>
+    public int SceneSize { get; init; } = 64;
+    /// <summary>Embedded scenes: training scenes.</summary>
+    public int TrainScenes { get; init; } = 2000;
+    /// <summary>Embedded scenes: validation scenes.</summary>
+    public int ValScenes { get; init; } = 300;
+    /// <summary>Seed of the data (scenes, labelled subset), separate from the training seed.</summary>
+    public int DataSeed { get; init; } = 0;
+}
+
+/// <summary>Network shape (see <see cref="SegmentationModelOptions"/>).</summary>
+public sealed record ModelSettings
+{
+    /// <summary>ResNet depth.</summary>
+    public ResNetDepth Depth { get; init; } = ResNetDepth.ResNet18;
+    /// <summary>Output stride, 8 or 16.</summary>
+    public int OutputStride { get; init; } = 8;
+    /// <summary>Encoder width multiplier.</summary>
+    public double Width { get; init; } = 0.25;
+    /// <summary>ASPP channels.</summary>
+    public int AsppChannels { get; init; } = 64;
+    /// <summary>Low-level projection channels.</summary>
+    public int LowLevelChannels { get; init; } = 16;
+    /// <summary>Decoder (feature) channels.</summary>
+    public int DecoderChannels { get; init; } = 64;
+    /// <summary>Projection head layers.</summary>
+    public int ProjectionLayers { get; init; } = 3;
+    /// <summary>Projection head channels.</summary>
+    public int ProjectionChannels { get; init; } = 64;
+    /// <summary>BatchNorm between projection layers (released code: yes).</summary>
+    public bool ProjectionBatchNorm { get; init; } = false;
+    /// <summary>ASPP dropout.</summary>
+    public double Dropout { get; init; } = 0.1;
+
+    /// <summary>The model options for <paramref name="numClasses"/> classes.</summary>
+    public SegmentationModelOptions ToOptions(int numClasses) => new(
+        new EncoderOptions(Depth, OutputStride, Width), numClasses, AsppChannels, LowLevelChannels, DecoderChannels, Dropout,
+        new ProjectionHeadOptions(ProjectionLayers, ProjectionChannels, ProjectionBatchNorm));
+}
+
+/// <summary>SGD, schedule, batch.</summary>
+public sealed record OptimizerSettings
+{
+    /// <summary>Initial learning rate.</summary>
+    public double LearningRate { get; init; } = 0.03;
+    /// <summary>SGD momentum.</summary>
+    public double Momentum { get; init; } = 0.9;
+    /// <summary>Weight decay (paper 4e-5).</summary>
+    public double WeightDecay { get; init; } = 4e-5;
+    /// <summary>Optimiser steps.</summary>
+    public int Steps { get; init; } = 1500;
+    /// <summary>Linear warm-up steps before the cosine decay.</summary>
+    public int WarmupSteps { get; init; } = 0;
+    /// <summary>Images per micro-batch.</summary>
+    public int BatchSize { get; init; } = 8;
+    /// <summary>Micro-batches accumulated per optimiser step (effective batch = BatchSize x this).</summary>
+    public int Accumulation { get; init; } = 1;
+    /// <summary>Keep BatchNorm statistics frozen (eval-mode BN) while training.</summary>
+    public bool FreezeBatchNorm { get; init; } = false;
+}
+
+/// <summary>Contrastive-stage loss settings.</summary>
+public sealed record ContrastiveSettings
+{
+    /// <summary>Loss variant.</summary>
+    public ContrastiveVariant Variant { get; init; } = ContrastiveVariant.WithinImage;
+    /// <summary>Temperature.</summary>
+    public double Temperature { get; init; } = 0.07;
+    /// <summary>Features are resized to this square size before the projection head (released code order); 0 = no resize.</summary>
+    public int ResizeTo { get; init; } = 16;
+    /// <summary>Batch variant: sampled pixels.</summary>
+    public int BatchSampleSize { get; init; } = 10_000;
+    /// <summary>Cross-image partner choice.</summary>
+    public CrossImagePairing Pairing { get; init; } = CrossImagePairing.NextImage;
+}
+
+/// <summary>
+/// Everything a run needs, serialised as JSON next to the run. Every field can be overridden from
+/// the command line with <c>--set Section.Field=value</c> (see <see cref="ConfigOverrides"/>).
+/// </summary>
+public sealed record TrainConfig
+{
+    /// <summary>Stage.</summary>
+    public TrainingStage Stage { get; init; } = TrainingStage.Baseline;
+    /// <summary>Training seed (weights, dropout, order, augmentation).</summary>
+    public int Seed { get; init; } = 0;
+    /// <summary>Data.</summary>
+    public DataSettings Data { get; init; } = new();
+    /// <summary>Model.</summary>
+    public ModelSettings Model { get; init; } = new();
+    /// <summary>Optimiser.</summary>
+    public OptimizerSettings Optimizer { get; init; } = new();
+    /// <summary>Contrastive loss (used by the contrastive stage).</summary>
+    public ContrastiveSettings Contrastive { get; init; } = new();
+    /// <summary>Initial weights: a kit checkpoint folder/run, or torchvision ResNet weights (.safetensors, .pth); null = from scratch.</summary>
+    public string? InitFrom { get; init; }
+    /// <summary>Folder that holds runs.</summary>
+    public string OutputRoot { get; init; } = "runs";
+    /// <summary>Explicit run name (default: derived from the settings, see <see cref="RunName"/>).</summary>
+    public string? Name { get; init; }
+    /// <summary>Print/log every N steps.</summary>
+    public int LogEvery { get; init; } = 25;
+    /// <summary>Checkpoint every N steps (and at the end).</summary>
+    public int CheckpointEvery { get; init; } = 250;
+    /// <summary>Checkpoints kept besides the best one.</summary>
+    public int KeepLast { get; init; } = 2;
+    /// <summary>Validate every N steps (0: only at the end; never for the contrastive stage, which has no classifier).</summary>
+    public int EvalEvery { get; init; } = 0;
+    /// <summary>Continue from the run's last checkpoint when there is one.</summary>
+    public bool Resume { get; init; } = true;
+
+    /// <summary>The run's name: <see cref="Name"/> or one derived from the settings.</summary>
+    public string RunName => Name ?? RunNames.Derive(this);
+
+    /// <summary>The run's folder.</summary>
+    public string RunDirectory => Path.Combine(OutputRoot, RunName);
+
+    /// <summary>Checks every field before any work starts; the message names the field and the value.</summary>
+    public TrainConfig Validate()
+    {
+        static void Check(bool ok, string field, object? value, string rule)
+        {
+            if (!ok) throw new ConfigException($"{field} = {Format(value)} is invalid: {rule}.", field);
+        }
+        var o = Optimizer;
+        Check(o.LearningRate > 0 && double.IsFinite(o.LearningRate), "Optimizer.LearningRate", o.LearningRate, "must be a positive number");
+        Check(o.Momentum is >= 0 and < 1, "Optimizer.Momentum", o.Momentum, "must be in [0, 1)");
+        Check(o.WeightDecay >= 0, "Optimizer.WeightDecay", o.WeightDecay, "must be >= 0");
+        Check(o.Steps >= 1, "Optimizer.Steps", o.Steps, "must be >= 1");
+        Check(o.WarmupSteps >= 0 && o.WarmupSteps < o.Steps, "Optimizer.WarmupSteps", o.WarmupSteps, "must be in [0, Steps)");
+        Check(o.BatchSize >= 1, "Optimizer.BatchSize", o.BatchSize, "must be >= 1");
+        Check(o.Accumulation >= 1, "Optimizer.Accumulation", o.Accumulation, "must be >= 1");
+        var d = Data;
+        var datasets = new[] { "fashion-mnist-scenes", "voc", "cityscapes", "folder" };
+        Check(datasets.Contains(d.Dataset), "Data.Dataset", d.Dataset, $"must be one of {string.Join(", ", datasets)}");
+        Check(d.Dataset == "fashion-mnist-scenes" || !string.IsNullOrWhiteSpace(d.Root), "Data.Root", d.Root, $"is required for {d.Dataset}");
+        Check(d.Root is null || Directory.Exists(d.Root), "Data.Root", d.Root, "folder does not exist");
+        Check(d.Crop is >= 16 and <= 2048, "Data.Crop", d.Crop, "must be between 16 and 2048 pixels");
+        Check(d.ScaleMin > 0 && d.ScaleMin <= d.ScaleMax, "Data.ScaleMin", d.ScaleMin, "must be positive and <= Data.ScaleMax");
+        Check(d.Labelled is null or >= 1, "Data.Labelled", d.Labelled, "must be >= 1 (or null for all)");
+        Check(d.DistortionStrength is >= 0 and <= 2, "Data.DistortionStrength", d.DistortionStrength, "must be in [0, 2]");
+        Check(d.Workers >= 0, "Data.Workers", d.Workers, "must be >= 0");
+        Check(d.SceneSize is >= 16 and <= 1024, "Data.SceneSize", d.SceneSize, "must be between 16 and 1024");
+        Check(d.TrainScenes >= 1 && d.ValScenes >= 1, "Data.TrainScenes", d.TrainScenes, "scene counts must be >= 1");
+        var m = Model;
+        Check(Enum.IsDefined(m.Depth), "Model.Depth", m.Depth, "must be ResNet18, ResNet34, ResNet50 or ResNet101");
+        Check(m.OutputStride is 8 or 16, "Model.OutputStride", m.OutputStride, "must be 8 or 16");
+        Check(m.Width is > 0 and <= 4, "Model.Width", m.Width, "must be in (0, 4]");
+        Check(m.ProjectionLayers >= 1, "Model.ProjectionLayers", m.ProjectionLayers, "must be >= 1");
+        var c = Contrastive;
+        Check(Enum.IsDefined(c.Variant), "Contrastive.Variant", c.Variant, "must be WithinImage, CrossImage or Batch");
+        Check(c.Temperature > 0, "Contrastive.Temperature", c.Temperature, "must be > 0");
+        Check(c.ResizeTo >= 0, "Contrastive.ResizeTo", c.ResizeTo, "must be >= 0 (0: no resize)");
+        Check(c.BatchSampleSize >= 2, "Contrastive.BatchSampleSize", c.BatchSampleSize, "must be >= 2");
+        Check(Stage != TrainingStage.FineTune || InitFrom is not null, "InitFrom", InitFrom, "fine-tuning needs the contrastive checkpoint to start from");
+        Check(LogEvery >= 1 && CheckpointEvery >= 1 && KeepLast >= 1 && EvalEvery >= 0, "LogEvery/CheckpointEvery/KeepLast/EvalEvery", null, "must be positive (EvalEvery >= 0)");
+        Check(Name is null || (Name.Length > 0 && Name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0), "Name", Name, "must be a valid folder name");
+        return this;
+    }
+
+    private static string Format(object? v) => v switch
+    {
+        null => "null",
+        double d => d.ToString("G", CultureInfo.InvariantCulture),
+        string s => $"'{s}'",
+        _ => v.ToString() ?? "null",
+    };
+
+    /// <summary>JSON options used for configs (enums as names, indented).</summary>
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter() },
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    /// <summary>Serialises to JSON.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Reads a config from JSON; unknown fields are an error naming the field.</summary>
+    public static TrainConfig FromJson(string json)
+    {
+        try { return JsonSerializer.Deserialize<TrainConfig>(json, Json) ?? throw new ConfigException("empty config", "(root)"); }
+        catch (JsonException e) { throw new ConfigException($"config JSON is invalid at {e.Path}: {e.Message}", e.Path ?? "(root)"); }
+    }
+
+    /// <summary>Reads a config file.</summary>
+    public static TrainConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new ConfigException($"config file {path} does not exist", path);
+        return FromJson(File.ReadAllText(path));
+    }
+}
+
+/// <summary>An invalid setting; <see cref="Field"/> names it.</summary>
+public sealed class ConfigException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public ConfigException(string message, string field) : base(message) => Field = field;
+
+    /// <summary>The offending field (dotted path).</summary>
+    public string Field { get; }
+}
+
+/// <summary>Command-line overrides: <c>Section.Field=value</c>, case-insensitive field names.</summary>
+public static class ConfigOverrides
+{
+    /// <summary>Applies <c>key=value</c> overrides in order; unknown keys and unparsable values name the key.</summary>
+    public static TrainConfig Apply(TrainConfig config, IEnumerable<string> assignments)
+    {
+        var root = JsonNode.Parse(config.ToJson())!.AsObject();
+        foreach (var assignment in assignments)
+        {
+            var eq = assignment.IndexOf('=');
+            if (eq <= 0) throw new ConfigException($"override '{assignment}' is not key=value", assignment);
+            var key = assignment[..eq].Trim();
+            var text = assignment[(eq + 1)..].Trim();
+            var parts = key.Split('.');
+            JsonObject node = root;
+            for (var i = 0; i < parts.Length; i++)
+            {
+                var match = node.Select(p => p.Key).FirstOrDefault(k => k.Equals(parts[i], StringComparison.OrdinalIgnoreCase))
+                    ?? throw new ConfigException($"unknown setting '{key}' (known here: {string.Join(", ", node.Select(p => p.Key))})", key);
+                if (i == parts.Length - 1)
+                    node[match] = ParseValue(key, text, node[match]);
+                else
+                    node = node[match] as JsonObject ?? throw new ConfigException($"'{string.Join('.', parts[..(i + 1)])}' is not a section", key);
+            }
+        }
+        try { return TrainConfig.FromJson(root.ToJsonString()); }
+        catch (ConfigException e) { throw new ConfigException($"override produced an invalid config: {e.Message}", e.Field); }
+    }
+
+    /// <summary>Parses the text as the kind of value the setting holds now (string, number, bool; inferred when null).</summary>
+    private static JsonNode? ParseValue(string key, string text, JsonNode? current)
+    {
+        if (text.Equals("null", StringComparison.OrdinalIgnoreCase)) return null;
+        var kind = current?.GetValueKind();
+        var isNumber = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number);
+        switch (kind)
+        {
+            case JsonValueKind.String:
+                return JsonValue.Create(text);
+            case JsonValueKind.True or JsonValueKind.False:
+                return bool.TryParse(text, out var flag) ? JsonValue.Create(flag)
+                    : throw new ConfigException($"'{key}' takes true or false, got '{text}'", key);
+            case JsonValueKind.Number:
+                if (!isNumber) throw new ConfigException($"'{key}' takes a number, got '{text}'", key);
+                return long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var whole) ? JsonValue.Create(whole) : JsonValue.Create(number);
+            default: // null now: infer
+                if (bool.TryParse(text, out var b)) return JsonValue.Create(b);
+                if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l)) return JsonValue.Create(l);
+                return isNumber ? JsonValue.Create(number) : JsonValue.Create(text);
+        }
+    }
+}
+
+/// <summary>Run names that encode the settings, so a results table maps to runs (as mmsegmentation's config names do).</summary>
+public static class RunNames
+{
+    /// <summary>
+    /// e.g. <c>contrastive-within-t0.07_r18w0.25-os8_fmscenes-n20_crop64_b8_1500st_lr0.1_s0</c>.
+    /// </summary>
+    public static string Derive(TrainConfig c)
+    {
+        static string N(double v) => v.ToString("0.#####", CultureInfo.InvariantCulture);
+        var stage = c.Stage switch
+        {
+            TrainingStage.Contrastive => $"contrastive-{c.Contrastive.Variant.ToString().ToLowerInvariant().Replace("image", "")}-t{N(c.Contrastive.Temperature)}"
+                                         + (c.Data.ContrastiveDistortion ? "" : "-nodistort"),
+            TrainingStage.FineTune => "finetune",
+            _ => "ce",
+        };
+        var depth = (int)c.Model.Depth;
+        var data = c.Data.Dataset switch { "fashion-mnist-scenes" => "fmscenes", var other => other };
+        var labelled = c.Data.Labelled is { } n ? $"n{n}" : "all";
+        var batch = c.Optimizer.Accumulation > 1 ? $"b{c.Optimizer.BatchSize}x{c.Optimizer.Accumulation}" : $"b{c.Optimizer.BatchSize}";
+        var init = c.InitFrom is null ? "" : "_init-" + Sanitize(Path.GetFileNameWithoutExtension(c.InitFrom.TrimEnd('/', '\\')));
+        return $"{stage}_r{depth}w{N(c.Model.Width)}-os{c.Model.OutputStride}_{data}-{labelled}_crop{c.Data.Crop}_{batch}_{c.Optimizer.Steps}st_lr{N(c.Optimizer.LearningRate)}{init}_s{c.Seed}";
+    }
+
+    private static string Sanitize(string s)
+    {
+        var clean = new string(s.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '.' ? ch : '-').ToArray());
+        return clean.Length > 48 ? clean[..48] : clean;
+    }
+}

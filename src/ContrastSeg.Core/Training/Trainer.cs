@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using ContrastSeg.Data;
+using ContrastSeg.Evaluation;
+using ContrastSeg.Models;
+using ContrastSeg.Runtime;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ContrastSeg.Training;
+
+/// <summary>What a finished (or resumed and finished) run reports.</summary>
+/// <param name="RunDirectory">The run's folder.</param>
+/// <param name="Steps">Optimiser steps completed.</param>
+/// <param name="ResumedFrom">Step the run resumed from (0 for a fresh run).</param>
+/// <param name="FinalLoss">Mean loss over the last logging window.</param>
+/// <param name="Validation">Final validation metrics (null for the contrastive stage or without a validator).</param>
+/// <param name="Seconds">Wall time of this invocation.</param>
+public sealed record TrainResult(string RunDirectory, int Steps, int ResumedFrom, double FinalLoss, SegmentationMetrics? Validation, double Seconds);
+
+/// <summary>The loss became NaN or infinite: the run stops, the last good checkpoint is kept.</summary>
+public sealed class TrainingDivergedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public TrainingDivergedException(string message) : base(message) { }
+}
+
+/// <summary>
+/// The training loop shared by every stage: SGD with momentum and weight decay, warm-up + cosine
+/// schedule, gradient accumulation, logging, periodic validation, atomic checkpoints and exact
+/// resume. What differs between stages is the <see cref="ITrainingObjective"/>.
+/// </summary>
+public static class Trainer
+{
+    /// <summary>
+    /// Trains <paramref name="model"/> as <paramref name="config"/> says.
+    /// </summary>
+    /// <param name="config">The validated config (saved as config.json in the run folder).</param>
+    /// <param name="model">The network, already initialised (from scratch, weights, or a checkpoint).</param>
+    /// <param name="objective">The stage's loss.</param>
+    /// <param name="batchesFrom">Micro-batches starting at a micro-batch index: the batch at index k must be
+    /// the same whether the sequence starts at 0 or at k (what makes resume exact).</param>
+    /// <param name="validate">Validation (mIoU), or null.</param>
+    /// <param name="console">Where progress goes (default: the console).</param>
+    public static TrainResult Run(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate = null, TextWriter? console = null)
+    {
+        TorchRuntime.EnsureInitialized();
+        config.Validate();
+        var clock = Stopwatch.StartNew();
+        var runDir = config.RunDirectory;
+        Directory.CreateDirectory(runDir);
+        var configJson = config.ToJson();
+        var store = new CheckpointStore(runDir);
+        var o = config.Optimizer;
+
+        using var optimizer = optim.SGD(objective.Parameters(model), o.LearningRate, o.Momentum, weight_decay: o.WeightDecay);
+        var start = 0;
+        var bestMetric = double.NaN;
+        var bestStep = -1;
+        if (config.Resume && store.Latest() is { } latest)
+        {
+            var state = CheckpointStore.Restore(latest, model, optimizer, objective.Generator);
+            if (state.Config != configJson)
+                throw new ConfigException($"{runDir} holds a run with other settings; resume needs the same config (compare {Path.Combine(runDir, "config.json")}) or use another Name/OutputRoot.", "Name");
+            (start, bestMetric, bestStep) = (state.Step, state.BestMetric, state.BestStep);
+        }
+        File.WriteAllText(Path.Combine(runDir, "config.json"), configJson);
+
+        using var log = new TrainingLog(runDir, console);
+        log.Line(start > 0 ? $"[{config.RunName}] resuming at step {start}/{o.Steps} from {store.Latest()}" : $"[{config.RunName}] training {o.Steps} steps ({config.Stage}) -> {runDir}");
+
+        var windowLoss = 0.0;
+        var windowSteps = 0;
+        var lastLoss = double.NaN;
+        SegmentationMetrics? finalMetrics = null;
+        using var batches = batchesFrom((long)start * o.Accumulation).GetEnumerator();
+
+        void Checkpoint(int step, bool isBest) =>
+            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson), model, optimizer, objective.Generator, config.KeepLast, isBest);
+
+        ProgressDisplay.Run($"[{config.Stage}]", o.Steps, start, console ?? Console.Out, report =>
+        {
+            for (var step = start; step < o.Steps; step++)
+            {
+                var lr = LearningRateSchedule.At(step, o.Steps, o.LearningRate, o.WarmupSteps);
+                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+                SetTrainMode(model, o.FreezeBatchNorm);
+                // One scope per optimiser step: zero_grad and step read p.grad, which makes wrappers too.
+                using var stepScope = NewDisposeScope();
+                optimizer.zero_grad();
+                var stepLoss = 0.0;
+                for (var micro = 0; micro < o.Accumulation; micro++)
+                {
+                    using var scope = NewDisposeScope();
+                    if (!batches.MoveNext()) throw new InvalidOperationException("the batch source ended before the last step");
+                    using var batch = batches.Current;
+                    var loss = objective.Loss(model, batch);
+                    var value = loss.item<float>();
+                    if (!float.IsFinite(value))
+                        throw new TrainingDivergedException(
+                            $"step {step + 1}: loss term '{objective.Term}' is {value} (lr {lr:G4}, batch {string.Join(",", batch.Ids.Take(4))}...). " +
+                            $"Stopped; the last good checkpoint is {store.Latest() ?? "(none yet)"}. Lower Optimizer.LearningRate or check the data.");
+                    (loss / o.Accumulation).backward();
+                    stepLoss += value / o.Accumulation;
+                }
+                optimizer.step();
+                stepScope.Dispose();
+                windowLoss += stepLoss;
+                windowSteps++;
+                var done = step + 1;
+
+                if (done % config.LogEvery == 0 || done == o.Steps)
+                {
+                    lastLoss = windowLoss / windowSteps;
+                    log.Record("train", done, new Dictionary<string, double>
+                    {
+                        [objective.Term] = lastLoss, ["lr"] = lr, ["seconds"] = clock.Elapsed.TotalSeconds,
+                    });
+                    windowLoss = 0;
+                    windowSteps = 0;
+                }
+                var isBest = false;
+                if (validate is not null && config.EvalEvery > 0 && done % config.EvalEvery == 0 && done != o.Steps)
+                    isBest = Validate(done);
+                if (done % config.CheckpointEvery == 0 && done != o.Steps) Checkpoint(done, isBest);
+                report(done, $"{objective.Term} {stepLoss:F4} lr {lr:G3}");
+            }
+        });
+
+        var finalIsBest = validate is not null && Validate(o.Steps);
+        // Without validation (the contrastive stage) the final weights are the ones to use: mark them best.
+        if (start < o.Steps) Checkpoint(o.Steps, finalIsBest || validate is null);
+        log.Line($"[{config.RunName}] finished {o.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s" +
+                 (finalMetrics is null ? "" : $"; validation mIoU {100 * finalMetrics.MeanIoU:F2}"));
+        return new TrainResult(runDir, o.Steps, start, lastLoss, finalMetrics, clock.Elapsed.TotalSeconds);
+
+        bool Validate(int step)
+        {
+            var metrics = validate!(model);
+            finalMetrics = metrics;
+            log.Record("val", step, new Dictionary<string, double> { ["mIoU"] = metrics.MeanIoU, ["pixel_accuracy"] = metrics.PixelAccuracy });
+            if (double.IsNaN(bestMetric) || metrics.MeanIoU > bestMetric)
+            {
+                (bestMetric, bestStep) = (metrics.MeanIoU, step);
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>Train mode, optionally with BatchNorm layers kept in eval mode (frozen statistics).</summary>
+    public static void SetTrainMode(nn.Module model, bool freezeBatchNorm)
+    {
+        model.train();
+        if (!freezeBatchNorm) return;
+        foreach (var (_, module) in model.named_modules())
+            if (module is BatchNorm2d bn) bn.eval();
+    }
+}
