@@ -1,0 +1,90 @@
+using ContrastSeg.Runtime;
+using static TorchSharp.torch;
+
+namespace ContrastSeg.Analysis;
+
+/// <summary>t-SNE settings (defaults as in scikit-learn's exact method).</summary>
+/// <param name="Perplexity">Effective number of neighbours.</param>
+/// <param name="Iterations">Gradient steps.</param>
+/// <param name="EarlyExaggeration">P is multiplied by this for the first 250 steps.</param>
+/// <param name="PcaDimensions">Inputs with more dimensions are first reduced by PCA to this many (0: never).</param>
+/// <param name="Seed">Seed of the initial embedding.</param>
+public sealed record TsneOptions(double Perplexity = 30, int Iterations = 750, double EarlyExaggeration = 12, int PcaDimensions = 50, long Seed = 0);
+
+/// <summary>
+/// Exact t-SNE (van der Maaten and Hinton 2008) on tensors: O(N^2) memory, meant for the few
+/// thousand sampled pixels of the feature-space plots.
+/// </summary>
+public static class Tsne
+{
+    /// <summary>Embeds [N, D] points into [N, 2].</summary>
+    public static Tensor Embed(Tensor points, TsneOptions? options = null)
+    {
+        TorchRuntime.EnsureInitialized();
+        options ??= new TsneOptions();
+        var n = points.shape[0];
+        if (points.dim() != 2 || n < 5) throw new ArgumentException($"t-SNE needs [N, D] points with N >= 5, got [{string.Join(", ", points.shape)}].");
+        if (options.Perplexity <= 0 || options.Perplexity >= n) throw new ArgumentException($"perplexity must be in (0, N = {n}), got {options.Perplexity}.");
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var x = points.to_type(ScalarType.Float64);
+        x = x - x.mean(new long[] { 0 }, keepdim: true);
+        if (options.PcaDimensions > 0 && x.shape[1] > options.PcaDimensions)
+        {
+            var (_, _, v) = linalg.svd(x, fullMatrices: false);
+            x = x.mm(v[..options.PcaDimensions].t());
+        }
+        var p = JointProbabilities(x, options.Perplexity);
+        var eye = TorchSharp.torch.eye(n, dtype: ScalarType.Bool);
+
+        using var gen = new Generator(0, CPU);
+        gen.manual_seed(options.Seed);
+        var y = randn(new[] { n, 2L }, ScalarType.Float64, generator: gen) * 1e-4;
+        var update = zeros_like(y);
+        var gains = ones_like(y);
+        var learningRate = Math.Max(n / options.EarlyExaggeration / 4, 50);
+        for (var it = 0; it < options.Iterations; it++)
+        {
+            using var step = NewDisposeScope();
+            var exaggeration = it < 250 ? options.EarlyExaggeration : 1.0;
+            var momentum = it < 250 ? 0.5 : 0.8;
+            var sq = y.pow(2).sum(1);
+            var num = (1 + (sq.unsqueeze(1) + sq.unsqueeze(0) - 2 * y.mm(y.t())).clamp_min(0)).reciprocal().masked_fill(eye, 0.0);
+            var q = (num / num.sum()).clamp_min(1e-12);
+            var w = (p * exaggeration - q) * num;                        // [N, N]
+            var grad = 4 * (w.sum(1, keepdim: true) * y - w.mm(y));      // dC/dy_i
+            // Adaptive gains as in the reference implementation.
+            var sameSign = (grad > 0) == (update > 0);
+            gains.copy_(where(sameSign, gains * 0.8, gains + 0.2).clamp_min(0.01));
+            update.copy_(momentum * update - learningRate * gains * grad);
+            y.add_(update);
+        }
+        return (y - y.mean(new long[] { 0 }, keepdim: true)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Symmetric P with per-point Gaussian bandwidths found by bisection to match the perplexity.</summary>
+    private static Tensor JointProbabilities(Tensor x, double perplexity)
+    {
+        var n = x.shape[0];
+        var sq = x.pow(2).sum(1);
+        var d = (sq.unsqueeze(1) + sq.unsqueeze(0) - 2 * x.mm(x.t())).clamp_min(0);
+        var eye = TorchSharp.torch.eye(n, dtype: ScalarType.Bool);
+        var target = Math.Log(perplexity);
+        var lo = full(new[] { n, 1L }, 1e-20, ScalarType.Float64);
+        var hi = full(new[] { n, 1L }, 1e20, ScalarType.Float64);
+        var beta = ones(new[] { n, 1L }, ScalarType.Float64);
+        Tensor conditional = null!;
+        for (var i = 0; i < 64; i++)
+        {
+            var logits = (-d * beta).masked_fill(eye, double.NegativeInfinity);
+            conditional = logits.softmax(1);
+            var entropy = -(conditional * conditional.clamp_min(1e-300).log()).sum(1, keepdim: true);
+            var tooFlat = entropy > target; // entropy too high: narrow the Gaussian (raise beta)
+            lo = where(tooFlat, beta, lo);
+            hi = where(tooFlat, hi, beta);
+            beta = where(hi >= 1e19, beta * 2, (lo + hi) / 2);
+        }
+        var p = (conditional + conditional.t()) / (2.0 * n);
+        return p.clamp_min(1e-12);
+    }
+}
