@@ -1,0 +1,76 @@
+/// Interactive HTML charts (Plotly.NET, plotly.js embedded so they open offline) and matching PNGs.
+/// Not notebook-safe: Plotly.NET 6 needs FSharp.Core 10.1.
+module ContrastSeg.Lab.Charts
+
+open System.IO
+open Plotly.NET
+open ContrastSeg.Lab.Results
+
+let private offline (chart: GenericChart) =
+    chart |> Chart.withDisplayOptions (DisplayOptions.init (PlotlyJSReference = PlotlyJSReference.Full))
+
+let private saveHtml (path: string) (chart: GenericChart) =
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
+    chart |> offline |> Chart.saveHtml (Path.ChangeExtension(path, null))
+
+let private labelledCount (setting: string) =
+    match settingOrder setting with
+    | (0, x, _) -> Some x
+    | _ -> None
+
+/// mIoU (%) against the number of labelled images, one line per method, error bars = std over seeds.
+let labelEfficiency (folder: string) (summaries: Summary list) =
+    let cells = summaries |> List.filter (fun s -> s.Experiment = "label-efficiency")
+    let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
+    let points m =
+        cells |> List.filter (fun c -> c.Method = m)
+        |> List.choose (fun c -> labelledCount c.Setting |> Option.map (fun x -> x, 100.0 * c.MeanIoU, 100.0 * c.Std))
+        |> List.sortBy (fun (x, _, _) -> x)
+    if not methods.IsEmpty then
+        methods
+        |> List.map (fun m ->
+            let pts = points m
+            Chart.Line(x = (pts |> List.map (fun (x, _, _) -> x)), y = (pts |> List.map (fun (_, y, _) -> y)), Name = m, ShowMarkers = true)
+            |> Chart.withYError (TraceObjects.Error.init (Array = (pts |> List.map (fun (_, _, e) -> e)))))
+        |> Chart.combine
+        |> Chart.withTitle "Label efficiency"
+        |> Chart.withXAxisStyle (TitleText = "labelled images", AxisType = StyleParam.AxisType.Log)
+        |> Chart.withYAxisStyle (TitleText = "validation mIoU (%)")
+        |> saveHtml (Path.Combine(folder, "label-efficiency.html"))
+        Png.lines (Path.Combine(folder, "label-efficiency.png")) "Label efficiency" "labelled images (log scale)" "validation mIoU (%)" true
+            (methods |> List.mapi (fun i m -> { Png.Name = m; Png.Points = points m; Png.Color = Png.palette.[i % Png.palette.Length] }))
+
+/// One grouped bar chart per ablation other than label efficiency.
+let ablationBars (folder: string) (summaries: Summary list) =
+    for exp, cells in summaries |> List.filter (fun s -> s.Experiment <> "label-efficiency") |> List.groupBy (fun s -> s.Experiment) do
+        let settings = cells |> List.map (fun c -> c.Setting) |> List.distinct |> List.sortBy settingOrder
+        let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
+        let get m s = cells |> List.tryFind (fun c -> c.Method = m && c.Setting = s) |> Option.map (fun c -> 100.0 * c.MeanIoU, 100.0 * c.Std)
+        methods
+        |> List.map (fun m ->
+            let present = settings |> List.filter (fun s -> (get m s).IsSome)
+            Chart.Column(values = (present |> List.map (fun s -> fst (get m s).Value)), Keys = present, Name = m)
+            |> Chart.withYError (TraceObjects.Error.init (Array = (present |> List.map (fun s -> snd (get m s).Value)))))
+        |> Chart.combine
+        |> Chart.withTitle exp
+        |> Chart.withYAxisStyle (TitleText = "validation mIoU (%)")
+        |> saveHtml (Path.Combine(folder, exp + ".html"))
+        Png.bars (Path.Combine(folder, exp + ".png")) exp "validation mIoU (%)" settings
+            (methods |> List.mapi (fun i m -> m, Png.palette.[i % Png.palette.Length], get m))
+
+/// t-SNE scatter panels (one per model), coloured by class.
+let tsne (folder: string) (classNames: string[]) (panels: (string * (float32 * float32 * int)[]) list) =
+    panels
+    |> List.mapi (fun i (name, pts) ->
+        pts
+        |> Array.groupBy (fun (_, _, c) -> c)
+        |> Array.sortBy fst
+        |> Array.map (fun (c, ps) ->
+            Chart.Point(x = (ps |> Array.map (fun (x, _, _) -> float x)), y = (ps |> Array.map (fun (_, y, _) -> float y)),
+                        Name = sprintf "%s: %s" name (if c < classNames.Length then classNames.[c] else string c), ShowLegend = (i = 0)))
+        |> Chart.combine
+        |> Chart.withTitle name)
+    |> Chart.Grid(1, panels.Length)
+    |> Chart.withTitle "t-SNE of softmax-input features (sampled pixels)"
+    |> saveHtml (Path.Combine(folder, "tsne.html"))
+    Png.scatter (Path.Combine(folder, "tsne.png")) "t-SNE of softmax-input features (sampled pixels)" classNames panels

@@ -1,0 +1,137 @@
+/// Result rows, the result store, aggregation and tables.
+/// Notebook-safe: only FSharp.Core 10.0 API and System.Text.Json (notebooks `#load` this file).
+module ContrastSeg.Lab.Results
+
+open System
+open System.Globalization
+open System.IO
+open System.Text.Json
+
+/// One finished run of the grid: what was run, with which settings, and what it measured.
+[<CLIMutable>]
+type ResultRow =
+    { /// Ablation the row belongs to, e.g. "label-efficiency".
+      Experiment: string
+      /// The varied setting, e.g. "labelled=20".
+      Setting: string
+      /// The method, e.g. "cross-entropy" or "contrastive+finetune".
+      Method: string
+      Seed: int
+      /// Unique name of the unit of work (derived from its settings).
+      Run: string
+      /// Run folders of the stages, in order.
+      Stages: string[]
+      /// Validation or test metrics, as fractions.
+      MeanIoU: float
+      PixelAccuracy: float
+      /// Extra numbers (e.g. pseudo-label coverage, compactness).
+      Extras: Collections.Generic.Dictionary<string, float>
+      /// All settings that define the run, flattened to strings.
+      Settings: Collections.Generic.Dictionary<string, string>
+      WallSeconds: float
+      Machine: string
+      Finished: DateTimeOffset }
+
+let private json =
+    let o = JsonSerializerOptions(WriteIndented = true)
+    o.NumberHandling <- Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals
+    o
+
+/// File-per-run store under `<root>/rows/`: runs written on several machines merge by copying folders.
+type ResultStore(root: string) =
+    let rows = Path.Combine(root, "rows")
+
+    member _.Root = root
+    member _.RowPath(run: string) = Path.Combine(rows, run + ".json")
+    member this.Has(run: string) = File.Exists(this.RowPath run)
+
+    /// Writes a row atomically (temp file + rename), replacing an older row of the same run.
+    member this.Write(row: ResultRow) =
+        Directory.CreateDirectory rows |> ignore
+        let target = this.RowPath row.Run
+        let temp = target + "." + Guid.NewGuid().ToString("N") + ".tmp"
+        File.WriteAllText(temp, JsonSerializer.Serialize(row, json))
+        File.Move(temp, target, true)
+
+    member this.Read(run: string) : ResultRow option =
+        let p = this.RowPath run
+        if File.Exists p then Some(JsonSerializer.Deserialize<ResultRow>(File.ReadAllText p, json)) else None
+
+    /// Every row in the store, sorted by experiment, setting, method, seed.
+    member _.All() : ResultRow list =
+        if not (Directory.Exists rows) then []
+        else
+            Directory.GetFiles(rows, "*.json")
+            |> Array.map (fun f ->
+                try JsonSerializer.Deserialize<ResultRow>(File.ReadAllText f, json)
+                with e -> failwithf "result row %s is unreadable: %s" f e.Message)
+            |> Array.sortBy (fun r -> r.Experiment, r.Setting, r.Method, r.Seed)
+            |> List.ofArray
+
+/// Mean and spread of one (experiment, setting, method) cell over seeds.
+type Summary =
+    { Experiment: string
+      Setting: string
+      Method: string
+      N: int
+      MeanIoU: float
+      /// Sample standard deviation over seeds (0 with one seed).
+      Std: float
+      Min: float
+      Max: float
+      Seeds: int list }
+
+let private std (xs: float list) =
+    match xs with
+    | [] | [ _ ] -> 0.0
+    | _ ->
+        let m = List.average xs
+        sqrt (List.sumBy (fun x -> (x - m) * (x - m)) xs / float (List.length xs - 1))
+
+/// Groups rows by experiment, setting and method; mIoU mean, spread, range.
+let summarise (rows: ResultRow list) : Summary list =
+    rows
+    |> List.groupBy (fun r -> r.Experiment, r.Setting, r.Method)
+    |> List.map (fun ((e, s, m), rs) ->
+        let v = rs |> List.map (fun r -> r.MeanIoU)
+        { Experiment = e; Setting = s; Method = m; N = List.length rs
+          MeanIoU = List.average v; Std = std v; Min = List.min v; Max = List.max v
+          Seeds = rs |> List.map (fun r -> r.Seed) |> List.sort })
+
+let private pct (x: float) = (100.0 * x).ToString("F1", CultureInfo.InvariantCulture)
+
+/// Sorts settings like "labelled=20" numerically when their values are numbers.
+let settingOrder (s: string) =
+    let v = if s.Contains "=" then s.Substring(s.IndexOf '=' + 1) else s
+    match Double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture) with
+    | true, x -> (0, x, s)
+    | _ -> (1, 0.0, s)
+
+/// A Markdown table per experiment: rows = settings, columns = methods, cells = mean ± std (n).
+let markdown (summaries: Summary list) =
+    let sb = Text.StringBuilder()
+    for exp, cells in summaries |> List.groupBy (fun s -> s.Experiment) do
+        let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
+        sb.AppendLine(sprintf "### %s\n" exp)
+          .AppendLine("| setting | " + String.Join(" | ", methods) + " |")
+          .AppendLine("|---|" + String.Join("|", methods |> List.map (fun _ -> "---:")) + "|") |> ignore
+        for setting in cells |> List.map (fun c -> c.Setting) |> List.distinct |> List.sortBy settingOrder do
+            let cell m =
+                match cells |> List.tryFind (fun c -> c.Setting = setting && c.Method = m) with
+                | Some c when c.N > 1 -> sprintf "%s ± %s (n=%d)" (pct c.MeanIoU) (pct c.Std) c.N
+                | Some c -> sprintf "%s (n=1)" (pct c.MeanIoU)
+                | None -> "-"
+            sb.AppendLine("| " + setting + " | " + String.Join(" | ", methods |> List.map cell) + " |") |> ignore
+        sb.AppendLine() |> ignore
+    sb.ToString()
+
+let private csvField (s: string) = if s.IndexOfAny([| ','; '"'; '\n' |]) >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s
+
+/// One CSV line per run (all rows, not aggregated), with mIoU in percent.
+let csv (rows: ResultRow list) =
+    let header = "experiment,setting,method,seed,run,miou_pct,pixel_accuracy_pct,wall_seconds"
+    let lines =
+        rows |> List.map (fun r ->
+            String.Join(",", [ csvField r.Experiment; csvField r.Setting; csvField r.Method; string r.Seed; csvField r.Run
+                               pct r.MeanIoU; pct r.PixelAccuracy; r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture) ]))
+    String.Join("\n", header :: lines) + "\n"

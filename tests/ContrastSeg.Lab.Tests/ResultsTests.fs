@@ -1,0 +1,82 @@
+module ContrastSeg.Lab.Tests.ResultsTests
+
+open System
+open System.IO
+open System.Collections.Generic
+open Expecto
+open ContrastSeg.Lab.Results
+
+let row exp setting meth seed miou : ResultRow =
+    { Experiment = exp; Setting = setting; Method = meth; Seed = seed
+      Run = sprintf "%s_%s_%s_s%d" exp (setting.Replace("=", "")) meth seed
+      Stages = [| "runs/a" |]; MeanIoU = miou; PixelAccuracy = 0.9
+      Extras = Dictionary(); Settings = Dictionary(dict [ "seed", string seed ])
+      WallSeconds = 12.5; Machine = "test"; Finished = DateTimeOffset(2026, 11, 27, 0, 0, 0, TimeSpan.Zero) }
+
+let tempDir () = Directory.CreateTempSubdirectory("contrastseg-results-").FullName
+
+let tests =
+    testList "results" [
+        test "rows round-trip through the store and are found by run name" {
+            let store = ResultStore(tempDir ())
+            let r = row "label-efficiency" "labelled=20" "cross-entropy" 0 0.25
+            Expect.isFalse (store.Has r.Run) "empty store"
+            store.Write r
+            Expect.isTrue (store.Has r.Run) "written"
+            let back = (store.Read r.Run).Value
+            Expect.equal back.MeanIoU 0.25 "mIoU"
+            Expect.equal back.Settings.["seed"] "0" "settings"
+            Expect.equal (store.All() |> List.length) 1 "one row"
+        }
+
+        test "stores written on different machines merge by copying files" {
+            let a, b = ResultStore(tempDir ()), ResultStore(tempDir ())
+            a.Write(row "e" "s=1" "m" 0 0.1)
+            b.Write(row "e" "s=1" "m" 1 0.3)
+            for f in Directory.GetFiles(Path.Combine(b.Root, "rows")) do
+                File.Copy(f, Path.Combine(a.Root, "rows", Path.GetFileName(f: string) |> nonNull))
+            let s = summarise (a.All()) |> List.exactlyOne
+            Expect.equal s.N 2 "two seeds"
+            Expect.floatClose Accuracy.high s.MeanIoU 0.2 "mean"
+            Expect.floatClose Accuracy.high s.Std (sqrt 0.02) "sample std"
+            Expect.equal s.Seeds [ 0; 1 ] "seeds"
+        }
+
+        test "a NaN mIoU survives the store" {
+            let store = ResultStore(tempDir ())
+            store.Write(row "e" "s" "m" 0 nan)
+            Expect.isTrue (Double.IsNaN (store.All() |> List.head).MeanIoU) "NaN kept"
+        }
+
+        test "summaries group by experiment, setting and method" {
+            let rows =
+                [ for seed in 0..2 do
+                    yield row "label-efficiency" "labelled=20" "cross-entropy" seed (0.10 + 0.01 * float seed)
+                    yield row "label-efficiency" "labelled=20" "contrastive" seed (0.20 + 0.01 * float seed)
+                    yield row "label-efficiency" "labelled=200" "cross-entropy" seed 0.4 ]
+            let s = summarise rows
+            Expect.equal s.Length 3 "three cells"
+            let ce20 = s |> List.find (fun c -> c.Setting = "labelled=20" && c.Method = "cross-entropy")
+            Expect.floatClose Accuracy.high ce20.MeanIoU 0.11 "mean over seeds"
+            Expect.floatClose Accuracy.high ce20.Std 0.01 "std over seeds"
+            let flat = s |> List.find (fun c -> c.Setting = "labelled=200")
+            Expect.floatClose Accuracy.veryHigh flat.Std 0.0 "identical values"
+        }
+
+        test "markdown tables sort settings numerically and show mean ± std" {
+            let rows = [ row "x" "labelled=200" "ce" 0 0.4; row "x" "labelled=20" "ce" 0 0.1; row "x" "labelled=20" "ce" 1 0.2; row "x" "labelled=20" "con" 0 0.3 ]
+            let md = markdown (summarise rows)
+            let i20, i200 = md.IndexOf "| labelled=20 |", md.IndexOf "| labelled=200 |"
+            Expect.isTrue (i20 >= 0 && i200 > i20) "numeric order"
+            Expect.stringContains md "15.0 ± 7.1 (n=2)" "mean ± std with n"
+            Expect.stringContains md "| labelled=200 | 40.0 (n=1) | - |" "missing cell shown as -"
+        }
+
+        test "csv has one line per run with a header" {
+            let text = csv [ row "e" "a,b" "m" 0 0.5 ]
+            let lines = text.Trim().Split('\n')
+            Expect.equal lines.Length 2 "header + row"
+            Expect.stringContains lines.[1] "\"a,b\"" "quoted field"
+            Expect.stringContains lines.[1] ",50.0," "percent"
+        }
+    ]
