@@ -82,6 +82,32 @@ public class ImageCodecTests
     }
 
     [Fact]
+    public void Image_data_split_over_several_idat_chunks_is_joined()
+    {
+        var labels = TestFiles.Labels(40, 30, classes: 21);
+        var png = ImageCodec.EncodeIndexPng(labels, Palettes.Voc, PngFilterChoice.Paeth);
+        // Re-chunk: every chunk copied, except IDAT, whose data is cut into 7-byte chunks.
+        var output = new List<byte>(png[..8]);
+        for (var pos = 8; pos < png.Length;)
+        {
+            var length = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(pos));
+            var type = png.AsSpan(pos + 4, 4).ToArray();
+            var data = png.AsSpan(pos + 8, length).ToArray();
+            foreach (var part in type.SequenceEqual("IDAT"u8.ToArray()) ? data.Chunk(7) : [data])
+            {
+                var head = new byte[8];
+                BinaryPrimitives.WriteInt32BigEndian(head, part.Length);
+                type.CopyTo(head, 4);
+                var crc = new byte[4];
+                BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32.OfChunk(type, part));
+                output.AddRange([.. head, .. part, .. crc]);
+            }
+            pos += 12 + length;
+        }
+        Assert.Equal(labels.Labels, ImageCodec.DecodeIndexPng(output.ToArray(), "chunked.png").Labels);
+    }
+
+    [Fact]
     public void WriteIndexPng_and_WriteRgbPng_write_readable_files()
     {
         using var tmp = new TempDir();

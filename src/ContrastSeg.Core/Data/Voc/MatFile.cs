@@ -201,8 +201,9 @@ internal sealed class MatFile
             case MxStruct:
             {
                 var (lenType, lenData) = c.Next("field name length");
-                if (lenType != MiInt32 || lenData.Length < 4) throw Truncated("struct field name length must be miINT32");
-                var nameLength = (int)U32(lenData.Span);
+                var lengths = ToDoubles(lenType, lenData, lenData.Length / ElementSize(lenType)); // miINT32 by the format; any integer accepted
+                if (lengths.Length != 1 || lengths[0] is < 1 or > 4096) throw Truncated("malformed struct field name length");
+                var nameLength = (int)lengths[0];
                 var (fnType, fnData) = c.Next("field names");
                 if (fnType != MiInt8 || nameLength <= 0 || fnData.Length % nameLength != 0) throw Truncated("malformed struct field names");
                 var fields = new string[fnData.Length / nameLength];
@@ -252,16 +253,18 @@ internal sealed class MatFile
         }
     }
 
+    private int ElementSize(int type) => type switch
+    {
+        MiInt8 or MiUInt8 => 1,
+        MiInt16 or MiUInt16 => 2,
+        MiInt32 or MiUInt32 or MiSingle => 4,
+        MiDouble or MiInt64 or MiUInt64 => 8,
+        _ => throw Truncated($"numeric data of element type {type} is not supported"),
+    };
+
     private double[] ToDoubles(int type, ReadOnlyMemory<byte> data, long count)
     {
-        var size = type switch
-        {
-            MiInt8 or MiUInt8 => 1,
-            MiInt16 or MiUInt16 => 2,
-            MiInt32 or MiUInt32 or MiSingle => 4,
-            MiDouble or MiInt64 or MiUInt64 => 8,
-            _ => throw Truncated($"numeric data of element type {type} is not supported"),
-        };
+        var size = ElementSize(type);
         if (data.Length != count * size) throw Truncated($"numeric data holds {data.Length} bytes, expected {count} values of {size} bytes");
         var s = data.Span;
         var result = new double[count];
