@@ -1,0 +1,55 @@
+using ContrastSeg.Data;
+using SkiaSharp;
+
+namespace ContrastSeg.Tests.Data;
+
+/// <summary>Tiny synthetic images and masks for bad-input tests.</summary>
+public static class TestFiles
+{
+    /// <summary>A deterministic RGB test pattern.</summary>
+    public static RgbImage Pattern(int width, int height)
+    {
+        var px = new byte[width * height * 3];
+        for (var y = 0; y < height; y++)
+        for (var x = 0; x < width; x++)
+        {
+            var i = 3 * (y * width + x);
+            px[i] = (byte)(x * 255 / Math.Max(1, width - 1));
+            px[i + 1] = (byte)(y * 255 / Math.Max(1, height - 1));
+            px[i + 2] = (byte)((x * 7 + y * 13) % 256);
+        }
+        return new RgbImage(width, height, px);
+    }
+
+    /// <summary>Labels with a few class blocks and a 255 border.</summary>
+    public static LabelMap Labels(int width, int height, byte classes = 3)
+    {
+        var l = new byte[width * height];
+        for (var y = 0; y < height; y++)
+        for (var x = 0; x < width; x++)
+            l[y * width + x] = x == 0 || y == 0 ? LabelMap.Ignore : (byte)((x / 3 + y / 2) % classes);
+        return new LabelMap(width, height, l);
+    }
+
+    /// <summary>Writes a JPEG with SkiaSharp.</summary>
+    public static void WriteJpeg(string path, int width, int height, int quality = 90) =>
+        File.WriteAllBytes(path, Encode(width, height, SKEncodedImageFormat.Jpeg, quality));
+
+    /// <summary>Writes an RGB(A) PNG with SkiaSharp (colour type 2 or 6, whatever Skia picks).</summary>
+    public static void WriteSkiaPng(string path, int width, int height) =>
+        File.WriteAllBytes(path, Encode(width, height, SKEncodedImageFormat.Png, 100));
+
+    private static byte[] Encode(int width, int height, SKEncodedImageFormat format, int quality)
+    {
+        var img = Pattern(width, height);
+        using var bmp = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        for (var y = 0; y < height; y++)
+        for (var x = 0; x < width; x++)
+        {
+            var i = 3 * (y * width + x);
+            bmp.SetPixel(x, y, new SKColor(img.Pixels[i], img.Pixels[i + 1], img.Pixels[i + 2]));
+        }
+        using var data = bmp.Encode(format, quality);
+        return data.ToArray();
+    }
+}
