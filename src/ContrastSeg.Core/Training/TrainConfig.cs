@@ -53,6 +53,8 @@ public sealed record DataSettings
     public int ValScenes { get; init; } = 300;
     /// <summary>Seed of the data (scenes, labelled subset), separate from the training seed.</summary>
     public int DataSeed { get; init; } = 0;
+    /// <summary>Folder of pseudo-label index PNGs (<c>&lt;id&gt;.png</c>) for unlabelled training images; they join the labelled subset.</summary>
+    public string? PseudoLabels { get; init; }
 }
 
 /// <summary>Network shape (see <see cref="SegmentationModelOptions"/>).</summary>
@@ -320,15 +322,20 @@ public static class RunNames
         };
         var depth = (int)c.Model.Depth;
         var data = c.Data.Dataset switch { "fashion-mnist-scenes" => "fmscenes", var other => other };
-        var labelled = c.Data.Labelled is { } n ? $"n{n}" : "all";
+        var labelled = (c.Data.Labelled is { } n ? $"n{n}" : "all") + (c.Data.PseudoLabels is { } pseudo ? "+pseudo-" + Hash(pseudo) : "");
         var batch = c.Optimizer.Accumulation > 1 ? $"b{c.Optimizer.BatchSize}x{c.Optimizer.Accumulation}" : $"b{c.Optimizer.BatchSize}";
-        var init = c.InitFrom is null ? "" : "_init-" + Sanitize(Path.GetFileNameWithoutExtension(c.InitFrom.TrimEnd('/', '\\')));
+        var init = c.InitFrom is null ? "" : "_init-" + InitTag(c.InitFrom);
         return $"{stage}_r{depth}w{N(c.Model.Width)}-os{c.Model.OutputStride}_{data}-{labelled}_crop{c.Data.Crop}_{batch}_{c.Optimizer.Steps}st_lr{N(c.Optimizer.LearningRate)}{init}_s{c.Seed}";
     }
 
-    private static string Sanitize(string s)
+    /// <summary>A short readable prefix of the initial weights' name plus a hash of the full path, so names stay unique.</summary>
+    private static string InitTag(string initFrom)
     {
-        var clean = new string(s.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '.' ? ch : '-').ToArray());
-        return clean.Length > 48 ? clean[..48] : clean;
+        var name = Path.GetFileName(initFrom.TrimEnd('/', '\\'));
+        var clean = new string(name.Select(ch => char.IsLetterOrDigit(ch) || ch is '-' or '.' ? ch : '-').ToArray());
+        return (clean.Length > 20 ? clean[..20] : clean) + "-" + Hash(initFrom);
     }
+
+    private static string Hash(string path) =>
+        Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(path.Replace('\\', '/'))), 0, 4).ToLowerInvariant();
 }

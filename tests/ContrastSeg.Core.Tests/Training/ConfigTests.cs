@@ -72,6 +72,11 @@ public class ConfigTests
         var contrastive = baseline with { Stage = TrainingStage.Contrastive, Contrastive = new ContrastiveSettings { Variant = ContrastiveVariant.CrossImage } };
         Assert.StartsWith("contrastive-cross-t0.07_", contrastive.RunName);
         Assert.Contains("-nodistort", (contrastive with { Data = contrastive.Data with { ContrastiveDistortion = false } }).RunName);
+        // A student trained on pseudo-labels is another run than its teacher, and so is one from other weights.
+        var student = baseline with { Data = baseline.Data with { PseudoLabels = "runs/pseudo/teacher" } };
+        Assert.Contains("n20+pseudo-", student.RunName);
+        Assert.NotEqual(baseline.RunName, student.RunName);
+        Assert.NotEqual((baseline with { InitFrom = "runs/a" }).RunName, (baseline with { InitFrom = "runs/b" }).RunName);
     }
 
     [Fact]

@@ -1,0 +1,237 @@
+using System.Text.Json;
+using ContrastSeg.Data;
+using ContrastSeg.Evaluation;
+using ContrastSeg.Models;
+using ContrastSeg.Runtime;
+using static TorchSharp.torch;
+
+namespace ContrastSeg.Training;
+
+/// <summary>Evaluation of a trained model on a split.</summary>
+/// <param name="Run">Checkpoint evaluated.</param>
+/// <param name="Split">Split name.</param>
+/// <param name="Metrics">mIoU, per-class IoU, accuracy.</param>
+/// <param name="ClassNames">Class names by index.</param>
+/// <param name="Confusion">The confusion matrix (rows = truth).</param>
+public sealed record EvalReport(string Run, string Split, SegmentationMetrics Metrics, IReadOnlyList<string> ClassNames, long[][] Confusion);
+
+/// <summary>Pseudo-labels written for the unlabelled images.</summary>
+/// <param name="Folder">Folder of index PNGs.</param>
+/// <param name="Images">Images labelled.</param>
+/// <param name="Coverage">Fraction of their pixels that kept a label.</param>
+public sealed record PseudoLabelReport(string Folder, int Images, double Coverage);
+
+/// <summary>
+/// A run from its config alone: datasets, labelled subset, augmentation, loader, model
+/// initialisation, the stage's objective, training, validation. What the scripts and the ablation
+/// grid call.
+/// </summary>
+public static class Experiment
+{
+    /// <summary>Trains (or resumes, or finds finished) the run described by <paramref name="config"/>; writes <c>eval.json</c>.</summary>
+    public static TrainResult Train(TrainConfig config, TextWriter? console = null)
+    {
+        TorchRuntime.EnsureInitialized();
+        config.Validate();
+        console ??= Console.Out;
+        var data = DataFactory.Open(config.Data, config.OutputRoot);
+        Seeding.SeedAll(config.Seed);
+        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
+        Initialise(config, model, console);
+
+        using ITrainingObjective objective = config.Stage == TrainingStage.Contrastive
+            ? new ContrastiveObjective(config.Contrastive, config.Seed, data.Info.IgnoreLabel)
+            : new CrossEntropyObjective(data.Info.IgnoreLabel);
+        var d = config.Data;
+        var pipeline = config.Stage == TrainingStage.Contrastive
+            ? TransformPipeline.Contrastive(d.Crop, d.ContrastiveDistortion ? d.DistortionStrength : 0, d.ScaleMin, d.ScaleMax)
+            : TransformPipeline.FineTune(d.Crop, d.ScaleMin, d.ScaleMax);
+        var loader = new SegmentationLoader(data.Train, pipeline, new LoaderOptions
+        {
+            BatchSize = config.Optimizer.BatchSize,
+            Shuffle = true,
+            Seed = config.Seed,
+            Workers = d.Workers > 0 ? d.Workers : Math.Max(1, Environment.ProcessorCount),
+            DropLast = data.Labelled.Count >= config.Optimizer.BatchSize,
+            TwoViews = config.Stage == TrainingStage.Contrastive && config.Contrastive.Variant != Losses.ContrastiveVariant.WithinImage,
+        }, data.Labelled);
+        console.WriteLine($"[{config.RunName}] data {data.Source}: {data.Labelled.Count} training images" +
+                          (data.SubsetFile is null ? "" : $" (subset {data.SubsetFile})") + $", {data.Val.Ids.Count} validation images");
+
+        ConfusionMatrix? lastMatrix = null;
+        Func<DeepLabV3Plus, SegmentationMetrics>? validate = config.Stage == TrainingStage.Contrastive
+            ? null
+            : m => (lastMatrix = Evaluate(m, data.Val, d, null)).Metrics();
+        var result = Trainer.Run(config, model, objective, start => loader.Steps(start), validate, console);
+        if (result.Validation is { } metrics && lastMatrix is not null)
+        {
+            var report = new EvalReport(CheckpointStore.Resolve(result.RunDirectory), "val", metrics, data.Info.ClassNames, lastMatrix.ToArray());
+            WriteJson(Path.Combine(result.RunDirectory, "eval.json"), report);
+        }
+        File.WriteAllText(Path.Combine(result.RunDirectory, "data.txt"), data.Source + Environment.NewLine);
+        return result;
+    }
+
+    private static void Initialise(TrainConfig config, DeepLabV3Plus model, TextWriter console)
+    {
+        if (config.InitFrom is not { } init) return;
+        if (File.Exists(init))
+        {
+            var report = PretrainedWeights.LoadEncoder(model.Backbone, init);
+            console.WriteLine($"[{config.RunName}] encoder from {init}: {report}");
+            if (report.Loaded.Count == 0) throw new InvalidDataException($"{init} holds no tensor of this encoder: {report}");
+            return;
+        }
+        var checkpoint = CheckpointStore.LoadWeights(init, model);
+        console.WriteLine($"[{config.RunName}] weights from {checkpoint}");
+        // Fine-tuning drops the projection head (it is not trained) and starts a fresh classifier.
+        if (config.Stage == TrainingStage.FineTune) model.ResetClassifier();
+    }
+
+    /// <summary>Confusion matrix of <paramref name="model"/> on <paramref name="split"/> (whole images, optional TTA).</summary>
+    public static ConfusionMatrix Evaluate(DeepLabV3Plus model, ISegmentationDataset split, DataSettings data, InferenceOptions? tta)
+    {
+        var matrix = new ConfusionMatrix(split.Info.NumClasses, split.Info.IgnoreLabel);
+        foreach (var batch in EvalLoader(split, data).Epoch(0))
+        {
+            using var scope = NewDisposeScope();
+            using (batch) matrix.Add(Inference.Predict(model, batch.Images, tta), batch.Labels);
+        }
+        return matrix;
+    }
+
+    /// <summary>Evaluates the checkpoint of a run (best, else latest) on its validation split or another split name.</summary>
+    public static EvalReport Evaluate(string runOrCheckpoint, TrainConfig config, InferenceOptions? tta = null, string? split = null)
+    {
+        TorchRuntime.EnsureInitialized();
+        var d = split is null ? config.Data : config.Data with { ValSplit = split };
+        var data = DataFactory.Open(d, config.OutputRoot);
+        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
+        var checkpoint = CheckpointStore.LoadWeights(runOrCheckpoint, model);
+        var matrix = Evaluate(model, data.Val, d, tta);
+        return new EvalReport(checkpoint, d.ValSplit, matrix.Metrics(), data.Info.ClassNames, matrix.ToArray());
+    }
+
+    /// <summary>Writes index PNGs and colour overlays of the predictions for a split.</summary>
+    public static int Predict(string runOrCheckpoint, TrainConfig config, string outputFolder, InferenceOptions? tta = null, int? limit = null)
+    {
+        TorchRuntime.EnsureInitialized();
+        var data = DataFactory.Open(config.Data, config.OutputRoot);
+        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
+        CheckpointStore.LoadWeights(runOrCheckpoint, model);
+        Directory.CreateDirectory(outputFolder);
+        var count = 0;
+        var indexOf = data.Val.Ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
+        foreach (var batch in EvalLoader(data.Val, config.Data).Epoch(0))
+        {
+            using var scope = NewDisposeScope();
+            using (batch)
+            {
+                var predictions = Inference.Predict(model, batch.Images, tta).to_type(ScalarType.Byte).cpu();
+                for (var i = 0; i < batch.Count && (limit is null || count < limit); i++, count++)
+                {
+                    var sample = data.Val.Load(indexOf[batch.Ids[i]]);
+                    var labels = new LabelMap((int)predictions.shape[2], (int)predictions.shape[1], predictions[i].data<byte>().ToArray());
+                    ImageCodec.WriteIndexPng(Path.Combine(outputFolder, batch.Ids[i] + ".png"), labels, data.Info.Palette);
+                    ImageCodec.WriteRgbPng(Path.Combine(outputFolder, batch.Ids[i] + "_overlay.png"), ImageCodec.Overlay(sample.Image, labels, data.Info.Palette, 0.5f));
+                }
+            }
+            if (limit is not null && count >= limit) break;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Predicts the unlabelled training images of <paramref name="config"/>'s labelled subset with the
+    /// teacher and writes pseudo-labels (confident pixels only) as index PNGs.
+    /// </summary>
+    public static PseudoLabelReport PseudoLabel(string teacherRun, TrainConfig config, PseudoLabelOptions options, string outputFolder)
+    {
+        TorchRuntime.EnsureInitialized();
+        var data = DataFactory.Open(config.Data with { PseudoLabels = null }, config.OutputRoot);
+        if (data.Unlabelled.Count == 0) throw new ConfigException("pseudo-labelling needs unlabelled images: set Data.Labelled below the training split size", "Data.Labelled");
+        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
+        CheckpointStore.LoadWeights(teacherRun, model);
+        Directory.CreateDirectory(outputFolder);
+        var loader = new SegmentationLoader(data.Train, TransformPipeline.Eval(), new LoaderOptions { BatchSize = 1, Shuffle = false, Workers = 1 }, data.Unlabelled);
+        double kept = 0;
+        var images = 0;
+        foreach (var batch in loader.Epoch(0))
+        {
+            using var scope = NewDisposeScope();
+            using (batch)
+            {
+                var labels = PseudoLabels.Select(Inference.Probabilities(model, batch.Images), options, data.Info.IgnoreLabel).to_type(ScalarType.Byte).cpu();
+                kept += PseudoLabels.Coverage(labels, data.Info.IgnoreLabel);
+                images++;
+                var map = new LabelMap((int)labels.shape[2], (int)labels.shape[1], labels[0].data<byte>().ToArray());
+                ImageCodec.WriteGrayscalePng(Path.Combine(outputFolder, batch.Ids[0] + ".png"), map);
+            }
+        }
+        var report = new PseudoLabelReport(outputFolder, images, images == 0 ? 0 : kept / images);
+        WriteJson(Path.Combine(outputFolder, "pseudo-labels.json"), report);
+        return report;
+    }
+
+    /// <summary>
+    /// Softmax-input features of up to <paramref name="perClass"/> randomly chosen pixels per class of the
+    /// validation split (labels nearest-resized to the feature resolution), for t-SNE and statistics.
+    /// </summary>
+    public static (Tensor Features, Tensor Labels) SampleFeatures(string runOrCheckpoint, TrainConfig config, int perClass, int seed, int maxImages = 64)
+    {
+        TorchRuntime.EnsureInitialized();
+        var data = DataFactory.Open(config.Data, config.OutputRoot);
+        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
+        CheckpointStore.LoadWeights(runOrCheckpoint, model);
+        model.eval();
+        using var noGrad = no_grad();
+        var feats = new List<Tensor>();
+        var labels = new List<Tensor>();
+        var seen = 0;
+        foreach (var batch in EvalLoader(data.Val, config.Data).Epoch(0))
+        {
+            using (batch)
+            {
+                var f = model.Features(batch.Images);
+                var y = Losses.PixelContrastiveLoss.ResizeLabelsNearest(batch.Labels, f.shape[2], f.shape[3]);
+                feats.Add(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]));
+                labels.Add(y.reshape(-1));
+                seen += batch.Count;
+            }
+            if (seen >= maxImages) break;
+        }
+        var all = cat(feats);
+        var ally = cat(labels);
+        using var gen = new Generator(0, CPU);
+        gen.manual_seed(seed);
+        var chosen = new List<Tensor>();
+        for (var c = 0; c < data.Info.NumClasses; c++)
+        {
+            var idx = (ally == c).nonzero().squeeze(1);
+            if (idx.shape[0] == 0) continue;
+            chosen.Add(idx.index_select(0, randperm(idx.shape[0], generator: gen).narrow(0, 0, Math.Min(perClass, idx.shape[0]))));
+        }
+        var pick = cat(chosen);
+        return (all.index_select(0, pick), ally.index_select(0, pick));
+    }
+
+    private static SegmentationLoader EvalLoader(ISegmentationDataset split, DataSettings data) =>
+        new(split, TransformPipeline.Eval(), new LoaderOptions
+        {
+            // Scenes share one size and batch well; real photos differ in size: one at a time.
+            BatchSize = data.Dataset == "fashion-mnist-scenes" ? 32 : 1,
+            Shuffle = false,
+            Workers = data.Workers > 0 ? data.Workers : Math.Max(1, Environment.ProcessorCount),
+        });
+
+    private static void WriteJson<T>(string path, T value)
+    {
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(value, new JsonSerializerOptions
+        {
+            WriteIndented = true,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        }));
+        File.Move(temp, path, true);
+    }
+}

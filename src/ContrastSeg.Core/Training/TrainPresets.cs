@@ -1,0 +1,70 @@
+using ContrastSeg.Models;
+
+namespace ContrastSeg.Training;
+
+/// <summary>
+/// Ready configs: the paper's full-scale VOC/Cityscapes settings (for GPU machines) and the CPU-scale
+/// embedded default. Learning rates follow the paper per stage: cross-entropy 0.03, contrastive 0.1,
+/// fine-tuning 0.007.
+/// </summary>
+public static class TrainPresets
+{
+    /// <summary>Names accepted by <see cref="Get"/>.</summary>
+    public static readonly IReadOnlyList<string> Names = new[] { "cpu", "voc", "cityscapes" };
+
+    /// <summary>A preset by name for a stage; <paramref name="root"/> is the dataset root for voc/cityscapes.</summary>
+    public static TrainConfig Get(string name, TrainingStage stage, string? root = null) => name.ToLowerInvariant() switch
+    {
+        "cpu" => Cpu(stage),
+        "voc" => Paper(stage, "voc", root, "train_aug", labelledLarge: 2500),
+        "cityscapes" => Paper(stage, "cityscapes", root, "train", labelledLarge: 1000),
+        _ => throw new ConfigException($"preset '{name}' is unknown; use one of {string.Join(", ", Names)}", "preset"),
+    };
+
+    /// <summary>Embedded Fashion-MNIST scenes, DeepLabV3+ ResNet-18 width 0.25 OS 8, a few minutes on 2 cores.</summary>
+    public static TrainConfig Cpu(TrainingStage stage) => new()
+    {
+        Stage = stage,
+        Optimizer = new OptimizerSettings
+        {
+            Steps = stage == TrainingStage.Baseline ? 600 : 400,
+            LearningRate = stage switch { TrainingStage.Contrastive => 0.1, _ => 0.03 },
+            BatchSize = 8,
+        },
+    };
+
+    /// <summary>
+    /// The paper's recipe: DeepLabV3+ ResNet-50 OS 16, 513x513 crops, batch 16, SGD momentum 0.9, weight decay
+    /// 4e-5, cosine decay, contrastive loss on 65x65 features at tau 0.07. Steps: contrastive 300K; fine-tuning
+    /// 300K above <paramref name="labelledLarge"/> labelled images, else 50K; cross-entropy 600K / 300K.
+    /// Set Data.Labelled and (for fine-tuning) InitFrom before use.
+    /// </summary>
+    public static TrainConfig Paper(TrainingStage stage, string dataset, string? root, string trainSplit, int labelledLarge, int? labelled = null)
+    {
+        var many = labelled is null || labelled > labelledLarge;
+        return new TrainConfig
+        {
+            Stage = stage,
+            Data = new DataSettings { Dataset = dataset, Root = root, TrainSplit = trainSplit, ValSplit = "val", Crop = 513, Labelled = labelled },
+            Model = new ModelSettings
+            {
+                Depth = ResNetDepth.ResNet50, OutputStride = 16, Width = 1.0, AsppChannels = 256, LowLevelChannels = 48,
+                DecoderChannels = 256, ProjectionLayers = 3, ProjectionChannels = 256,
+            },
+            Optimizer = new OptimizerSettings
+            {
+                BatchSize = 16,
+                LearningRate = stage switch { TrainingStage.Contrastive => 0.1, TrainingStage.FineTune => 0.007, _ => 0.03 },
+                Steps = stage switch
+                {
+                    TrainingStage.Contrastive => 300_000,
+                    TrainingStage.FineTune => many ? 300_000 : 50_000,
+                    _ => many ? 600_000 : 300_000,
+                },
+            },
+            Contrastive = new ContrastiveSettings { ResizeTo = 65, Temperature = 0.07 },
+            LogEvery = 100,
+            CheckpointEvery = 5000,
+        };
+    }
+}

@@ -1,0 +1,274 @@
+/// Command-line entry points: `train`, `evaluate`, `predict`, `pseudolabel`, `ablations`.
+/// The scripts in scripts/ and the Lab executable both call these; `--help` explains every option.
+module ContrastSeg.Lab.Cli
+
+open System
+open System.Diagnostics
+open System.IO
+open Argu
+open ContrastSeg.Evaluation
+open ContrastSeg.Training
+open ContrastSeg.Lab.Grid
+open ContrastSeg.Lab.Results
+
+/// Runs a command body: --help prints usage (exit 0); bad arguments and invalid settings print a clear message (exit 2).
+let private guard (name: string) (body: unit -> int) =
+    try body ()
+    with
+    | :? ArguParseException as e ->
+        (if e.ErrorCode = ErrorCode.HelpText then Console.Out else Console.Error).WriteLine e.Message
+        if e.ErrorCode = ErrorCode.HelpText then 0 else 2
+    | :? ConfigException as e -> eprintfn "%s: invalid setting %s: %s" name e.Field e.Message; 2
+    | :? ContrastSeg.Data.DatasetException as e -> eprintfn "%s: data problem: %s" name e.Message; 2
+    | :? TrainingDivergedException as e -> eprintfn "%s: %s" name e.Message; 3
+    | :? ContrastSeg.Runtime.TorchRuntimeException as e -> eprintfn "%s: %s" name e.Message; 4
+
+let private parse<'T when 'T :> IArgParserTemplate> (program: string) (argv: string[]) =
+    let argv = if argv.Length > 0 && argv.[0] = "--" then argv.[1..] else argv // `dotnet fsi x.fsx -- ...` passes the separator on
+    ArgumentParser.Create<'T>(programName = program).ParseCommandLine(argv, raiseOnUsage = true)
+
+// ---------------------------------------------------------------------------------------------- train
+
+type TrainArgs =
+    | [<AltCommandLine("-c")>] Config of path: string
+    | Preset of name: string
+    | Stage of stage: TrainingStage
+    | Data_Root of path: string
+    | Labelled of count: int
+    | Init_From of path: string
+    | [<AltCommandLine("-s")>] Set of assignment: string
+    | Print_Config
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Config _ -> "start from a config JSON file (e.g. a run's config.json)."
+            | Preset _ -> "start from a preset: cpu (embedded scenes, default), voc, cityscapes (paper settings)."
+            | Stage _ -> "Baseline (cross-entropy), Contrastive (pretraining) or FineTune (needs --init-from)."
+            | Data_Root _ -> "dataset root (VOCdevkit/VOC2012, Cityscapes root, custom folder, or a Fashion-MNIST folder)."
+            | Labelled _ -> "number of labelled training images (a seeded subset, written to a list file and reused)."
+            | Init_From _ -> "initial weights: a run folder or checkpoint, or torchvision ResNet weights (.safetensors/.pth)."
+            | Set _ -> "override any setting, e.g. --set Optimizer.LearningRate=0.01 --set Contrastive.Variant=CrossImage (repeatable)."
+            | Print_Config -> "print the final config JSON and the run name, and exit without training."
+
+let buildConfig (r: ParseResults<TrainArgs>) =
+    let stage = r.GetResult(Stage, TrainingStage.Baseline)
+    let start =
+        match r.TryGetResult Config with
+        | Some path -> TrainConfig.Load path
+        | None -> TrainPresets.Get(r.GetResult(Preset, "cpu"), stage, r.TryGetResult Data_Root |> Option.toObj)
+    let assignments =
+        [ if r.Contains Stage then yield sprintf "Stage=%O" stage
+          match r.TryGetResult Data_Root with Some p -> yield "Data.Root=" + p | None -> ()
+          match r.TryGetResult Labelled with Some n -> yield sprintf "Data.Labelled=%d" n | None -> ()
+          match r.TryGetResult Init_From with Some p -> yield "InitFrom=" + p | None -> ()
+          yield! r.GetResults Set ]
+    ConfigOverrides.Apply(start, assignments).Validate()
+
+let train (argv: string[]) =
+    guard "train" (fun () ->
+        let r = parse<TrainArgs> "train" argv
+        let config = buildConfig r
+        if r.Contains Print_Config then
+            printfn "%s\nrun name: %s" (config.ToJson()) config.RunName
+            0
+        else
+            let result = Experiment.Train config
+            match result.Validation with
+            | null -> printfn "done: %s (%d steps, %.0f s)" result.RunDirectory result.Steps result.Seconds
+            | m -> printfn "done: %s (%d steps, %.0f s), validation mIoU %.2f %%, pixel accuracy %.2f %%" result.RunDirectory result.Steps result.Seconds (100.0 * m.MeanIoU) (100.0 * m.PixelAccuracy)
+            0)
+
+// ------------------------------------------------------------------------------- evaluate / predict
+
+type EvalArgs =
+    | [<Mandatory; AltCommandLine("-r")>] Run of folder: string
+    | Split of name: string
+    | Flip
+    | Scales of scale: float list
+    | Output of path: string
+    | Limit of count: int
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Run _ -> "run folder (its best, else latest checkpoint) or a checkpoint folder; its config.json describes the data."
+            | Split _ -> "split to use (default: the run's validation split; 'test' for the scenes)."
+            | Flip -> "test-time augmentation: average with the mirrored image."
+            | Scales _ -> "test-time augmentation: average over input scales, e.g. --scales 0.75 1 1.25."
+            | Output _ -> "evaluate: write the report JSON here; predict: the folder for index PNGs and overlays."
+            | Limit _ -> "predict: at most this many images."
+
+let private runConfig (run: string) (split: string option) =
+    let file = Path.Combine(run, "config.json")
+    let file = if File.Exists file then file else Path.Combine(run, "..", "..", "config.json")
+    let c = TrainConfig.Load file
+    match split with
+    | Some s -> ConfigOverrides.Apply(c, [ "Data.ValSplit=" + s ])
+    | None -> c
+
+let private tta (r: ParseResults<EvalArgs>) =
+    InferenceOptions(r.Contains Flip, (match r.TryGetResult Scales with Some s -> Array.ofList s | None -> null))
+
+let evaluate (argv: string[]) =
+    guard "evaluate" (fun () ->
+        let r = parse<EvalArgs> "evaluate" argv
+        let run = r.GetResult Run
+        let report = Experiment.Evaluate(run, runConfig run None, tta r, r.TryGetResult Split |> Option.toObj)
+        printfn "%s on %s: mIoU %.2f %%, pixel accuracy %.2f %%" report.Run report.Split (100.0 * report.Metrics.MeanIoU) (100.0 * report.Metrics.PixelAccuracy)
+        report.Metrics.ClassIoU |> Seq.iteri (fun i v -> printfn "  %-14s %s" report.ClassNames.[i] (if Double.IsNaN v then "absent" else sprintf "%.2f" (100.0 * v)))
+        match r.TryGetResult Output with
+        | Some path -> File.WriteAllText(path, Text.Json.JsonSerializer.Serialize(report, Text.Json.JsonSerializerOptions(WriteIndented = true, NumberHandling = Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals)))
+        | None -> ()
+        0)
+
+let predict (argv: string[]) =
+    guard "predict" (fun () ->
+        let r = parse<EvalArgs> "predict" argv
+        let run = r.GetResult Run
+        let output = r.GetResult(Output, Path.Combine(run, "predictions"))
+        let n = Experiment.Predict(run, runConfig run (r.TryGetResult Split), output, tta r, Option.toNullable (r.TryGetResult Limit))
+        printfn "wrote %d predictions (index PNG + overlay) to %s" n output
+        0)
+
+type PseudoArgs =
+    | [<Mandatory; AltCommandLine("-r")>] Teacher of folder: string
+    | [<Mandatory>] Output of folder: string
+    | Object_Threshold of p: float
+    | Background_Threshold of p: float
+    | No_Background
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Teacher _ -> "the trained run whose predictions become pseudo-labels (its config gives data and labelled subset)."
+            | Output _ -> "folder for the pseudo-label index PNGs (then train with --set Data.PseudoLabels=<folder>)."
+            | Object_Threshold _ -> "softmax confidence an object pixel needs (default 0.8, as in the paper)."
+            | Background_Threshold _ -> "confidence the background class needs (default 0.97, the paper's VOC value)."
+            | No_Background -> "the dataset has no background class (Cityscapes): one threshold for all."
+
+let pseudolabel (argv: string[]) =
+    guard "pseudolabel" (fun () ->
+        let r = parse<PseudoArgs> "pseudolabel" argv
+        let teacher = r.GetResult Teacher
+        let options =
+            PseudoLabelOptions(r.GetResult(Object_Threshold, 0.8),
+                               (if r.Contains No_Background then Nullable() else Nullable(r.GetResult(Background_Threshold, 0.97))))
+        let report = Experiment.PseudoLabel(teacher, runConfig teacher None, options, r.GetResult Output)
+        printfn "pseudo-labelled %d images, %.1f %% of pixels kept, in %s" report.Images (100.0 * report.Coverage) report.Folder
+        0)
+
+// -------------------------------------------------------------------------------------- ablations
+
+type AblationArgs =
+    | Profile of name: string
+    | Data_Root of path: string
+    | Labelled of counts: int list
+    | Output of folder: string
+    | Runs of folder: string
+    | List
+    | Run of key: string
+    | Force
+    | Report_Only
+    | [<AltCommandLine("-s")>] Set of assignment: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Profile _ -> "quick (tiny, CI), default (CPU study on the embedded scenes, ~20 min on 2 cores), voc or cityscapes (paper scale, GPU)."
+            | Data_Root _ -> "dataset root for the voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
+            | Labelled _ -> "labelled-image counts of the label-efficiency study (paper profiles; e.g. --labelled 2 4 on the shared samples)."
+            | Output _ -> "results folder (default results/<profile>): rows/, results.md, results.csv, charts."
+            | Runs _ -> "folder for the training runs (default runs/<profile>)."
+            | List -> "print one command per cell (for a cluster job array) and exit."
+            | Run _ -> "run only the cell with this key (see --list); results from several machines merge by copying rows/."
+            | Force -> "redo cells even when their results exist (their run folders are deleted first)."
+            | Report_Only -> "only rebuild tables and charts from the results already in the folder."
+            | Set _ -> "override a setting of every stage, e.g. --set Data.Workers=1 (repeatable)."
+
+let profileOf (r: ParseResults<AblationArgs>) =
+    let name = r.GetResult(Profile, "default")
+    let runs = r.GetResult(Runs, Path.Combine("runs", name))
+    let needRoot () =
+        match r.TryGetResult Data_Root with
+        | Some root -> root
+        | None -> raise (ConfigException(sprintf "the %s profile needs --data-root" name, "--data-root"))
+    let p =
+        match name with
+        | "quick" -> quick runs
+        | "default" -> defaultProfile runs
+        | "voc" -> voc runs (needRoot ()) (r.GetResult(Labelled, [ 2118; 5295; 10582 ]))
+        | "cityscapes" -> cityscapes runs (needRoot ()) (r.GetResult(Labelled, [ 372; 744; 1488; 2975 ]))
+        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, voc or cityscapes" other, "--profile"))
+    let p =
+        match name, r.TryGetResult Data_Root with
+        | ("quick" | "default"), Some root -> { p with Base = ConfigOverrides.Apply(p.Base, [ "Data.Root=" + root ]) }
+        | _ -> p
+    let p = { p with Base = ConfigOverrides.Apply(p.Base, r.GetResults Set) }
+    p.Base.Validate() |> ignore
+    p
+
+/// Writes results.md, results.csv and the charts from the store.
+let report (p: Profile) (store: ResultStore) (command: string) (console: TextWriter) =
+    let rows = store.All()
+    let summaries = summarise rows
+    let folder = store.Root
+    let space = Runner.featureSpace p store folder console
+    Charts.labelEfficiency folder summaries
+    Charts.ablationBars folder summaries
+    File.WriteAllText(Path.Combine(folder, "results.csv"), csv rows)
+    let wall = rows |> List.sumBy (fun r -> r.WallSeconds)
+    let md = Text.StringBuilder()
+    md.AppendLine(sprintf "# ContrastSeg ablations: profile `%s`\n" p.Name)
+      .AppendLine(sprintf "%s.\n" p.Description)
+      .AppendLine(sprintf "- command: `%s`" command)
+      .AppendLine(sprintf "- machine: %s" (match rows with r :: _ -> r.Machine | [] -> Runner.machine ()))
+      .AppendLine(sprintf "- cells: %d, summed wall time of their runs: %.1f min" rows.Length (wall / 60.0))
+      .AppendLine(sprintf "- metric: mIoU (%%) on the `%s` split, mean ± sample std over seeds (n = seeds)\n" p.EvalSplit)
+      .AppendLine(markdown summaries) |> ignore
+    if not space.IsEmpty then
+        md.AppendLine("### feature space (softmax-input features of sampled pixels)\n")
+          .AppendLine("| model | intra-class (lower = compact) | inter-class (higher = separated) | ratio | nearest-centroid accuracy |")
+          .AppendLine("|---|---:|---:|---:|---:|") |> ignore
+        for s in space do
+            md.AppendLine(sprintf "| %s | %.3f | %.3f | %.2f | %.1f %% |" s.Method s.IntraClass s.InterClass s.Ratio (100.0 * s.NearestCentroidAccuracy)) |> ignore
+        md.AppendLine("\n![t-SNE](tsne.png)") |> ignore
+    md.AppendLine("\n![label efficiency](label-efficiency.png)") |> ignore
+    File.WriteAllText(Path.Combine(folder, "results.md"), md.ToString())
+    console.WriteLine(sprintf "results: %s (%d rows)" (Path.Combine(folder, "results.md")) rows.Length)
+
+let ablations (argv: string[]) =
+    guard "ablations" (fun () ->
+        let r = parse<AblationArgs> "ablations" argv
+        let p = profileOf r
+        let store = ResultStore(r.GetResult(Output, Path.Combine("results", p.Name)))
+        let command = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
+        if r.Contains List then
+            for c in p.Cells |> List.distinctBy (fun c -> c.Key) do
+                printfn "dotnet fsi scripts/ablations.fsx -- --profile %s --run %s%s" p.Name c.Key
+                    (String.Join("", [ for a in argv do if a.StartsWith "--data-root" || a.StartsWith "--labelled" || a.StartsWith "--set" then yield " " + a ]))
+            0
+        else
+            let opts = { Runner.Force = r.Contains Force; Runner.Console = Console.Out }
+            let clock = Stopwatch.StartNew()
+            let cells =
+                match r.TryGetResult Run with
+                | Some key ->
+                    match p.Cells |> List.filter (fun c -> c.Key = key) with
+                    | [] -> raise (ConfigException(sprintf "no cell '%s' in profile %s (see --list)" key p.Name, "--run"))
+                    | found -> found |> List.truncate 1
+                | None -> if r.Contains Report_Only then [] else p.Cells |> List.distinctBy (fun c -> c.Key)
+            cells |> List.iteri (fun i c ->
+                Console.WriteLine(sprintf "[ablations] cell %d/%d: %s" (i + 1) cells.Length c.Key)
+                Runner.runCell p store opts c |> ignore)
+            if (r.TryGetResult Run).IsNone then report p store command Console.Out
+            printfn "[ablations] %d cells in %.1f min" cells.Length clock.Elapsed.TotalMinutes
+            0)
+
+let usage () =
+    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations  (each with --help)"
+
+let main (argv: string[]) =
+    match argv |> List.ofArray with
+    | "train" :: rest -> train (Array.ofList rest)
+    | "evaluate" :: rest -> evaluate (Array.ofList rest)
+    | "predict" :: rest -> predict (Array.ofList rest)
+    | "pseudolabel" :: rest -> pseudolabel (Array.ofList rest)
+    | "ablations" :: rest -> ablations (Array.ofList rest)
+    | _ -> usage (); 2

@@ -1,0 +1,200 @@
+/// The ablation grid: recipes, cells, profiles, and the stage configs each cell trains.
+/// Notebook-safe (FSharp.Core 10.0 API, the C# core only).
+module ContrastSeg.Lab.Grid
+
+open System
+open System.IO
+open ContrastSeg.Losses
+open ContrastSeg.Models
+open ContrastSeg.Training
+open ContrastSeg.Lab.Configs
+
+/// How a cell trains its final model.
+type Recipe =
+    /// Cross-entropy only.
+    | CrossEntropy
+    /// Contrastive pretraining (variant, distortions on/off), then softmax fine-tuning.
+    | ContrastiveFineTune of variant: ContrastiveVariant * distortion: bool
+    /// Encoder from classification pretraining on single items; then CE, or contrastive + fine-tuning.
+    | ClassificationInit of withContrastive: bool
+    /// The teacher recipe, pseudo-labels for the unlabelled images, then the same recipe on labelled + pseudo-labelled.
+    | SemiSupervised of teacher: Recipe
+
+/// One unit of the grid: a row of the results.
+type Cell =
+    { Experiment: string
+      Setting: string
+      Method: string
+      Seed: int
+      Labelled: int option
+      Recipe: Recipe }
+
+    /// A stable name for the cell (file names, `--run`).
+    member c.Key =
+        let clean (s: string) = String(s.ToCharArray() |> Array.map (fun ch -> if Char.IsLetterOrDigit ch || ch = '-' || ch = '.' then ch else '-'))
+        sprintf "%s.%s.%s.s%d" (clean c.Experiment) (clean c.Method) (clean c.Setting) c.Seed
+
+/// A named grid with its training schedule.
+type Profile =
+    { Name: string
+      Description: string
+      /// Data, model and shared settings of every stage.
+      Base: TrainConfig
+      CeSteps: int
+      CeLearningRate: float
+      PretrainSteps: int
+      PretrainLearningRate: float
+      FinetuneSteps: int
+      FinetuneLearningRate: float
+      Classification: ClassificationPretrainingOptions
+      Pseudo: PseudoLabelOptions
+      Cells: Cell list
+      /// Feature-space plot: labelled count and pixels per class, or None.
+      Tsne: (int * int) option
+      /// Split the final models are scored on ("test" for the scenes; "val" where test labels are not public).
+      EvalSplit: string }
+
+let private withOptimizer (c: TrainConfig) steps lr =
+    c |> set <@ fun c -> c.Optimizer @> (c.Optimizer |> set <@ fun o -> o.Steps @> steps |> set <@ fun o -> o.LearningRate @> lr)
+
+/// Where classification-pretrained encoder weights go for a profile.
+let classificationWeights (p: Profile) =
+    let e = p.Base.Model
+    Path.Combine(p.Base.OutputRoot, "pretrained",
+                 sprintf "fmnist-classification_r%d-w%g_%dst_s%d.safetensors" (int e.Depth) e.Width p.Classification.Steps p.Classification.Seed)
+
+/// The training stages of a recipe, in order, with `pseudo` as the pseudo-label folder for students.
+let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option) : TrainConfig list =
+    let data =
+        p.Base.Data
+        |> set <@ fun d -> d.Labelled @> (Option.toNullable cell.Labelled)
+        |> set <@ fun d -> d.PseudoLabels @> (Option.toObj pseudo)
+    let common = p.Base |> set <@ fun c -> c.Seed @> cell.Seed |> set <@ fun c -> c.Data @> data
+    let stage s (init: string) = common |> set <@ fun c -> c.Stage @> s |> set <@ fun c -> c.InitFrom @> init
+    let ce init = withOptimizer (stage TrainingStage.Baseline init) p.CeSteps p.CeLearningRate
+    let twoStage variant distortion init =
+        let pre =
+            stage TrainingStage.Contrastive init
+            |> set <@ fun c -> c.Data @> (data |> set <@ fun d -> d.ContrastiveDistortion @> distortion)
+            |> set <@ fun c -> c.Contrastive @> (common.Contrastive |> set <@ fun k -> k.Variant @> variant)
+        let pre = withOptimizer pre p.PretrainSteps p.PretrainLearningRate
+        let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) p.FinetuneSteps p.FinetuneLearningRate
+        [ pre; fine ]
+    match recipe with
+    | CrossEntropy -> [ ce null ]
+    | ContrastiveFineTune (v, d) -> twoStage v d null
+    | ClassificationInit false -> [ ce (classificationWeights p) ]
+    | ClassificationInit true -> twoStage ContrastiveVariant.WithinImage true (classificationWeights p)
+    | SemiSupervised teacher -> stages p cell teacher pseudo
+
+/// The pseudo-label folder of a semi-supervised cell (named after its teacher's final run).
+let pseudoFolder (p: Profile) (cell: Cell) =
+    match cell.Recipe with
+    | SemiSupervised teacher ->
+        let teacherFinal = stages p cell teacher None |> List.last
+        Some(Path.Combine(p.Base.OutputRoot, "pseudo", teacherFinal.RunName))
+    | _ -> None
+
+let private cells experiment seeds (rows: (string * string * int option * Recipe) list) =
+    [ for seed in seeds do
+        for setting, meth, labelled, recipe in rows ->
+            { Experiment = experiment; Setting = setting; Method = meth; Seed = seed; Labelled = labelled; Recipe = recipe } ]
+
+let private ce, con = "cross-entropy", "contrastive+finetune"
+
+/// The paper's ablations on a profile's label counts (the lowest count for the one-setting ablations).
+let paperGrid (labelCounts: int list) (seeds: int list) (ablationSeeds: int list) =
+    let low = List.min labelCounts
+    let lowName = sprintf "labelled=%d" low
+    let within = ContrastiveFineTune(ContrastiveVariant.WithinImage, true)
+    [ yield! cells "label-efficiency" seeds
+                 [ for n in labelCounts do
+                     yield sprintf "labelled=%d" n, ce, Some n, CrossEntropy
+                     yield sprintf "labelled=%d" n, con, Some n, within ]
+      yield! cells "distortions" ablationSeeds
+                 [ "distortions=on", con, Some low, within
+                   "distortions=off", con, Some low, ContrastiveFineTune(ContrastiveVariant.WithinImage, false) ]
+      yield! cells "loss-variant" ablationSeeds
+                 [ "variant=within-image", con, Some low, within
+                   "variant=cross-image", con, Some low, ContrastiveFineTune(ContrastiveVariant.CrossImage, true)
+                   "variant=batch", con, Some low, ContrastiveFineTune(ContrastiveVariant.Batch, true) ]
+      yield! cells "classification-pretraining" ablationSeeds
+                 [ "init=scratch", ce, Some low, CrossEntropy
+                   "init=scratch", con, Some low, within
+                   "init=classification", ce, Some low, ClassificationInit false
+                   "init=classification", con, Some low, ClassificationInit true ]
+      yield! cells "semi-supervised" ablationSeeds
+                 [ lowName + ",pseudo=off", con, Some low, within
+                   lowName + ",pseudo=on", con, Some low, SemiSupervised within ] ]
+
+let private scenes (root: string) =
+    TrainConfig(OutputRoot = root, LogEvery = 50, CheckpointEvery = 500, KeepLast = 1)
+
+/// `quick`: the whole pipeline end to end on a tiny grid (CI; a few minutes on 2 cores).
+let quick (runs: string) =
+    let b = scenes runs
+    { Name = "quick"
+      Description = "every ablation at toy scale: proves the pipeline, not the method"
+      Base =
+        b |> set <@ fun c -> c.Data @> (b.Data |> set <@ fun d -> d.TrainScenes @> 400 |> set <@ fun d -> d.ValScenes @> 64)
+          |> set <@ fun c -> c.LogEvery @> 10
+      CeSteps = 30; CeLearningRate = 0.03
+      PretrainSteps = 20; PretrainLearningRate = 0.1
+      FinetuneSteps = 20; FinetuneLearningRate = 0.03
+      Classification = ClassificationPretrainingOptions(Steps = 30, BatchSize = 32)
+      Pseudo = PseudoLabelOptions()
+      Cells = paperGrid [ 8; 40 ] [ 0 ] [ 0 ]
+      Tsne = Some(8, 40)
+      EvalSplit = "test" }
+
+/// `default`: the CPU-scale study on the embedded Fashion-MNIST scenes.
+let defaultProfile (runs: string) =
+    let b = scenes runs
+    { Name = "default"
+      Description = "Fashion-MNIST scenes 64x64, DeepLabV3+ ResNet-18 (width 0.25, OS 8), SGD + cosine"
+      Base = b
+      CeSteps = 600; CeLearningRate = 0.03
+      PretrainSteps = 400; PretrainLearningRate = 0.1
+      FinetuneSteps = 400; FinetuneLearningRate = 0.03
+      Classification = ClassificationPretrainingOptions(Steps = 1500)
+      Pseudo = PseudoLabelOptions()
+      Cells = paperGrid [ 10; 50; 250; 2000 ] [ 0; 1; 2 ] [ 0 ]
+      Tsne = Some(10, 150)
+      EvalSplit = "test" }
+
+/// Paper-scale profiles (meant for GPU machines): DeepLabV3+ ResNet-50, 513 crops, batch 16.
+let private paperBase (runs: string) (dataset: string) (root: string) (crop: int) =
+    TrainConfig(
+        OutputRoot = runs, LogEvery = 100, CheckpointEvery = 5000, KeepLast = 2,
+        Data = DataSettings(Dataset = dataset, Root = root, Crop = crop, TrainSplit = (if dataset = "voc" then "train_aug" else "train"), ValSplit = "val"),
+        Model = ModelSettings(Depth = ResNetDepth.ResNet50, OutputStride = 16, Width = 1.0, AsppChannels = 256, LowLevelChannels = 48,
+                              DecoderChannels = 256, ProjectionLayers = 3, ProjectionChannels = 256),
+        Optimizer = OptimizerSettings(BatchSize = 16),
+        Contrastive = ContrastiveSettings(ResizeTo = 65))
+
+let voc (runs: string) (root: string) (labelCounts: int list) =
+    { Name = "voc"
+      Description = "PASCAL VOC 2012 train_aug, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)"
+      Base = paperBase runs "voc" root 513
+      CeSteps = 300000; CeLearningRate = 0.03
+      PretrainSteps = 300000; PretrainLearningRate = 0.1
+      FinetuneSteps = 50000; FinetuneLearningRate = 0.007
+      Classification = ClassificationPretrainingOptions()
+      Pseudo = PseudoLabelOptions()
+      Cells = paperGrid labelCounts [ 0 ] [ 0 ] |> List.filter (fun c -> c.Experiment <> "classification-pretraining")
+      Tsne = None
+      EvalSplit = "val" }
+
+let cityscapes (runs: string) (root: string) (labelCounts: int list) =
+    { Name = "cityscapes"
+      Description = "Cityscapes fine train, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)"
+      Base = paperBase runs "cityscapes" root 513
+      CeSteps = 300000; CeLearningRate = 0.03
+      PretrainSteps = 300000; PretrainLearningRate = 0.1
+      FinetuneSteps = 50000; FinetuneLearningRate = 0.007
+      Classification = ClassificationPretrainingOptions()
+      // Cityscapes has no background class: 0.8 for every class.
+      Pseudo = PseudoLabelOptions(BackgroundThreshold = Nullable())
+      Cells = paperGrid labelCounts [ 0 ] [ 0 ] |> List.filter (fun c -> c.Experiment <> "classification-pretraining")
+      Tsne = None
+      EvalSplit = "val" }

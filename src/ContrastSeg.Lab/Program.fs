@@ -1,0 +1,4 @@
+module ContrastSeg.Lab.Program
+
+[<EntryPoint>]
+let main argv = Cli.main argv
