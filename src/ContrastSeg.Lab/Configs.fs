@@ -1,5 +1,5 @@
 /// Copy-and-update for the C# config records from F#, which has no `with` for them.
-/// `config |> set <@ fun c -> c.Seed @> 3` copies the record and sets one init-only property;
+/// `config |> update <@ fun c -> c.Seed @> 3` copies the record and sets one init-only property;
 /// the quotation keeps the property name checked by the compiler.
 module ContrastSeg.Lab.Configs
 
@@ -10,7 +10,7 @@ open Microsoft.FSharp.Quotations.Patterns
 let private memberwiseClone = typeof<obj>.GetMethod("MemberwiseClone", BindingFlags.Instance ||| BindingFlags.NonPublic)
 
 /// A copy of `x` with the property named by `property` set to `value`.
-let set (property: Expr<'T -> 'V>) (value: 'V) (x: 'T) : 'T =
+let update (property: Expr<'T -> 'V>) (value: 'V) (x: 'T) : 'T =
     match property with
     | Lambda(_, PropertyGet(Some _, info, [])) ->
         let copy = memberwiseClone.Invoke(x, [||]) :?> 'T

@@ -55,7 +55,7 @@ type Profile =
       EvalSplit: string }
 
 let private withOptimizer (c: TrainConfig) steps lr =
-    c |> set <@ fun c -> c.Optimizer @> (c.Optimizer |> set <@ fun o -> o.Steps @> steps |> set <@ fun o -> o.LearningRate @> lr)
+    c |> update <@ fun c -> c.Optimizer @> (c.Optimizer |> update <@ fun o -> o.Steps @> steps |> update <@ fun o -> o.LearningRate @> lr)
 
 /// Where classification-pretrained encoder weights go for a profile.
 let classificationWeights (p: Profile) =
@@ -67,16 +67,16 @@ let classificationWeights (p: Profile) =
 let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option) : TrainConfig list =
     let data =
         p.Base.Data
-        |> set <@ fun d -> d.Labelled @> (Option.toNullable cell.Labelled)
-        |> set <@ fun d -> d.PseudoLabels @> (Option.toObj pseudo)
-    let common = p.Base |> set <@ fun c -> c.Seed @> cell.Seed |> set <@ fun c -> c.Data @> data
-    let stage s (init: string) = common |> set <@ fun c -> c.Stage @> s |> set <@ fun c -> c.InitFrom @> init
+        |> update <@ fun d -> d.Labelled @> (Option.toNullable cell.Labelled)
+        |> update <@ fun d -> d.PseudoLabels @> (Option.toObj pseudo)
+    let common = p.Base |> update <@ fun c -> c.Seed @> cell.Seed |> update <@ fun c -> c.Data @> data
+    let stage s (init: string) = common |> update <@ fun c -> c.Stage @> s |> update <@ fun c -> c.InitFrom @> init
     let ce init = withOptimizer (stage TrainingStage.Baseline init) p.CeSteps p.CeLearningRate
     let twoStage variant distortion init =
         let pre =
             stage TrainingStage.Contrastive init
-            |> set <@ fun c -> c.Data @> (data |> set <@ fun d -> d.ContrastiveDistortion @> distortion)
-            |> set <@ fun c -> c.Contrastive @> (common.Contrastive |> set <@ fun k -> k.Variant @> variant)
+            |> update <@ fun c -> c.Data @> (data |> update <@ fun d -> d.ContrastiveDistortion @> distortion)
+            |> update <@ fun c -> c.Contrastive @> (common.Contrastive |> update <@ fun k -> k.Variant @> variant)
         let pre = withOptimizer pre p.PretrainSteps p.PretrainLearningRate
         let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) p.FinetuneSteps p.FinetuneLearningRate
         [ pre; fine ]
@@ -136,8 +136,8 @@ let quick (runs: string) =
     { Name = "quick"
       Description = "every ablation at toy scale: proves the pipeline, not the method"
       Base =
-        b |> set <@ fun c -> c.Data @> (b.Data |> set <@ fun d -> d.TrainScenes @> 400 |> set <@ fun d -> d.ValScenes @> 64)
-          |> set <@ fun c -> c.LogEvery @> 10
+        b |> update <@ fun c -> c.Data @> (b.Data |> update <@ fun d -> d.TrainScenes @> 400 |> update <@ fun d -> d.ValScenes @> 64)
+          |> update <@ fun c -> c.LogEvery @> 10
       CeSteps = 30; CeLearningRate = 0.03
       PretrainSteps = 20; PretrainLearningRate = 0.1
       FinetuneSteps = 20; FinetuneLearningRate = 0.03

@@ -1,0 +1,98 @@
+module ContrastSeg.Lab.Tests.GridTests
+
+open System
+open System.IO
+open System.Collections.Generic
+open Expecto
+open ContrastSeg.Losses
+open ContrastSeg.Training
+open ContrastSeg.Lab
+open ContrastSeg.Lab.Configs
+open ContrastSeg.Lab.Grid
+
+let private runs = Path.Combine(Path.GetTempPath(), "contrastseg-grid-tests")
+
+let private find (p: Profile) exp setting meth =
+    p.Cells |> List.find (fun c -> c.Experiment = exp && c.Setting = setting && c.Method = meth && c.Seed = 0)
+
+let tests =
+    testList "grid" [
+        test "set copies a C# record and changes one property" {
+            let a = TrainConfig(Seed = 1)
+            let b = a |> update <@ fun c -> c.Seed @> 7
+            Expect.equal a.Seed 1 "original untouched"
+            Expect.equal b.Seed 7 "copy changed"
+            Expect.equal b.Data a.Data "other fields shared"
+        }
+
+        test "every profile's cells have unique keys per seed and valid stage configs" {
+            for p in [ quick runs; defaultProfile runs ] do
+                let keys = p.Cells |> List.map (fun c -> c.Key)
+                Expect.equal (keys |> List.distinct |> List.length) (p.Cells |> List.distinctBy (fun c -> c.Experiment, c.Setting, c.Method, c.Seed) |> List.length) "keys identify cells"
+                for c in p.Cells do
+                    for s in stages p c c.Recipe (Grid.pseudoFolder p c) do
+                        s.Validate() |> ignore
+        }
+
+        test "the default profile has the paper's six studies, 3 seeds for label efficiency" {
+            let p = defaultProfile runs
+            let exps = p.Cells |> List.map (fun c -> c.Experiment) |> List.distinct |> Set.ofList
+            Expect.equal exps (set [ "label-efficiency"; "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised" ]) "studies"
+            let seeds = p.Cells |> List.filter (fun c -> c.Experiment = "label-efficiency") |> List.map (fun c -> c.Seed) |> List.distinct
+            Expect.equal seeds [ 0; 1; 2 ] "three seeds"
+            Expect.isSome p.Tsne "t-SNE study"
+        }
+
+        test "fine-tuning starts from its own contrastive pretraining with the paper's learning rates" {
+            let p = defaultProfile runs
+            let cell = find p "label-efficiency" "labelled=10" "contrastive+finetune"
+            match stages p cell cell.Recipe None with
+            | [ pre; fine ] ->
+                Expect.equal pre.Stage TrainingStage.Contrastive "first stage"
+                Expect.equal fine.Stage TrainingStage.FineTune "second stage"
+                Expect.equal fine.InitFrom pre.RunDirectory "chained"
+                Expect.equal pre.Optimizer.LearningRate p.PretrainLearningRate "pretrain LR"
+                Expect.equal (Nullable 10) fine.Data.Labelled "same labelled subset"
+            | other -> failtestf "expected two stages, got %d" other.Length
+        }
+
+        test "cells that mean the same training share their stage runs" {
+            let p = defaultProfile runs
+            let a = find p "label-efficiency" "labelled=10" "contrastive+finetune"
+            let b = find p "distortions" "distortions=on" "contrastive+finetune"
+            let names c = stages p c c.Recipe None |> List.map (fun s -> s.RunName)
+            Expect.equal (names a) (names b) "same runs, trained once"
+            let off = find p "distortions" "distortions=off" "contrastive+finetune"
+            Expect.notEqual (names off) (names a) "distortions off is another run"
+            let cross = find p "loss-variant" "variant=cross-image" "contrastive+finetune"
+            Expect.equal (stages p cross cross.Recipe None).Head.Contrastive.Variant ContrastiveVariant.CrossImage "variant set"
+        }
+
+        test "the semi-supervised student trains on pseudo-labels under other run names than its teacher" {
+            let p = defaultProfile runs
+            let cell = p.Cells |> List.find (fun c -> c.Experiment = "semi-supervised" && c.Setting.Contains "pseudo=on")
+            let folder = (pseudoFolder p cell).Value
+            let teacher = match cell.Recipe with SemiSupervised t -> stages p cell t None | _ -> failwith "recipe"
+            let student = stages p cell cell.Recipe (Some folder)
+            Expect.isTrue (student |> List.forall (fun s -> s.Data.PseudoLabels = folder)) "students use the pseudo-labels"
+            Expect.isEmpty (Set.intersect (teacher |> List.map (fun s -> s.RunName) |> Set.ofList) (student |> List.map (fun s -> s.RunName) |> Set.ofList)) "distinct runs"
+        }
+
+        test "classification init loads the profile's classification weights" {
+            let p = quick runs
+            let cell = p.Cells |> List.find (fun c -> c.Setting = "init=classification" && c.Method = "cross-entropy")
+            let s = stages p cell cell.Recipe None |> List.exactlyOne
+            Expect.equal s.InitFrom (classificationWeights p) "init file"
+            Expect.stringEnds s.InitFrom ".safetensors" "torchvision-style weights file"
+        }
+
+        test "a finished cell is read from the store, not trained again" {
+            let p = { quick runs with Base = ConfigOverrides.Apply((quick runs).Base, [ "Data.Root=/nonexistent-so-training-would-fail" ]) }
+            let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-cache-").FullName)
+            let cell = p.Cells.Head
+            let row = { ResultsTests.row cell.Experiment cell.Setting cell.Method cell.Seed 0.42 with Run = cell.Key }
+            store.Write row
+            let back = Runner.runCell p store { Runner.Force = false; Runner.Console = TextWriter.Null } cell
+            Expect.equal back.MeanIoU 0.42 "cached row returned"
+        }
+    ]
