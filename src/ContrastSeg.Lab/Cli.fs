@@ -167,10 +167,12 @@ type AblationArgs =
     | Run of key: string
     | Force
     | Report_Only
+    | Steps of count: int
     | [<AltCommandLine("-s")>] Set of assignment: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Steps _ -> "cap every stage (and the classification pretraining) at this many steps: a smoke run of a paper profile."
             | Profile _ -> "quick (tiny, CI), default (CPU study on the embedded scenes, ~20 min on 2 cores), voc or cityscapes (paper scale, GPU)."
             | Data_Root _ -> "dataset root for the voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
             | Labelled _ -> "labelled-image counts of the label-efficiency study (paper profiles; e.g. --labelled 2 4 on the shared samples)."
@@ -201,6 +203,12 @@ let profileOf (r: ParseResults<AblationArgs>) =
         | ("quick" | "default"), Some root -> { p with Base = ConfigOverrides.Apply(p.Base, [ "Data.Root=" + root ]) }
         | _ -> p
     let p = { p with Base = ConfigOverrides.Apply(p.Base, r.GetResults Set) }
+    let p =
+        match r.TryGetResult Steps with
+        | Some n ->
+            { p with CeSteps = min n p.CeSteps; PretrainSteps = min n p.PretrainSteps; FinetuneSteps = min n p.FinetuneSteps
+                     Classification = ContrastSeg.Lab.Configs.update <@ fun c -> c.Steps @> (min n p.Classification.Steps) p.Classification }
+        | None -> p
     p.Base.Validate() |> ignore
     p
 
@@ -261,8 +269,57 @@ let ablations (argv: string[]) =
             printfn "[ablations] %d cells in %.1f min" cells.Length clock.Elapsed.TotalMinutes
             0)
 
+// ------------------------------------------------------------------------------- data utilities
+
+type ValidateArgs =
+    | [<Mandatory>] Dataset of kind: string
+    | [<Mandatory>] Root of path: string
+    | Split of name: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Dataset _ -> "voc, cityscapes or folder."
+            | Root _ -> "dataset root."
+            | Split _ -> "split (list) to check (default: train)."
+
+/// Scans a dataset and reports every problem in one pass (exit 1 when there is any).
+let validateData (argv: string[]) =
+    guard "validate-data" (fun () ->
+        let r = parse<ValidateArgs> "validate-data" argv
+        let root = r.GetResult Root
+        let split = r.GetResult(Split, "train")
+        let report =
+            match r.GetResult Dataset with
+            | "voc" -> ContrastSeg.Data.DatasetValidator.ValidateVoc(root, ContrastSeg.Data.VocOptions(Split = split))
+            | "cityscapes" -> ContrastSeg.Data.DatasetValidator.ValidateCityscapes(root, ContrastSeg.Data.CityscapesOptions(Split = split))
+            | "folder" -> ContrastSeg.Data.DatasetValidator.ValidateFolder(root, ContrastSeg.Data.FolderOptions(Split = split))
+            | other -> raise (ConfigException(sprintf "dataset '%s' is not voc, cityscapes or folder" other, "--dataset"))
+        printfn "%O" report
+        if report.IsValid then 0 else 1)
+
+type SbdArgs =
+    | [<Mandatory>] Sbd of folder: string
+    | [<Mandatory>] Voc of root: string
+    | Overwrite
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Sbd _ -> "the SBD 'dataset' folder (with cls/*.mat, train.txt, val.txt)."
+            | Voc _ -> "VOCdevkit/VOC2012: masks go to SegmentationClassAug/, the list to ImageSets/Segmentation/train_aug.txt."
+            | Overwrite -> "rewrite PNGs that exist."
+
+/// Converts SBD's MATLAB masks to index PNGs and writes the 10,582-id train_aug list.
+let convertSbd (argv: string[]) =
+    guard "convert-sbd" (fun () ->
+        let r = parse<SbdArgs> "convert-sbd" argv
+        let converted = ContrastSeg.Data.SbdConverter.Convert(r.GetResult Sbd, r.GetResult Voc, null, r.Contains Overwrite)
+        printfn "wrote %d masks (%d existed) to %s" converted.Written converted.Skipped converted.OutputFolder
+        let ids = ContrastSeg.Data.SbdConverter.WriteTrainAugList(r.GetResult Sbd, r.GetResult Voc, null)
+        printfn "train_aug: %d ids" ids.Count
+        0)
+
 let usage () =
-    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations  (each with --help)"
+    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd  (each with --help)"
 
 let main (argv: string[]) =
     match argv |> List.ofArray with
@@ -271,4 +328,6 @@ let main (argv: string[]) =
     | "predict" :: rest -> predict (Array.ofList rest)
     | "pseudolabel" :: rest -> pseudolabel (Array.ofList rest)
     | "ablations" :: rest -> ablations (Array.ofList rest)
+    | "validate-data" :: rest -> validateData (Array.ofList rest)
+    | "convert-sbd" :: rest -> convertSbd (Array.ofList rest)
     | _ -> usage (); 2
