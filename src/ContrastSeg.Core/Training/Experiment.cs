@@ -153,7 +153,7 @@ public static class Experiment
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
         CheckpointStore.LoadWeights(teacherRun, model);
         Directory.CreateDirectory(outputFolder);
-        var loader = new SegmentationLoader(data.Train, TransformPipeline.Eval(), new LoaderOptions { BatchSize = 1, Shuffle = false, Workers = 1 }, data.Unlabelled);
+        var loader = new SegmentationLoader(data.Train, TransformPipeline.Eval(), EvalOptions(config.Data), data.Unlabelled);
         double kept = 0;
         var images = 0;
         foreach (var batch in loader.Epoch(0))
@@ -162,10 +162,12 @@ public static class Experiment
             using (batch)
             {
                 var labels = PseudoLabels.Select(Inference.Probabilities(model, batch.Images), options, data.Info.IgnoreLabel).to_type(ScalarType.Byte).cpu();
-                kept += PseudoLabels.Coverage(labels, data.Info.IgnoreLabel);
-                images++;
-                var map = new LabelMap((int)labels.shape[2], (int)labels.shape[1], labels[0].data<byte>().ToArray());
-                ImageCodec.WriteGrayscalePng(Path.Combine(outputFolder, batch.Ids[0] + ".png"), map);
+                for (var i = 0; i < batch.Count; i++, images++)
+                {
+                    kept += PseudoLabels.Coverage(labels[i], data.Info.IgnoreLabel);
+                    var map = new LabelMap((int)labels.shape[2], (int)labels.shape[1], labels[i].data<byte>().ToArray());
+                    ImageCodec.WriteGrayscalePng(Path.Combine(outputFolder, batch.Ids[i] + ".png"), map);
+                }
             }
         }
         var report = new PseudoLabelReport(outputFolder, images, images == 0 ? 0 : kept / images);
@@ -216,13 +218,15 @@ public static class Experiment
     }
 
     private static SegmentationLoader EvalLoader(ISegmentationDataset split, DataSettings data) =>
-        new(split, TransformPipeline.Eval(), new LoaderOptions
-        {
-            // Scenes share one size and batch well; real photos differ in size: one at a time.
-            BatchSize = data.Dataset == "fashion-mnist-scenes" ? 32 : 1,
-            Shuffle = false,
-            Workers = data.Workers > 0 ? data.Workers : Math.Max(1, Environment.ProcessorCount),
-        });
+        new(split, TransformPipeline.Eval(), EvalOptions(data));
+
+    private static LoaderOptions EvalOptions(DataSettings data) => new()
+    {
+        // Scenes share one size and batch well; real photos differ in size: one at a time.
+        BatchSize = data.Dataset == "fashion-mnist-scenes" ? 32 : 1,
+        Shuffle = false,
+        Workers = data.Workers > 0 ? data.Workers : Math.Max(1, Environment.ProcessorCount),
+    };
 
     private static void WriteJson<T>(string path, T value)
     {
