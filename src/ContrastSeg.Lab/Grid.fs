@@ -158,7 +158,7 @@ let defaultProfile (runs: string) =
       FinetuneSteps = 400; FinetuneLearningRate = 0.03
       Classification = ClassificationPretrainingOptions(Steps = 1500)
       Pseudo = PseudoLabelOptions()
-      Cells = paperGrid [ 10; 50; 250; 2000 ] [ 0; 1; 2 ] [ 0 ]
+      Cells = paperGrid [ 10; 100; 2000 ] [ 0; 1; 2 ] [ 0 ]  // 2000 = every training scene
       Tsne = Some(10, 150)
       EvalSplit = "test" }
 
