@@ -226,6 +226,13 @@ public sealed record TrainConfig
     /// <summary>Serialises to JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
+    /// <summary>
+    /// The config without the settings that cannot change the weights (loader workers, logging and
+    /// checkpoint cadence): what must match to resume a run.
+    /// </summary>
+    public string WeightsDefiningJson() =>
+        (this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true }).ToJson();
+
     /// <summary>Reads a config from JSON; unknown fields are an error naming the field.</summary>
     public static TrainConfig FromJson(string json)
     {

@@ -60,7 +60,7 @@ public static class Trainer
         if (config.Resume && store.Latest() is { } latest)
         {
             var state = CheckpointStore.Restore(latest, model, optimizer, objective.Generator);
-            if (state.Config != configJson)
+            if (TrainConfig.FromJson(state.Config).WeightsDefiningJson() != config.WeightsDefiningJson())
                 throw new ConfigException($"{runDir} holds a run with other settings; resume needs the same config (compare {Path.Combine(runDir, "config.json")}) or use another Name/OutputRoot.", "Name");
             (start, bestMetric, bestStep) = (state.Step, state.BestMetric, state.BestStep);
         }

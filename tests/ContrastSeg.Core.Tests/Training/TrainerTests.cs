@@ -126,6 +126,12 @@ public sealed class TrainerTests : IDisposable
         using var objective2 = new CrossEntropyObjective();
         var ex = Assert.Throws<ConfigException>(() => Trainer.Run(changed, model2, objective2, SyntheticBatches.Source(), null, TextWriter.Null));
         Assert.Contains("other settings", ex.Message);
+
+        // Settings that cannot change the weights (workers, logging cadence) do not block a resume.
+        var cosmetic = config with { LogEvery = 1, Data = config.Data with { Workers = 3 } };
+        using var model3 = SyntheticBatches.Model(cosmetic);
+        using var objective3 = new CrossEntropyObjective();
+        Assert.Equal(3, Trainer.Run(cosmetic, model3, objective3, SyntheticBatches.Source(), null, TextWriter.Null).ResumedFrom);
     }
 
     [Fact]
