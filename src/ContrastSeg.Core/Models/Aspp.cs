@@ -32,20 +32,20 @@ public sealed class Aspp : nn.Module<Tensor, Tensor>
 
         var branches = new List<nn.Module<Tensor, Tensor>>
         {
-            nn.Sequential(nn.Conv2d(inChannels, channels, 1, bias: false), nn.BatchNorm2d(channels), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(inChannels, channels, 1, bias: false), new BatchNorm2d(channels), nn.ReLU()),
         };
         foreach (var rate in Rates)
         {
             branches.Add(nn.Sequential(
                 nn.Conv2d(inChannels, channels, 3, padding: rate, dilation: rate, bias: false),
-                nn.BatchNorm2d(channels),
+                new BatchNorm2d(channels),
                 nn.ReLU()));
         }
         branches.Add(new AsppPooling(inChannels, channels));
         convs = nn.ModuleList(branches.ToArray());
         project = nn.Sequential(
             nn.Conv2d(5L * channels, channels, 1, bias: false),
-            nn.BatchNorm2d(channels),
+            new BatchNorm2d(channels),
             nn.ReLU(),
             nn.Dropout(dropout));
         RegisterComponents();

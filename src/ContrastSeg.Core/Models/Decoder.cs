@@ -31,14 +31,14 @@ public sealed class DeepLabV3PlusDecoder : nn.Module<Tensor, Tensor, Tensor>
         Channels = channels;
         project_low = nn.Sequential(
             nn.Conv2d(lowLevelInChannels, lowLevelChannels, 1, bias: false),
-            nn.BatchNorm2d(lowLevelChannels),
+            new BatchNorm2d(lowLevelChannels),
             nn.ReLU());
         fuse = nn.Sequential(
             nn.Conv2d(asppChannels + lowLevelChannels, channels, 3, padding: 1, bias: false),
-            nn.BatchNorm2d(channels),
+            new BatchNorm2d(channels),
             nn.ReLU(),
             nn.Conv2d(channels, channels, 3, padding: 1, bias: false),
-            nn.BatchNorm2d(channels),
+            new BatchNorm2d(channels),
             nn.ReLU());
         RegisterComponents();
         ModelInit.KaimingConvUnitBatchNorm(this);

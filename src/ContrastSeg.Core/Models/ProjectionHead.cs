@@ -50,7 +50,7 @@ public sealed class ProjectionHead : nn.Module<Tensor, Tensor>
             layers.Add(nn.Conv2d(width, Options.Channels, 1, bias: last || !Options.BatchNorm));
             width = Options.Channels;
             if (last) break;
-            if (Options.BatchNorm) layers.Add(nn.BatchNorm2d(Options.Channels));
+            if (Options.BatchNorm) layers.Add(new BatchNorm2d(Options.Channels));
             layers.Add(nn.ReLU());
         }
         head = nn.Sequential(layers);

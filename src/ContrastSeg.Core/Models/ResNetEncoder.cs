@@ -53,7 +53,7 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
 
         var builder = new StageBuilder(options.Scale(64), bottleneck, expansion);
         conv1 = nn.Conv2d(options.InChannels, builder.Inplanes, 7, stride: 2, padding: 3, bias: false);
-        bn1 = nn.BatchNorm2d(builder.Inplanes);
+        bn1 = new BatchNorm2d(builder.Inplanes);
         relu = nn.ReLU();
         maxpool = nn.MaxPool2d(3, stride: 2, padding: 1);
         layer1 = builder.Stage(options.Scale(64), blockCounts[0], 1, false);
@@ -131,7 +131,7 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
             {
                 downsample = nn.Sequential(
                     nn.Conv2d(Inplanes, planes * expansion, 1, stride: stride, bias: false),
-                    nn.BatchNorm2d(planes * expansion));
+                    new BatchNorm2d(planes * expansion));
             }
             var modules = new List<nn.Module<Tensor, Tensor>> { Block(Inplanes, planes, stride, previousDilation, downsample) };
             Inplanes = planes * expansion;

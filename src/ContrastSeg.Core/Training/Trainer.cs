@@ -154,6 +154,6 @@ public static class Trainer
         model.train();
         if (!freezeBatchNorm) return;
         foreach (var (_, module) in model.named_modules())
-            if (module is BatchNorm2d bn) bn.eval();
+            if (module is ContrastSeg.Models.BatchNorm2d bn) bn.eval();
     }
 }
