@@ -22,6 +22,9 @@ let private guard (name: string) (body: unit -> int) =
     | :? ContrastSeg.Data.DatasetException as e -> eprintfn "%s: data problem: %s" name e.Message; 2
     | :? TrainingDivergedException as e -> eprintfn "%s: %s" name e.Message; 3
     | :? ContrastSeg.Runtime.TorchRuntimeException as e -> eprintfn "%s: %s" name e.Message; 4
+    | :? IO.FileNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
+    | :? IO.DirectoryNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
+    | :? IO.InvalidDataException as e -> eprintfn "%s: %s" name e.Message; 2
 
 let private parse<'T when 'T :> IArgParserTemplate> (program: string) (argv: string[]) =
     let argv = if argv.Length > 0 && argv.[0] = "--" then argv.[1..] else argv // `dotnet fsi x.fsx -- ...` passes the separator on
@@ -97,9 +100,13 @@ type EvalArgs =
             | Output _ -> "evaluate: write the report JSON here; predict: the folder for index PNGs and overlays."
             | Limit _ -> "predict: at most this many images."
 
+/// The config of a run folder, or of the run holding a checkpoint folder (<run>/checkpoints/<step>).
 let private runConfig (run: string) (split: string option) =
-    let file = Path.Combine(run, "config.json")
-    let file = if File.Exists file then file else Path.Combine(run, "..", "..", "config.json")
+    let candidates = [ Path.Combine(run, "config.json"); Path.GetFullPath(Path.Combine(run, "..", "..", "config.json")) ]
+    let file =
+        match candidates |> List.tryFind File.Exists with
+        | Some f -> f
+        | None -> raise (IO.FileNotFoundException(sprintf "%s is not a run folder or checkpoint: no config.json there or two levels up" run))
     let c = TrainConfig.Load file
     match split with
     | Some s -> ConfigOverrides.Apply(c, [ "Data.ValSplit=" + s ])
