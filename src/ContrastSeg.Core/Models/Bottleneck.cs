@@ -1,3 +1,4 @@
+using ContrastSeg.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -50,6 +51,6 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         var y = relu.call(bn1.call(conv1.call(x)));
         y = relu.call(bn2.call(conv2.call(y)));
         y = bn3.call(conv3.call(y));
-        return relu.call(y + identity).MoveToOuterDisposeScope();
+        return relu.call(y.add_(identity, Scalars.One)).MoveToOuterDisposeScope(); // held alpha: see Scalars
     }
 }

@@ -44,6 +44,25 @@ public static class Trainer
     public static TrainResult Run(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
         Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate = null, TextWriter? console = null)
     {
+        // TorchSharp 0.107 can free a temporary Scalar while libtorch still reads it (see Runtime.Scalars);
+        // libtorch then rejects the call. Resuming from the last checkpoint replays the same steps exactly.
+        const int attempts = 3;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return RunOnce(config, model, objective, batchesFrom, validate, console);
+            }
+            catch (System.Runtime.InteropServices.ExternalException e) when (attempt < attempts && new CheckpointStore(config.RunDirectory).Latest() is not null)
+            {
+                (console ?? Console.Out).WriteLine($"[{config.RunName}] libtorch error: {e.Message.Split('\n')[0]}; resuming from the last checkpoint (attempt {attempt + 1} of {attempts}).");
+            }
+        }
+    }
+
+    private static TrainResult RunOnce(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate, TextWriter? console)
+    {
         TorchRuntime.EnsureInitialized();
         config.Validate();
         var clock = Stopwatch.StartNew();
@@ -77,6 +96,8 @@ public static class Trainer
 
         void Checkpoint(int step, bool isBest) =>
             store.Save(new CheckpointState(step, bestMetric, bestStep, configJson), model, optimizer, objective.Generator, config.KeepLast, isBest);
+        // A step-0 checkpoint, so that a run interrupted before its first periodic one can also resume.
+        if (start == 0) Checkpoint(0, false);
 
         ProgressDisplay.Run($"[{config.Stage}]", o.Steps, start, console ?? Console.Out, report =>
         {

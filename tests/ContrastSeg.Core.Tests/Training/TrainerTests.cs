@@ -77,7 +77,7 @@ public sealed class TrainerTests : IDisposable
         using (var model = SyntheticBatches.Model(interrupted))
         using (var objective = Objective(interrupted))
             Assert.Throws<IOException>(() => Trainer.Run(interrupted, model, objective, SyntheticBatches.Source(k => k == 4), null, TextWriter.Null));
-        Assert.Equal(3, new CheckpointStore(interrupted.RunDirectory).List().Single().Step);
+        Assert.Equal(3, new CheckpointStore(interrupted.RunDirectory).List()[^1].Step); // besides the step-0 one
 
         // A new process would start from fresh weights and a different RNG state: simulate that.
         manual_seed(12345);
@@ -91,6 +91,39 @@ public sealed class TrainerTests : IDisposable
             foreach (var (name, values) in reference)
                 Assert.True(values.SequenceEqual(resumed[name]), $"{name} differs after resume");
         }
+    }
+
+    [Fact]
+    public void A_libtorch_error_mid_run_is_recovered_from_the_last_checkpoint_with_identical_weights()
+    {
+        var config = SyntheticBatches.Config(_root) with { Name = "clean" };
+        Dictionary<string, float[]> reference;
+        using (var model = SyntheticBatches.Model(config))
+        using (var objective = new CrossEntropyObjective())
+        {
+            Trainer.Run(config, model, objective, SyntheticBatches.Source(), null, TextWriter.Null);
+            reference = Weights(model);
+        }
+        var flaky = config with { Name = "flaky" };
+        var failed = false;
+        Func<long, IEnumerable<ContrastSeg.Data.Batch>> source = start => SyntheticBatches.Source()(start).Select((b, i) =>
+        {
+            if (start + i == 5 && !failed)
+            {
+                failed = true;
+                throw new System.Runtime.InteropServices.ExternalException("simulated libtorch error");
+            }
+            return b;
+        });
+        var log = new StringWriter();
+        using var model2 = SyntheticBatches.Model(flaky);
+        using var objective2 = new CrossEntropyObjective();
+        var result = Trainer.Run(flaky, model2, objective2, source, null, log);
+        Assert.True(failed);
+        Assert.Contains("resuming from the last checkpoint", log.ToString());
+        Assert.Equal(8, result.Steps);
+        foreach (var (name, values) in reference)
+            Assert.True(values.SequenceEqual(Weights(model2)[name]), $"{name} differs after recovery");
     }
 
     private static ITrainingObjective Objective(TrainConfig c) =>
@@ -111,7 +144,7 @@ public sealed class TrainerTests : IDisposable
         Assert.Contains("step 5", ex.Message);
         Assert.Contains("cross_entropy", ex.Message);
         Assert.Contains("step-0000003", ex.Message);
-        Assert.Equal(3, new CheckpointStore(config.RunDirectory).List().Single().Step);
+        Assert.Equal(3, new CheckpointStore(config.RunDirectory).List()[^1].Step);
     }
 
     [Fact]
