@@ -4,6 +4,7 @@ using ContrastSeg.Bench;
 
 // ContrastSeg benchmarks. Usage:
 //   dotnet run -c Release --project bench/ContrastSeg.Bench -- --json results/bench.json [--quick] [--only loss|train]
+//   ... -- --render results/bench.json   (re-writes the Markdown tables of a saved report)
 // Every case runs in a fresh child process of this executable (`--case SPEC`, internal).
 try
 {
@@ -19,6 +20,17 @@ try
             var k => throw new ArgumentException($"unknown case kind '{k}'"),
         };
         ChildRunner.Emit(result);
+        return 0;
+    }
+
+    var renderIndex = arguments.IndexOf("--render");
+    if (renderIndex >= 0)
+    {
+        // Re-renders the Markdown tables of an existing JSON report (no measurement).
+        var json = arguments[renderIndex + 1];
+        var saved = JsonNode.Parse(File.ReadAllText(json))!.AsObject();
+        File.WriteAllText(Path.ChangeExtension(json, ".md"), Summary.Markdown(saved));
+        Summary.Print(saved);
         return 0;
     }
 

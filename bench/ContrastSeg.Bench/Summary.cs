@@ -116,21 +116,31 @@ internal static class Summary
         {
             sb.AppendLine("### Contrastive loss, forward + backward (D = 256, 21 classes)");
             sb.AppendLine();
-            sb.AppendLine("| case | N | naive time (s) | blockwise time (s) | blockwise / naive | naive peak (MB) | blockwise peak (MB) | blockwise peak / one PxP matrix | time with mmap threshold, naive / blockwise (s) |");
-            sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            sb.AppendLine("| case | N (group) | naive time (s) | blockwise time (s) | blockwise / naive | naive peak (MB) | blockwise peak (MB) | blockwise peak / one PxP matrix (P = side^2) | blockwise peak / one NxN matrix | time with mmap threshold, naive / blockwise (s) |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var row in rows.Select(r => r!.AsObject()))
             {
                 var (n, b) = (row["naive"], row["blockwise"]);
                 var side = (int)row["side"]!;
                 var pp = Math.Pow(side, 4) * 4;
                 var ratio = Median(n) is { } tn && Median(b) is { } tb ? $"{tb / tn:F2}" : "-";
+                var nn = Math.Pow((double)row["group_pixels"]!, 2) * 4;
                 var share = Peak(b) is { } pb ? $"{pb / pp:P1} of {pp / 1e6:F0} MB" : "-";
-                sb.AppendLine($"| {row["case"]} | {row["group_pixels"]} | {Fmt(Median(n), "F4", n)} | {Fmt(Median(b), "F4", b)} | {ratio} | {Fmt(Peak(n) / 1e6, "F1", n)} | {Fmt(Peak(b) / 1e6, "F1", b)} | {share} | {Fmt(MedianUnderThreshold(n), "F3", n)} / {Fmt(MedianUnderThreshold(b), "F3", b)} |");
+                var groupShare = Peak(b) is { } pg ? $"{pg / nn:P1} of {nn / 1e6:F0} MB" : "-";
+                sb.AppendLine($"| {row["case"]} | {row["group_pixels"]} | {Fmt(Median(n), "F4", n)} | {Fmt(Median(b), "F4", b)} | {ratio} | {Fmt(Peak(n) / 1e6, "F1", n)} | {Fmt(Peak(b) / 1e6, "F1", b)} | {share} | {groupShare} | {Fmt(MedianUnderThreshold(n), "F3", n)} / {Fmt(MedianUnderThreshold(b), "F3", b)} |");
             }
             sb.AppendLine();
-            var failures = rows.Select(r => r!.AsObject()).SelectMany(r => new[] { ("naive", r), ("blockwise", r) })
-                .Where(x => x.r[x.Item1] is JsonObject c && c["ok"] is { } ok && !(bool)ok!)
-                .Select(x => $"- {x.r["case"]} {x.Item1}: {x.r[x.Item1]!["error"]}").ToList();
+            var failures = new List<string>();
+            foreach (var row in rows.Select(r => r!.AsObject()))
+                foreach (var impl in new[] { "naive", "blockwise" })
+                {
+                    if (row[impl] is not JsonObject c) continue;
+                    if (c["skipped"] is not null) failures.Add($"- {row["case"]} {impl}: {c["error"]}");
+                    foreach (var part in new[] { "memory", "time" })
+                        if (c[part] is JsonObject p && !(bool)p["ok"]!)
+                            failures.Add($"- {row["case"]} {impl}, {part}: {p["error"]}" +
+                                         (p["max_rss_seen_gb"] is { } rss ? $" (largest RSS seen {rss} GB, after {p["child_wall_s"]} s)" : ""));
+                }
             if (failures.Count > 0)
             {
                 sb.AppendLine("Not measured:");
