@@ -5,6 +5,9 @@ using static TorchSharp.torch;
 
 namespace ContrastSeg.Bench;
 
+/// <summary>Embeddings and labels of one or two views (or, for scope=kernel, a ready pixel group).</summary>
+internal sealed record Inputs(Tensor x1, Tensor y1, Tensor? x2, Tensor? y2);
+
 /// <summary>One loss configuration: variant, kernel, image side, batch and views.</summary>
 internal sealed record LossSetup(ContrastiveVariant Variant, ContrastiveImplementation Implementation, int Side, int Batch, int Views)
 {
@@ -31,8 +34,8 @@ internal sealed record LossSetup(ContrastiveVariant Variant, ContrastiveImplemen
 
     public static string ImplName(ContrastiveImplementation i) => i == ContrastiveImplementation.FullMatrix ? "naive" : "blockwise";
 
-    public string Spec(string mode, int reps) =>
-        $"kind=loss,mode={mode},variant={VariantName(Variant)},impl={ImplName(Implementation)},side={Side},batch={Batch},views={Views},reps={reps}";
+    public string Spec(string mode, int reps, string scope = "loss") =>
+        $"kind=loss,mode={mode},scope={scope},variant={VariantName(Variant)},impl={ImplName(Implementation)},side={Side},batch={Batch},views={Views},reps={reps}";
 
     public static LossSetup FromSpec(IReadOnlyDictionary<string, string> s) => new(
         s["variant"] switch { "within" => ContrastiveVariant.WithinImage, "cross" => ContrastiveVariant.CrossImage, "batch" => ContrastiveVariant.Batch, var v => throw new ArgumentException($"variant {v}") },
@@ -66,10 +69,24 @@ internal static class LossCase
             NormalizeEmbeddings = spec.GetValueOrDefault("normalize") != "0",
         });
 
-        // Warm-up on a small input: the first call of each libtorch kernel faults its code pages into RSS.
-        using (NewDisposeScope()) Step(loss, Inputs(setup with { Side = 17, Batch = Math.Min(setup.Batch, 2) }, seed: 1));
+        // scope=kernel: ContrastiveKernel.Blockwise alone on a ready [N, D] group (no resize, normalisation,
+        // flattening or concatenation of views), to tell the kernel's memory from the loss pipeline's.
+        var kernelOnly = spec.GetValueOrDefault("scope") == "kernel";
+        Inputs Make(LossSetup s, long seed) => kernelOnly ? KernelGroup(s, MakeInputs(s, seed)) : MakeInputs(s, seed);
+        Tensor Step(Inputs inputs)
+        {
+            var (x1, x2) = Leaves(inputs);
+            var value = kernelOnly
+                ? ContrastiveKernel.Blockwise(x1, inputs.y1, ones(inputs.y1.shape[0], ScalarType.Bool), inputs.y2, loss.Options.Temperature)
+                : loss.Forward(x1, inputs.y1, x2, inputs.y2);
+            value.backward();
+            return value.detach();
+        }
 
-        var inputs = Inputs(setup, seed: 42);
+        // Warm-up on a small input: the first call of each libtorch kernel faults its code pages into RSS.
+        using (NewDisposeScope()) Step(Make(setup with { Side = 17, Batch = Math.Min(setup.Batch, 2) }, seed: 1));
+
+        var inputs = Make(setup, seed: 42);
         var times = new List<double>();
         var peaks = new List<double>();
         var forwardPeaks = new List<double>();
@@ -77,12 +94,12 @@ internal static class LossCase
         double value = double.NaN;
         if (mode == "time")
         {
-            using (NewDisposeScope()) Step(loss, inputs); // first full-size call (allocator, thread pool)
+            using (NewDisposeScope()) Step(inputs); // first full-size call (allocator, thread pool)
             for (var i = 0; i < reps; i++)
             {
                 using var scope = NewDisposeScope();
                 Tensor? output = null;
-                times.Add(Measure.Time(() => output = Step(loss, inputs)));
+                times.Add(Measure.Time(() => output = Step(inputs)));
                 value = output!.item<float>();
             }
         }
@@ -99,7 +116,9 @@ internal static class LossCase
                     // Forward and backward peaks separately (clear_refs resets the peak to the current RSS).
                     var watch = System.Diagnostics.Stopwatch.StartNew();
                     var (x1, x2) = Leaves(inputs);
-                    var output = loss.Forward(x1, inputs.y1, x2, inputs.y2);
+                    var output = kernelOnly
+                        ? ContrastiveKernel.Blockwise(x1, inputs.y1, ones(inputs.y1.shape[0], ScalarType.Bool), inputs.y2, loss.Options.Temperature)
+                        : loss.Forward(x1, inputs.y1, x2, inputs.y2);
                     forwardPeaks.Add(Measure.PeakRssBytes() - baseline);
                     Measure.ResetPeakRss();
                     output.backward();
@@ -116,6 +135,7 @@ internal static class LossCase
         {
             ["case"] = setup.Name,
             ["mode"] = mode,
+            ["scope"] = kernelOnly ? "kernel" : "loss",
             ["variant"] = LossSetup.VariantName(setup.Variant),
             ["impl"] = LossSetup.ImplName(setup.Implementation),
             ["side"] = setup.Side,
@@ -144,20 +164,11 @@ internal static class LossCase
         return result;
     }
 
-    /// <summary>Forward and backward of the loss; returns the detached loss value.</summary>
-    private static Tensor Step(PixelContrastiveLoss loss, (Tensor x1, Tensor y1, Tensor? x2, Tensor? y2) inputs)
-    {
-        var (x1, x2) = Leaves(inputs);
-        var value = loss.Forward(x1, inputs.y1, x2, inputs.y2);
-        value.backward();
-        return value.detach();
-    }
-
     /// <summary>Fresh leaves per step (views of the same storage), so no gradient accumulates across steps.</summary>
-    private static (Tensor x1, Tensor? x2) Leaves((Tensor x1, Tensor y1, Tensor? x2, Tensor? y2) inputs) =>
+    private static (Tensor x1, Tensor? x2) Leaves(Inputs inputs) =>
         (inputs.x1.detach().requires_grad_(true), inputs.x2?.detach().requires_grad_(true));
 
-    private static (Tensor x1, Tensor y1, Tensor? x2, Tensor? y2) Inputs(LossSetup setup, long seed)
+    private static Inputs MakeInputs(LossSetup setup, long seed)
     {
         manual_seed(seed);
         var shape = new long[] { setup.Batch, LossSetup.Channels, setup.Side, setup.Side };
@@ -165,7 +176,33 @@ internal static class LossCase
         Tensor Embeddings() => nn.functional.normalize(randn(shape), dim: 1);
         var x1 = Embeddings();
         var y1 = randint(0, LossSetup.Classes, labelShape);
-        if (setup.Views < 2 && setup.Variant != ContrastiveVariant.CrossImage) return (x1, y1, null, null);
-        return (x1, y1, Embeddings(), randint(0, LossSetup.Classes, labelShape));
+        if (setup.Views < 2 && setup.Variant != ContrastiveVariant.CrossImage) return new(x1, y1, null, null);
+        return new(x1, y1, Embeddings(), randint(0, LossSetup.Classes, labelShape));
+    }
+
+    /// <summary>
+    /// The pixel group the loss would hand to the kernel, built outside the measurement: [N, D] embeddings in
+    /// x1, labels in y1, the view index per pixel (cross-image) in y2.
+    /// </summary>
+    private static Inputs KernelGroup(LossSetup setup, Inputs images)
+    {
+        if (setup.Batch != 1 && setup.Variant != ContrastiveVariant.Batch)
+            throw new ArgumentException("scope=kernel takes one image (pair) for the within-image and cross-image variants");
+        Tensor Flat(Tensor x) => x.flatten(2).transpose(1, 2).reshape(-1, x.shape[1]); // [B*P, D]
+        switch (setup.Variant)
+        {
+            case ContrastiveVariant.CrossImage:
+                var p = setup.Side * setup.Side;
+                return new(cat(new[] { Flat(images.x1), Flat(images.x2!) }).contiguous(),
+                    cat(new[] { images.y1[0].flatten(), images.y2![0].flatten() }),
+                    null, cat(new[] { zeros(p, ScalarType.Int64), ones(p, ScalarType.Int64) }));
+            case ContrastiveVariant.Batch:
+                var all = images.x2 is null ? Flat(images.x1) : cat(new[] { Flat(images.x1), Flat(images.x2) });
+                var labels = images.y2 is null ? images.y1.flatten() : cat(new[] { images.y1.flatten(), images.y2.flatten() });
+                var pick = randperm(all.shape[0]).narrow(0, 0, Math.Min(LossSetup.BatchSample, all.shape[0]));
+                return new(all.index_select(0, pick).contiguous(), labels.index_select(0, pick), null, null);
+            default:
+                return new(Flat(images.x1).contiguous(), images.y1[0].flatten(), null, null);
+        }
     }
 }

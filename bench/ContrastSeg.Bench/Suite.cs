@@ -78,6 +78,12 @@ internal static class Suite
                 Console.WriteLine($"loss {setup.Name} {key}: memory ({memReps}x) ...");
                 cells[key] = new JsonObject { ["memory"] = ChildRunner.Run(setup.Spec("mem", memReps), memoryEnv, timeout, guard) };
             }
+            if (side >= 129 && batch == 1)
+            {
+                // The kernel alone on the same pixel group: how much of the loss's peak is the kernel's.
+                Console.WriteLine($"loss {blockwise.Name} blockwise, kernel only: memory ({memReps}x) ...");
+                cells["blockwise"]["kernel_only_memory"] = ChildRunner.Run(blockwise.Spec("mem", memReps, scope: "kernel"), memoryEnv, timeout, guard);
+            }
             var timeRuns = cells.Keys.ToDictionary(k => k, _ => new List<JsonObject>());
             for (var round = 0; round < rounds; round++)
             {

@@ -50,8 +50,10 @@ internal static class Summary
         {
             var peak = Peak(row["blockwise"]);
             var pp = 129.0 * 129 * 129 * 129 * 4;
+            var kernel = row["blockwise"]?["kernel_only_memory"] is JsonObject k && (bool)k["ok"]! ? (double?)k["median_peak_extra_bytes"] : null;
+            var kernelText = kernel is { } kb ? $"; the kernel alone on the same pixel group: {kb / 1e6:F1} MB = {kb / pp:P1} ({(kb / pp <= MemoryTarget ? "within" : "above")} the limit)" : "";
             yield return peak is { } p
-                ? $"TARGET blockwise memory <= {MemoryTarget:P0} of one PxP matrix ({pp / 1e9:F3} GB): {p / 1e6:F1} MB = {p / pp:P1} -> {(p / pp <= MemoryTarget ? "MET" : "MISSED")} ({p / pp / MemoryTarget:F2}x the limit)"
+                ? $"TARGET blockwise memory <= {MemoryTarget:P0} of one PxP matrix ({pp / 1e9:F3} GB): {p / 1e6:F1} MB = {p / pp:P1} -> {(p / pp <= MemoryTarget ? "MET" : "MISSED")} ({p / pp / MemoryTarget:F2}x the limit){kernelText}"
                 : "TARGET blockwise memory: no measurement";
         }
         if (side == 65 && batch == 1)
