@@ -202,7 +202,7 @@ public sealed class PixelContrastiveLoss : IDisposable
         var y = ResizeLabelsNearest(labels.to_type(ScalarType.Int64), x.shape[2], x.shape[3]);
 
         var batch = x.shape[0];
-        var flatX = x.flatten(2).transpose(1, 2).contiguous(); // [B, P, D]
+        var flatX = x.flatten(2).transpose(1, 2); // [B, P, D], a view: the kernels, cat and index_select read strided rows
         var flatY = y.reshape(batch, -1);                     // [B, P]
         var valid = ones_like(flatY, ScalarType.Bool);
         foreach (var ignored in Options.IgnoreLabels) valid = valid & (flatY != ignored);
