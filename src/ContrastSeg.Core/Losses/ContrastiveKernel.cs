@@ -28,8 +28,9 @@ public static class ContrastiveKernel
     }
 
     /// <summary>
-    /// The group loss computed in blocks of anchor rows, with a backward pass that recomputes each
-    /// block's similarities, so neither pass holds more than O(block x N) extra memory.
+    /// The group loss computed in blocks of anchor rows. The loss is a scalar, so the same pass over the
+    /// blocks also accumulates its gradient for a unit upstream gradient (an [N, D] tensor); backward only
+    /// scales it. Neither pass holds more than O(block x N) extra memory, and no block is computed twice.
     /// </summary>
     /// <param name="embeddings">[N, D] pixel embeddings (float32; gradients flow to it).</param>
     /// <param name="labels">[N] integer labels.</param>
@@ -39,8 +40,18 @@ public static class ContrastiveKernel
     /// <param name="blockSize">Anchor rows per block (0: automatic).</param>
     public static Tensor Blockwise(Tensor embeddings, Tensor labels, Tensor valid, Tensor? views, double temperature, int blockSize = 0)
     {
-        var settings = new KernelSettings(temperature, ResolveBlockSize(blockSize, embeddings.shape[0]));
-        return BlockwiseFunction.apply(embeddings, labels, valid, views!, settings);
+        if (!valid.all().item<bool>())
+        {
+            // Ignored pixels take part in no pair: drop them, so the kernel needs no validity masks.
+            // index_select routes the gradient back (zero for the dropped rows).
+            using var scope = NewDisposeScope();
+            var keep = valid.nonzero().squeeze(1);
+            return Blockwise(embeddings.index_select(0, keep), labels.index_select(0, keep), ones(keep.shape[0], ScalarType.Bool, keep.device),
+                views?.index_select(0, keep), temperature, blockSize).MoveToOuterDisposeScope();
+        }
+        var settings = new KernelSettings(temperature, ResolveBlockSize(blockSize, embeddings.shape[0]),
+            WithGradient: embeddings.requires_grad && is_grad_enabled());
+        return BlockwiseFunction.apply(embeddings, labels, views!, settings);
     }
 
     /// <summary>
@@ -75,27 +86,92 @@ public static class ContrastiveKernel
         return loss.MoveToOuterDisposeScope();
     }
 
-    internal sealed record KernelSettings(double Temperature, int BlockSize);
+    /// <summary>
+    /// <c>x / max(||x||_2, eps)</c> over dim 1 (as <c>nn.functional.normalize</c>), with a lean backward:
+    /// <c>dx = (g - x (x . g) / n^2) / n</c> from the saved input and norms (the output is not kept), with one
+    /// temporary of the input's size where libtorch's composite backward (division, norm, clamp) takes about
+    /// four (68 MB at 256 x 129 x 129).
+    /// </summary>
+    public static Tensor NormalizeChannels(Tensor x, double eps = 1e-12) => NormalizeFunction.apply(x, eps);
 
-    /// <summary>Masks and the softplus argument of one block of anchor rows.</summary>
-    private readonly struct Block
+    private sealed class NormalizeFunction : autograd.SingleTensorFunction<NormalizeFunction>
     {
-        public readonly Tensor Positive, NegativeLogits, LogSumExp, Margin;
+        public override string Name => "NormalizeChannels";
 
-        public Block(Tensor x, Tensor labels, Tensor valid, Tensor? views, long start, long length, double temperature)
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
-            var logits = x.narrow(0, start, length).mm(x.t()).div_(temperature);
-            var labelsA = labels.narrow(0, start, length).unsqueeze(1);
-            var pairValid = valid.narrow(0, start, length).unsqueeze(1) & valid.unsqueeze(0);
-            var same = labelsA == labels.unsqueeze(0);
-            Positive = same & pairValid;
-            var negative = same.logical_not_().logical_and_(pairValid);
-            if (views is not null) negative.logical_and_(views.narrow(0, start, length).unsqueeze(1) == views.unsqueeze(0));
-            NegativeLogits = logits.masked_fill(negative.logical_not(), double.NegativeInfinity);
-            // -inf for anchors without negatives: softplus(-inf) = 0, i.e. l_pq = -log(1).
-            LogSumExp = NegativeLogits.logsumexp(1, keepdim: true);
-            Margin = LogSumExp - logits;
+            var (x, eps) = ((Tensor)vars[0], (double)vars[1]);
+            using var noGrad = no_grad();
+            var norm = x.norm(1, keepdim: true);
+            var clamped = norm < eps; // there y = x / eps, whose gradient is g / eps
+            var divisor = norm.clamp_min_(eps);
+            ctx.save_for_backward(new List<Tensor> { x, divisor, clamped });
+            return x / divisor;
         }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor g)
+        {
+            var saved = ctx.get_saved_variables();
+            var (x, divisor, clamped) = (saved[0], saved[1], saved[2]);
+            Tensor dx;
+            using (var scope = NewDisposeScope())
+            {
+                // (x . g) / n^2, zero where the norm was clamped.
+                var radial = (g * x).sum(1, keepdim: true).div_(divisor).div_(divisor).masked_fill_(clamped, 0.0);
+                dx = x.mul(radial.neg_()).add_(g).div_(divisor).MoveToOuterDisposeScope();
+            }
+            foreach (var t in saved) t.Dispose();
+            return new List<Tensor> { dx, null! };
+        }
+    }
+
+    internal sealed record KernelSettings(double Temperature, int BlockSize, bool WithGradient);
+
+    /// <summary>
+    /// One block of anchor rows [start, start + length) of a group without ignored pixels: returns the sum of
+    /// their losses (mean over each anchor's positives) and how many have a positive. When <paramref name="grad"/>
+    /// is given, adds (G + G^T-part) x to it, where G = tau x (number of anchors) x d loss / d s for this block
+    /// (the caller divides by both at the end).
+    /// </summary>
+    private static (double LossSum, long Anchors) Block(Tensor x, Tensor labels, Tensor? views, long start, long length, double temperature, Tensor? grad)
+    {
+        using var scope = NewDisposeScope();
+        var anchors = x.narrow(0, start, length);
+        var logits = anchors.mm(x.t()).div_(temperature);                              // s_pk, [L, N]
+        var same = labels.narrow(0, start, length).unsqueeze(1) == labels.unsqueeze(0); // positives P(p)
+        var notPositive = same.logical_not();
+        var notNegative = views is null ? same : same.logical_or(views.narrow(0, start, length).unsqueeze(1) != views.unsqueeze(0));
+        var positives = same.sum(1, keepdim: true, type: ScalarType.Float32);
+
+        // exp(s_pk - max) on the negatives, 0 elsewhere; the max over N(p) keeps it in range.
+        var negExp = logits.masked_fill(notNegative, double.NegativeInfinity);
+        var rowMax = negExp.amax(new long[] { 1 }, keepdim: true);
+        rowMax.masked_fill_(rowMax.isinf(), 0.0); // no negatives: exp(-inf) = 0 below
+        negExp.sub_(rowMax).exp_();
+        var negSum = negExp.sum(1, keepdim: true);
+        // logsumexp over N(p); -inf without negatives, where softplus(-inf) = 0, i.e. l_pq = -log(1).
+        var logSumExp = negSum.log().add_(rowMax);
+
+        // l_pq = softplus(margin), margin = logsumexp_p - s_pq, on the positives (in the logits buffer).
+        var margin = logits.neg_().add_(logSumExp);
+        var perPair = nn.functional.softplus(margin).masked_fill_(notPositive, 0.0);
+        var perAnchor = perPair.sum(1, keepdim: true).div_(positives.clamp_min(1.0));
+        var lossSum = perAnchor.to_type(ScalarType.Float64).sum().item<double>();
+        var anchorCount = (positives > 0).sum().item<long>();
+        perPair.Dispose();
+
+        if (grad is not null)
+        {
+            // Positive pairs: d l_pq / d s_pq = -sigmoid(margin), weighted 1/|P(p)|; each also moves the
+            // anchor's logsumexp by gamma_p = sum of those weights, spread over N(p) by the softmax.
+            var sig = margin.sigmoid_().masked_fill_(notPositive, 0.0).div_(positives.clamp_min(1.0));
+            var gamma = sig.sum(1, keepdim: true);
+            var softmaxScale = gamma.div_(negSum).masked_fill_(negSum == 0, 0.0);
+            var g = negExp.mul_(softmaxScale).sub_(sig);                                  // G, [L, N]
+            grad.narrow(0, start, length).addmm_(g, x);  // d s_pk / d x_p = x_k / tau
+            grad.addmm_(g.t(), anchors);                 // d s_pk / d x_k = x_p / tau
+        }
+        return (lossSum, anchorCount);
     }
 
     private sealed class BlockwiseFunction : autograd.SingleTensorFunction<BlockwiseFunction>
@@ -104,64 +180,36 @@ public static class ContrastiveKernel
 
         public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
         {
-            var (x, labels, valid, views, settings) = Unpack(vars);
+            var (x, labels, views, settings) = ((Tensor)vars[0], (Tensor)vars[1], vars[2] as Tensor, (KernelSettings)vars[3]);
+            using var noGrad = no_grad();
             var n = x.shape[0];
+            var grad = settings.WithGradient ? zeros_like(x) : null;
             double total = 0;
             long validAnchors = 0;
             for (long start = 0; start < n; start += settings.BlockSize)
             {
-                using var scope = NewDisposeScope();
-                var length = Math.Min(settings.BlockSize, n - start);
-                var b = new Block(x, labels, valid, views, start, length, settings.Temperature);
-                var positives = b.Positive.sum(1, type: ScalarType.Float32);
-                var perPair = nn.functional.softplus(b.Margin).masked_fill_(b.Positive.logical_not(), 0.0);
-                var perAnchor = perPair.sum(1).div_(positives.clamp_min(1.0));
-                total += perAnchor.to_type(ScalarType.Float64).sum().item<double>();
-                validAnchors += (positives > 0).sum().item<long>();
+                var (lossSum, anchors) = Block(x, labels, views, start, Math.Min(settings.BlockSize, n - start), settings.Temperature, grad);
+                total += lossSum;
+                validAnchors += anchors;
             }
-            ctx.save_for_backward(new List<Tensor> { x, labels, valid, views! });
-            ctx.save_data("settings", settings);
-            ctx.save_data("validAnchors", validAnchors);
+            if (grad is not null)
+            {
+                grad.div_(Math.Max(1, validAnchors) * settings.Temperature);
+                ctx.save_for_backward(new List<Tensor> { grad });
+            }
             return tensor((float)(total / Math.Max(1, validAnchors)), dtype: ScalarType.Float32, device: x.device);
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
         {
             var saved = ctx.get_saved_variables();
-            var settings = (KernelSettings)ctx.get_data("settings");
-            var validAnchors = (long)ctx.get_data("validAnchors");
-            Tensor grad;
-            using (var scope = NewDisposeScope())
-            {
-                var (x, labels, valid) = (saved[0], saved[1], saved[2]);
-                var views = saved.Count > 3 && saved[3] is { IsInvalid: false } v ? v : null;
-                var n = x.shape[0];
-                // d loss / d s_pq, scaled by the upstream gradient and the anchor weight 1/#valid anchors.
-                var scale = gradOutput.to_type(ScalarType.Float32) / (Math.Max(1, validAnchors) * settings.Temperature);
-                grad = zeros_like(x);
-                for (long start = 0; start < n; start += settings.BlockSize)
-                {
-                    using var blockScope = NewDisposeScope();
-                    var length = Math.Min(settings.BlockSize, n - start);
-                    var b = new Block(x, labels, valid, views, start, length, settings.Temperature);
-                    var inverseCount = b.Positive.sum(1, keepdim: true, type: ScalarType.Float32).clamp_min_(1.0).reciprocal_();
-                    // Positive pairs: d l_pq / d s_pq = -sigmoid(margin); each also moves the anchor's logsumexp.
-                    var sig = b.Margin.sigmoid().masked_fill_(b.Positive.logical_not(), 0.0).mul_(inverseCount);
-                    var gamma = sig.sum(1, keepdim: true);
-                    var safeLse = b.LogSumExp.masked_fill(b.LogSumExp.isinf(), 0.0);
-                    // Negative pairs: gamma_p * softmax over N(p); zero elsewhere (exp(-inf) = 0).
-                    var g = (b.NegativeLogits - safeLse).exp_().mul_(gamma).sub_(sig).mul_(scale);
-                    var anchors = x.narrow(0, start, length);
-                    grad.narrow(0, start, length).add_(g.mm(x));
-                    grad.add_(g.t().mm(anchors));
-                }
-                grad.MoveToOuterDisposeScope();
-            }
-            foreach (var t in saved) t?.Dispose();
-            return new List<Tensor> { grad, null!, null!, null!, null! };
+            if (saved.Count == 0)
+                throw new InvalidOperationException("The blockwise contrastive loss was computed without gradient (no_grad or embeddings without requires_grad).");
+            // The usual upstream gradient of a loss is 1: hand back the saved gradient itself instead of
+            // a scaled copy (autograd never writes into an incoming gradient it does not own).
+            var grad = gradOutput.item<float>() == 1f ? saved[0] : saved[0].mul(gradOutput.to_type(ScalarType.Float32));
+            foreach (var t in saved) if (!ReferenceEquals(t, grad)) t.Dispose();
+            return new List<Tensor> { grad, null!, null!, null! };
         }
-
-        private static (Tensor x, Tensor labels, Tensor valid, Tensor? views, KernelSettings settings) Unpack(object[] vars) =>
-            ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], vars[3] as Tensor, (KernelSettings)vars[4]);
     }
 }

@@ -198,11 +198,11 @@ public sealed class PixelContrastiveLoss : IDisposable
         if (Options.ResizeTo is { } size && (x.shape[2] != size.Height || x.shape[3] != size.Width))
             x = nn.functional.interpolate(x, new long[] { size.Height, size.Width }, mode: InterpolationMode.Bilinear, align_corners: true);
         if (Options.NormalizeEmbeddings)
-            x = nn.functional.normalize(x, p: 2, dim: 1, eps: 1e-12);
+            x = ContrastiveKernel.NormalizeChannels(x, eps: 1e-12); // as nn.functional.normalize, lighter backward
         var y = ResizeLabelsNearest(labels.to_type(ScalarType.Int64), x.shape[2], x.shape[3]);
 
         var batch = x.shape[0];
-        var flatX = x.flatten(2).transpose(1, 2).contiguous(); // [B, P, D]
+        var flatX = x.flatten(2).transpose(1, 2); // [B, P, D], a view: the kernels, cat and index_select read strided rows
         var flatY = y.reshape(batch, -1);                     // [B, P]
         var valid = ones_like(flatY, ScalarType.Bool);
         foreach (var ignored in Options.IgnoreLabels) valid = valid & (flatY != ignored);
