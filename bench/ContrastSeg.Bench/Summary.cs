@@ -126,7 +126,7 @@ internal static class Summary
                 var side = (int)row["side"]!;
                 var pp = Math.Pow(side, 4) * 4;
                 var ratio = Median(n) is { } tn && Median(b) is { } tb ? $"{tb / tn:F2}" : "-";
-                var nn = Math.Pow((double)row["group_pixels"]!, 2) * 4;
+                var nn = Math.Pow((long)row["group_pixels"]!, 2) * 4;
                 var share = Peak(b) is { } pb ? $"{pb / pp:P1} of {pp / 1e6:F0} MB" : "-";
                 var groupShare = Peak(b) is { } pg ? $"{pg / nn:P1} of {nn / 1e6:F0} MB" : "-";
                 sb.AppendLine($"| {row["case"]} | {row["group_pixels"]} | {Fmt(Median(n), "F4", n)} | {Fmt(Median(b), "F4", b)} | {ratio} | {Fmt(Peak(n) / 1e6, "F1", n)} | {Fmt(Peak(b) / 1e6, "F1", b)} | {share} | {groupShare} | {Fmt(MedianUnderThreshold(n), "F3", n)} / {Fmt(MedianUnderThreshold(b), "F3", b)} |");

@@ -130,8 +130,8 @@ public static class ContrastiveKernel
     /// <summary>
     /// One block of anchor rows [start, start + length) of a group without ignored pixels: returns the sum of
     /// their losses (mean over each anchor's positives) and how many have a positive. When <paramref name="grad"/>
-    /// is given, adds (G + G^T-part) x to it, where G = tau x (number of anchors) x d loss / d s for this block
-    /// (the caller divides by both at the end).
+    /// is given, adds this block's share of d loss / d x to it: G x to the anchor rows and G^T x_anchors to all
+    /// rows, with G = tau * (number of anchors) * d loss / d s for the block (the caller divides by both at the end).
     /// </summary>
     private static (double LossSum, long Anchors) Block(Tensor x, Tensor labels, Tensor? views, long start, long length, double temperature, Tensor? grad)
     {
