@@ -159,7 +159,7 @@ let defaultProfile (runs: string) =
       Classification = ClassificationPretrainingOptions(Steps = 1500)
       Pseudo = PseudoLabelOptions()
       Cells = paperGrid [ 10; 100; 2000 ] [ 0; 1; 2 ] [ 0 ]  // 2000 = every training scene
-      Tsne = Some(10, 150)
+      Tsne = Some(10, 100)
       EvalSplit = "test" }
 
 /// Paper-scale profiles (meant for GPU machines): DeepLabV3+ ResNet-50, 513 crops, batch 16.
@@ -172,29 +172,25 @@ let private paperBase (runs: string) (dataset: string) (root: string) (crop: int
         Optimizer = OptimizerSettings(BatchSize = 16),
         Contrastive = ContrastiveSettings(ResizeTo = 65))
 
-let voc (runs: string) (root: string) (labelCounts: int list) =
-    { Name = "voc"
-      Description = "PASCAL VOC 2012 train_aug, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)"
-      Base = paperBase runs "voc" root 513
+/// A paper-scale profile: the paper's schedule and LRs; the ablations that need Fashion-MNIST are left out.
+let private paperProfile name description dataset (runs: string) (root: string) (labelCounts: int list) pseudo =
+    { Name = name
+      Description = description
+      Base = paperBase runs dataset root 513
       CeSteps = 300000; CeLearningRate = 0.03
       PretrainSteps = 300000; PretrainLearningRate = 0.1
       FinetuneSteps = 50000; FinetuneLearningRate = 0.007
       Classification = ClassificationPretrainingOptions()
-      Pseudo = PseudoLabelOptions()
+      Pseudo = pseudo
       Cells = paperGrid labelCounts [ 0 ] [ 0 ] |> List.filter (fun c -> c.Experiment <> "classification-pretraining")
       Tsne = None
       EvalSplit = "val" }
 
-let cityscapes (runs: string) (root: string) (labelCounts: int list) =
-    { Name = "cityscapes"
-      Description = "Cityscapes fine train, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)"
-      Base = paperBase runs "cityscapes" root 513
-      CeSteps = 300000; CeLearningRate = 0.03
-      PretrainSteps = 300000; PretrainLearningRate = 0.1
-      FinetuneSteps = 50000; FinetuneLearningRate = 0.007
-      Classification = ClassificationPretrainingOptions()
-      // Cityscapes has no background class: 0.8 for every class.
-      Pseudo = PseudoLabelOptions(BackgroundThreshold = Nullable())
-      Cells = paperGrid labelCounts [ 0 ] [ 0 ] |> List.filter (fun c -> c.Experiment <> "classification-pretraining")
-      Tsne = None
-      EvalSplit = "val" }
+let voc runs root labelCounts =
+    paperProfile "voc" "PASCAL VOC 2012 train_aug, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)" "voc" runs root labelCounts
+        (PseudoLabelOptions())
+
+// Cityscapes has no background class: 0.8 for every class.
+let cityscapes runs root labelCounts =
+    paperProfile "cityscapes" "Cityscapes fine train, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)" "cityscapes" runs root labelCounts
+        (PseudoLabelOptions(BackgroundThreshold = Nullable()))
