@@ -40,7 +40,7 @@ let tests =
             Expect.equal exps (set [ "label-efficiency"; "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised" ]) "studies"
             let seeds = p.Cells |> List.filter (fun c -> c.Experiment = "label-efficiency") |> List.map (fun c -> c.Seed) |> List.distinct
             Expect.equal seeds [ 0; 1; 2 ] "three seeds"
-            Expect.isSome p.Tsne "t-SNE study"
+            Expect.isSome p.Tsne "t-SNE study (default profile)"
         }
 
         test "fine-tuning starts from its own contrastive pretraining with the paper's learning rates" {
