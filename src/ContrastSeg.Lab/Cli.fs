@@ -221,7 +221,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
 
 /// Writes results.md, results.csv and the charts from the store.
 let report (p: Profile) (store: ResultStore) (command: string) (console: TextWriter) =
-    let rows = store.All()
+    let rows = Runner.currentRows p store
     let summaries = summarise rows
     let folder = store.Root
     let space = Runner.featureSpace p store folder console

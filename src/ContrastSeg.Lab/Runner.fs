@@ -51,12 +51,28 @@ let private flatten (c: TrainConfig) =
     walk "" doc.RootElement
     d
 
+/// The run names of the stages that train a cell's final model: what its row was computed from.
+let finalStageNames (p: Profile) (cell: Cell) =
+    let stagesOf =
+        match cell.Recipe with
+        | SemiSupervised teacher -> stages p cell teacher (pseudoFolder p cell)
+        | r -> stages p cell r None
+    String.Join(" -> ", stagesOf |> List.map (fun s -> s.RunName))
+
+/// A stored row is reused only when it was computed from the same settings: run names carry a hash of
+/// every weights-defining setting, so a changed profile (steps, augmentation, ...) reruns the cell.
+let isCurrent (p: Profile) (cell: Cell) (row: ResultRow) =
+    let stored key = match row.Settings.TryGetValue key with | true, v -> v | _ -> ""
+    stored "stages" = finalStageNames p cell && stored "eval_split" = p.EvalSplit
+
 /// Trains every stage of a cell (finished stages are found and reused), scores the final model on
 /// the profile's evaluation split, and stores the row.
 let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : ResultRow =
     match store.Read cell.Key with
-    | Some row when not o.Force -> row
-    | _ ->
+    | Some row when not o.Force && isCurrent p cell row -> row
+    | stale ->
+        if stale.IsSome && not o.Force then
+            o.Console.WriteLine(sprintf "=== %s: the stored result is from other settings; running it again" cell.Key)
         if o.Force then
             for f in cellFolders p cell do
                 if Directory.Exists f then Directory.Delete(f, true)
@@ -91,7 +107,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         let settings = flatten final
         settings.["profile"] <- p.Name
         settings.["eval_split"] <- p.EvalSplit
-        settings.["stages"] <- String.Join(" -> ", finalStages |> List.map (fun s -> s.RunName))
+        settings.["stages"] <- finalStageNames p cell
         let row =
             { Experiment = cell.Experiment; Setting = cell.Setting; Method = cell.Method; Seed = cell.Seed; Run = cell.Key
               Stages = finalStages |> List.map (fun s -> s.RunDirectory) |> Array.ofList
@@ -100,6 +116,10 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
               Machine = machine (); Finished = DateTimeOffset.UtcNow }
         store.Write row
         row
+
+/// The stored rows of a profile's cells that are current (rows of other settings or other grids are left out of reports).
+let currentRows (p: Profile) (store: ResultStore) =
+    p.Cells |> List.distinctBy (fun c -> c.Key) |> List.choose (fun c -> store.Read c.Key |> Option.filter (isCurrent p c))
 
 /// Feature-space statistics of one model.
 type FeatureSpaceRow = { Method: string; Run: string; IntraClass: float; InterClass: float; Ratio: float; NearestCentroidAccuracy: float; Points: int }
@@ -110,7 +130,7 @@ let featureSpace (p: Profile) (store: ResultStore) (folder: string) (console: Te
     | None -> []
     | Some (labelled, perClass) ->
         let pick meth =
-            store.All() |> List.tryFind (fun r -> r.Experiment = "label-efficiency" && r.Setting = sprintf "labelled=%d" labelled && r.Method = meth && r.Seed = 0)
+            currentRows p store |> List.tryFind (fun r -> r.Experiment = "label-efficiency" && r.Setting = sprintf "labelled=%d" labelled && r.Method = meth && r.Seed = 0)
         let models = [ "cross-entropy", pick "cross-entropy"; "contrastive+finetune", pick "contrastive+finetune" ] |> List.choose (fun (m, r) -> r |> Option.map (fun r -> m, r))
         if models.Length < 2 then
             console.WriteLine "[feature-space] skipped: the label-efficiency cells at the lowest count (seed 0) are not finished"

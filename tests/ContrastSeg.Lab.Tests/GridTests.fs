@@ -15,6 +15,13 @@ let private runs = Path.Combine(Path.GetTempPath(), "contrastseg-grid-tests")
 let private find (p: Profile) exp setting meth =
     p.Cells |> List.find (fun c -> c.Experiment = exp && c.Setting = setting && c.Method = meth && c.Seed = 0)
 
+/// A row as the runner stores it for `cell` under profile `p`.
+let private storedRow (p: Profile) (cell: Cell) miou =
+    let r = { ResultsTests.row cell.Experiment cell.Setting cell.Method cell.Seed miou with Run = cell.Key }
+    r.Settings.["stages"] <- Runner.finalStageNames p cell
+    r.Settings.["eval_split"] <- p.EvalSplit
+    r
+
 let tests =
     testList "grid" [
         test "set copies a C# record and changes one property" {
@@ -90,9 +97,24 @@ let tests =
             let p = { quick runs with Base = ConfigOverrides.Apply((quick runs).Base, [ "Data.Root=/nonexistent-so-training-would-fail" ]) }
             let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-cache-").FullName)
             let cell = p.Cells.Head
-            let row = { ResultsTests.row cell.Experiment cell.Setting cell.Method cell.Seed 0.42 with Run = cell.Key }
-            store.Write row
+            store.Write(storedRow p cell 0.42)
             let back = Runner.runCell p store { Runner.Force = false; Runner.Console = TextWriter.Null } cell
             Expect.equal back.MeanIoU 0.42 "cached row returned"
+            Expect.equal (Runner.currentRows p store |> List.map (fun r -> r.MeanIoU)) [ 0.42 ] "the report sees it"
+        }
+
+        test "a cell stored under other settings is trained again and left out of the report" {
+            let missing = "Data.Root=/nonexistent-so-training-would-fail"
+            let p = { quick runs with Base = ConfigOverrides.Apply((quick runs).Base, [ missing ]) }
+            let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-stale-").FullName)
+            let cell = p.Cells.Head
+            // The same cell computed by an earlier version of the profile (another augmentation setting).
+            let older = { p with Base = ConfigOverrides.Apply(p.Base, [ "Data.ScaleMax=3" ]) }
+            Expect.notEqual (Runner.finalStageNames older cell) (Runner.finalStageNames p cell) "settings reach the run names"
+            store.Write(storedRow older cell 0.42)
+            Expect.isEmpty (Runner.currentRows p store) "stale row not reported"
+            Expect.equal (Runner.currentRows older store |> List.length) 1 "current for the profile that wrote it"
+            // Reusing it would return 0.42; training again must reach the (missing) data and fail.
+            Expect.throws (fun () -> Runner.runCell p store { Runner.Force = false; Runner.Console = TextWriter.Null } cell |> ignore) "retrained"
         }
     ]

@@ -315,9 +315,22 @@ public static class ConfigOverrides
 public static class RunNames
 {
     /// <summary>
-    /// e.g. <c>contrastive-within-t0.07_r18w0.25-os8_fmscenes-n20_crop64_b8_1500st_lr0.1_s0</c>.
+    /// e.g. <c>contrastive-within-t0.07_r18w0.25-os8_fmscenes-n20_crop64_b8_1500st_lr0.1_s0_1a2b3c</c>: the main
+    /// settings readably, then a hash of every weights-defining setting (<see cref="SettingsHash"/>), so two
+    /// runs that differ in a setting the readable part leaves out (augmentation, temperature, schedule details)
+    /// never share a folder and a changed profile never finds a stale run.
     /// </summary>
-    public static string Derive(TrainConfig c)
+    public static string Derive(TrainConfig c) => Readable(c) + "_" + SettingsHash(c);
+
+    /// <summary>
+    /// Six hex digits of the SHA-256 of <see cref="TrainConfig.WeightsDefiningJson"/> without the output
+    /// location and explicit name (which say where a run goes, not what it is).
+    /// </summary>
+    public static string SettingsHash(TrainConfig c) =>
+        // Name = "" (not null): the JSON includes RunName, which must not call back into Derive.
+        Hash((c with { OutputRoot = "", Name = "" }).WeightsDefiningJson())[..6];
+
+    private static string Readable(TrainConfig c)
     {
         static string N(double v) => v.ToString("0.#####", CultureInfo.InvariantCulture);
         var stage = c.Stage switch

@@ -66,7 +66,12 @@ public class ConfigTests
     {
         var baseline = new TrainConfig { Data = new DataSettings { Labelled = 20 } };
         var name = baseline.RunName;
-        Assert.Equal("ce_r18w0.25-os8_fmscenes-n20_crop64_b8_1500st_lr0.03_s0", name);
+        Assert.Matches("^ce_r18w0.25-os8_fmscenes-n20_crop64_b8_1500st_lr0.03_s0_[0-9a-f]{6}$", name);
+        // Settings outside the readable part still give another run (a changed profile never reuses a stale folder)...
+        Assert.NotEqual(name, (baseline with { Data = baseline.Data with { ScaleMax = 1.0 } }).RunName);
+        Assert.NotEqual(name, (baseline with { Optimizer = baseline.Optimizer with { WarmupSteps = 10 } }).RunName);
+        // ...while where a run goes and how often it logs do not.
+        Assert.Equal(name, (baseline with { OutputRoot = "elsewhere", LogEvery = 7, Data = baseline.Data with { Workers = 2 } }).RunName);
         Assert.NotEqual(name, (baseline with { Seed = 1 }).RunName);
         Assert.NotEqual(name, (baseline with { Data = baseline.Data with { Labelled = 200 } }).RunName);
         var contrastive = baseline with { Stage = TrainingStage.Contrastive, Contrastive = new ContrastiveSettings { Variant = ContrastiveVariant.CrossImage } };
