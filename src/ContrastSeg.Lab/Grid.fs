@@ -127,8 +127,13 @@ let paperGrid (labelCounts: int list) (seeds: int list) (ablationSeeds: int list
                  [ lowName + ",pseudo=off", con, Some low, within
                    lowName + ",pseudo=on", con, Some low, SemiSupervised within ] ]
 
+/// The `cpu` preset's data and model (embedded scenes, no random rescaling) with the grid's bookkeeping.
 let private scenes (root: string) =
-    TrainConfig(OutputRoot = root, LogEvery = 50, CheckpointEvery = 500, KeepLast = 1)
+    TrainPresets.Cpu(TrainingStage.Baseline)
+    |> update <@ fun c -> c.OutputRoot @> root
+    |> update <@ fun c -> c.LogEvery @> 50
+    |> update <@ fun c -> c.CheckpointEvery @> 500
+    |> update <@ fun c -> c.KeepLast @> 1
 
 /// `quick`: the whole pipeline end to end on a tiny grid (CI; a few minutes on 2 cores).
 let quick (runs: string) =
@@ -151,15 +156,16 @@ let quick (runs: string) =
 let defaultProfile (runs: string) =
     let b = scenes runs
     { Name = "default"
-      Description = "Fashion-MNIST scenes 64x64, DeepLabV3+ ResNet-18 (width 0.25, OS 8), SGD + cosine"
+      Description = "Fashion-MNIST scenes 64x64 (no random rescaling), DeepLabV3+ ResNet-18 (width 0.25, OS 8), SGD + cosine, equal step budgets"
       Base = b
-      CeSteps = 600; CeLearningRate = 0.03
+      // Equal budgets: cross-entropy gets as many steps as pretraining + fine-tuning together.
+      CeSteps = 800; CeLearningRate = 0.03
       PretrainSteps = 400; PretrainLearningRate = 0.1
       FinetuneSteps = 400; FinetuneLearningRate = 0.03
       Classification = ClassificationPretrainingOptions(Steps = 1500)
       Pseudo = PseudoLabelOptions()
       Cells = paperGrid [ 10; 100; 2000 ] [ 0; 1; 2 ] [ 0 ]  // 2000 = every training scene
-      Tsne = Some(10, 100)
+      Tsne = Some(10, 50)
       EvalSplit = "test" }
 
 /// Paper-scale profiles (meant for GPU machines): DeepLabV3+ ResNet-50, 513 crops, batch 16.
