@@ -7,6 +7,7 @@ open System.Diagnostics
 open System.IO
 open Argu
 open ContrastSeg.Evaluation
+open ContrastSeg.Losses
 open ContrastSeg.Training
 open ContrastSeg.Lab.Grid
 open ContrastSeg.Lab.Results
@@ -175,10 +176,12 @@ type AblationArgs =
     | Force
     | Report_Only
     | Steps of count: int
+    | Variant of loss: string
     | [<AltCommandLine("-s")>] Set of assignment: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
             | Steps _ -> "cap every stage (and the classification pretraining) at this many steps: a smoke run of a paper profile."
             | Profile _ -> "quick (tiny, CI), default (CPU study on the embedded scenes, ~20 min on 2 cores), voc or cityscapes (paper scale, GPU)."
             | Data_Root _ -> "dataset root for the voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
@@ -216,6 +219,13 @@ let profileOf (r: ParseResults<AblationArgs>) =
             { p with CeSteps = min n p.CeSteps; PretrainSteps = min n p.PretrainSteps; FinetuneSteps = min n p.FinetuneSteps
                      Classification = ContrastSeg.Lab.Configs.update <@ fun c -> c.Steps @> (min n p.Classification.Steps) p.Classification }
         | None -> p
+    let p =
+        match r.TryGetResult Variant with
+        | None -> p
+        | Some v ->
+            match [ ContrastiveVariant.WithinImage; ContrastiveVariant.CrossImage; ContrastiveVariant.Batch ] |> List.tryFind (fun x -> variantSlug x = v) with
+            | Some x -> labelEfficiencyWith x p
+            | None -> raise (ConfigException(sprintf "--variant '%s' is unknown: use within-image, cross-image or batch" v, "--variant"))
     p.Base.Validate() |> ignore
     p
 
@@ -255,9 +265,21 @@ let ablations (argv: string[]) =
         let store = ResultStore(r.GetResult(Output, Path.Combine("results", p.Name)))
         let command = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
         if r.Contains List then
+            // Every option that shapes the cells goes with each command, with its values.
+            let forwarded = set [ "--profile"; "--data-root"; "--labelled"; "--set"; "-s"; "--variant"; "--steps"; "--output"; "--runs" ]
+            let kept =
+                argv
+                |> Array.fold (fun (keep, acc) a ->
+                    if a.StartsWith "-" then
+                        let flag = a.Split('=').[0]
+                        let k = forwarded.Contains flag
+                        k, (if k then a :: acc else acc)
+                    else keep, (if keep then a :: acc else acc)) (false, [])
+                |> snd |> List.rev
+            let quote (a: string) = if a.Contains ' ' then "\"" + a + "\"" else a
+            let shared = String.Join(" ", kept |> List.map quote)
             for c in p.Cells |> List.distinctBy (fun c -> c.Key) do
-                printfn "dotnet fsi scripts/ablations.fsx -- --profile %s --run %s%s" p.Name c.Key
-                    (String.Join("", [ for a in argv do if a.StartsWith "--data-root" || a.StartsWith "--labelled" || a.StartsWith "--set" then yield " " + a ]))
+                printfn "dotnet fsi scripts/ablations.fsx -- %s --run %s" shared c.Key
             0
         else
             let opts = { Runner.Force = r.Contains Force; Runner.Console = Console.Out }

@@ -128,6 +128,29 @@ let paperGrid (labelCounts: int list) (seeds: int list) (ablationSeeds: int list
                    lowName + ",pseudo=on", con, Some low, SemiSupervised within ] ]
 
 /// The `cpu` preset's data and model (embedded scenes, no random rescaling) with the grid's bookkeeping.
+/// A loss variant as written in settings and names: within-image, cross-image, batch.
+let variantSlug (v: ContrastiveVariant) =
+    match v with
+    | ContrastiveVariant.WithinImage -> "within-image"
+    | ContrastiveVariant.CrossImage -> "cross-image"
+    | ContrastiveVariant.Batch -> "batch"
+    | other -> string other
+
+/// The label-efficiency study alone, with `variant` as the contrastive loss (the paper's main recipe is
+/// within-image): profile `<name>-<variant>`, its own results folder, the same cross-entropy runs.
+let labelEfficiencyWith (variant: ContrastiveVariant) (p: Profile) =
+    let slug = variantSlug variant
+    { p with
+        Name = p.Name + "-" + slug
+        Description = p.Description + sprintf "; label efficiency with the %s contrastive loss" slug
+        Cells =
+            p.Cells
+            |> List.filter (fun c -> c.Experiment = "label-efficiency")
+            |> List.map (fun c ->
+                match c.Recipe with
+                | ContrastiveFineTune (_, distortion) -> { c with Method = sprintf "contrastive(%s)+finetune" slug; Recipe = ContrastiveFineTune(variant, distortion) }
+                | _ -> c) }
+
 let private scenes (root: string) =
     TrainPresets.Cpu(TrainingStage.Baseline)
     |> update <@ fun c -> c.OutputRoot @> root

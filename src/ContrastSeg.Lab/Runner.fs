@@ -131,7 +131,11 @@ let featureSpace (p: Profile) (store: ResultStore) (folder: string) (console: Te
     | Some (labelled, perClass) ->
         let pick meth =
             currentRows p store |> List.tryFind (fun r -> r.Experiment = "label-efficiency" && r.Setting = sprintf "labelled=%d" labelled && r.Method = meth && r.Seed = 0)
-        let models = [ "cross-entropy", pick "cross-entropy"; "contrastive+finetune", pick "contrastive+finetune" ] |> List.choose (fun (m, r) -> r |> Option.map (fun r -> m, r))
+        let contrastive = p.Cells |> List.tryPick (fun c -> if c.Experiment = "label-efficiency" && c.Method <> "cross-entropy" then Some c.Method else None)
+        let models =
+            [ yield "cross-entropy", pick "cross-entropy"
+              match contrastive with Some m -> yield m, pick m | None -> () ]
+            |> List.choose (fun (m, r) -> r |> Option.map (fun r -> m, r))
         if models.Length < 2 then
             console.WriteLine "[feature-space] skipped: the label-efficiency cells at the lowest count (seed 0) are not finished"
             []

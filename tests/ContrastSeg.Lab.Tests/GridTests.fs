@@ -103,6 +103,33 @@ let tests =
             Expect.equal (Runner.currentRows p store |> List.map (fun r -> r.MeanIoU)) [ 0.42 ] "the report sees it"
         }
 
+        test "--variant runs the label-efficiency study with another loss, under its own profile name" {
+            let p = defaultProfile runs
+            let v = labelEfficiencyWith ContrastiveVariant.CrossImage p
+            Expect.equal v.Name "default-cross-image" "own results folder"
+            Expect.isTrue (v.Cells |> List.forall (fun c -> c.Experiment = "label-efficiency")) "only label efficiency"
+            let ceKeys cells = cells |> List.filter (fun (c: Cell) -> c.Method = "cross-entropy") |> List.map (fun c -> stages p c c.Recipe None |> List.map (fun s -> s.RunName))
+            Expect.equal (ceKeys v.Cells) (ceKeys (p.Cells |> List.filter (fun c -> c.Experiment = "label-efficiency"))) "cross-entropy runs shared"
+            for c in v.Cells |> List.filter (fun c -> c.Method <> "cross-entropy") do
+                Expect.equal c.Method "contrastive(cross-image)+finetune" "method names the loss"
+                Expect.equal (stages v c c.Recipe None).Head.Contrastive.Variant ContrastiveVariant.CrossImage "pretraining uses it"
+        }
+
+        test "--list prints one command per cell that carries the options shaping the cells" {
+            let out = new StringWriter()
+            let previous = Console.Out
+            Console.SetOut out
+            let code =
+                try Cli.ablations [| "--profile"; "default"; "--variant"; "cross-image"; "--set"; "Data.Workers=1"; "--list" |]
+                finally Console.SetOut previous
+            Expect.equal code 0 "exit code"
+            let lines = out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            let expected = labelEfficiencyWith ContrastiveVariant.CrossImage (defaultProfile runs)
+            Expect.equal lines.Length (expected.Cells |> List.distinctBy (fun c -> c.Key) |> List.length) "one line per cell"
+            for line, cell in Seq.zip lines (expected.Cells |> List.distinctBy (fun c -> c.Key)) do
+                Expect.equal (line.Trim()) (sprintf "dotnet fsi scripts/ablations.fsx -- --profile default --variant cross-image --set Data.Workers=1 --run %s" cell.Key) "command"
+        }
+
         test "a cell stored under other settings is trained again and left out of the report" {
             let missing = "Data.Root=/nonexistent-so-training-would-fail"
             let p = { quick runs with Base = ConfigOverrides.Apply((quick runs).Base, [ missing ]) }
