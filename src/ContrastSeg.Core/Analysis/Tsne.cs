@@ -43,15 +43,22 @@ public static class Tsne
         var update = zeros_like(y);
         var gains = ones_like(y);
         var learningRate = Math.Max(n / options.EarlyExaggeration / 4, 50);
+        // The two N x N matrices of a step live in buffers allocated once: a fresh N x N allocation per step
+        // (about ten of them) let glibc's heap grow by tens of MB per step, to 20 GB RSS for 550 points.
+        var num = empty(new[] { n, n }, ScalarType.Float64);
+        var w = empty(new[] { n, n }, ScalarType.Float64);
         for (var it = 0; it < options.Iterations; it++)
         {
             using var step = NewDisposeScope();
             var exaggeration = it < 250 ? options.EarlyExaggeration : 1.0;
             var momentum = it < 250 ? 0.5 : 0.8;
             var sq = y.pow(2).sum(1);
-            var num = (1 + (sq.unsqueeze(1) + sq.unsqueeze(0) - 2 * y.mm(y.t())).clamp_min(0)).reciprocal().masked_fill(eye, 0.0);
-            var q = (num / num.sum()).clamp_min(1e-12);
-            var w = (p * exaggeration - q) * num;                        // [N, N]
+            // num = 1 / (1 + |y_i - y_j|^2), zero diagonal
+            num.addmm_(y, y.t(), beta: 0, alpha: -2).add_(sq.unsqueeze(1)).add_(sq.unsqueeze(0)).clamp_min_(0)
+               .add_(1.0).reciprocal_().masked_fill_(eye, 0.0);
+            var total = num.sum();
+            // w = (exaggeration * P - Q) * num with Q = max(num / total, 1e-12)
+            w.copy_(num).div_(total).clamp_min_(1e-12).neg_().add_(p, alpha: exaggeration).mul_(num);
             var grad = 4 * (w.sum(1, keepdim: true) * y - w.mm(y));      // dC/dy_i
             // Adaptive gains as in the reference implementation.
             var sameSign = (grad > 0) == (update > 0);
@@ -74,15 +81,20 @@ public static class Tsne
         var hi = full(new[] { n, 1L }, 1e20, ScalarType.Float64);
         var beta = ones(new[] { n, 1L }, ScalarType.Float64);
         Tensor conditional = null!;
-        for (var i = 0; i < 64; i++)
+        const int bisections = 64;
+        for (var i = 0; i < bisections; i++)
         {
+            // One scope per bisection step: only the bounds (and the last step's rows) outlive it.
+            using var stepScope = NewDisposeScope();
             var logits = (-d * beta).masked_fill(eye, double.NegativeInfinity);
-            conditional = logits.softmax(1);
-            var entropy = -(conditional * conditional.clamp_min(1e-300).log()).sum(1, keepdim: true);
+            var rows = logits.softmax(1);
+            var entropy = -(rows * rows.clamp_min(1e-300).log()).sum(1, keepdim: true);
             var tooFlat = entropy > target; // entropy too high: narrow the Gaussian (raise beta)
-            lo = where(tooFlat, beta, lo);
-            hi = where(tooFlat, hi, beta);
-            beta = where(hi >= 1e19, beta * 2, (lo + hi) / 2);
+            var (newLo, newHi) = (where(tooFlat, beta, lo), where(tooFlat, hi, beta));
+            var newBeta = where(newHi >= 1e19, beta * 2, (newLo + newHi) / 2);
+            lo.Dispose(); hi.Dispose(); beta.Dispose();
+            (lo, hi, beta) = (newLo.MoveToOuterDisposeScope(), newHi.MoveToOuterDisposeScope(), newBeta.MoveToOuterDisposeScope());
+            if (i == bisections - 1) conditional = rows.MoveToOuterDisposeScope();
         }
         var p = (conditional + conditional.t()) / (2.0 * n);
         return p.clamp_min(1e-12);
