@@ -263,7 +263,11 @@ let ablations (argv: string[]) =
         let r = parse<AblationArgs> "ablations" argv
         let p = profileOf r
         let store = ResultStore(r.GetResult(Output, Path.Combine("results", p.Name)))
-        let command = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
+        let command =
+            let text = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
+            // A rebuilt report says so: the rows' runs were trained by an earlier command.
+            if r.Contains Report_Only then sprintf "%s` (tables rebuilt from the stored rows, whose run times are below; the training command was the same without `--report-only" text
+            else text
         if r.Contains List then
             // Every option that shapes the cells goes with each command, with its values.
             let forwarded = set [ "--profile"; "--data-root"; "--labelled"; "--set"; "-s"; "--variant"; "--steps"; "--output"; "--runs" ]
@@ -291,12 +295,20 @@ let ablations (argv: string[]) =
                     | [] -> raise (ConfigException(sprintf "no cell '%s' in profile %s (see --list)" key p.Name, "--run"))
                     | found -> found |> List.truncate 1
                 | None -> if r.Contains Report_Only then [] else p.Cells |> List.distinctBy (fun c -> c.Key)
-            cells |> List.iteri (fun i c ->
-                Console.WriteLine(sprintf "[ablations] cell %d/%d: %s" (i + 1) cells.Length c.Key)
-                Runner.runCell p store opts c |> ignore)
-            if (r.TryGetResult Run).IsNone then report p store command Console.Out
+            // A failed cell does not stop the grid (see Runner.runAll): failures are listed and the exit code is 1.
+            let single = (r.TryGetResult Run).IsSome
+            let failures =
+                if single then
+                    cells |> List.iter (Runner.runCell p store opts >> ignore)
+                    []
+                else Runner.runAll Console.Out Console.Error (Runner.runCell p store opts) cells
+            if not single then report p store command Console.Out
             printfn "[ablations] %d cells in %.1f min" cells.Length clock.Elapsed.TotalMinutes
-            0)
+            if failures.IsEmpty then 0
+            else
+                eprintfn "[ablations] %d of %d cells failed (the report holds the others):" failures.Length cells.Length
+                for key, message in failures do eprintfn "  %s: %s" key message
+                1)
 
 // ------------------------------------------------------------------------------- data utilities
 

@@ -117,6 +117,20 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         store.Write row
         row
 
+/// Runs `cells` in order with `run`. A cell that cannot run for reasons of its own (a setting or data it
+/// cannot use, a diverged loss) is reported and skipped so the other cells still run; environment failures
+/// (libtorch missing, out of memory, I/O) stop the grid. Returns the failed cells' keys and messages.
+let runAll (console: TextWriter) (error: TextWriter) (run: Cell -> ResultRow) (cells: Cell list) =
+    let failures = List<string * string>()
+    cells |> List.iteri (fun i c ->
+        console.WriteLine(sprintf "[ablations] cell %d/%d: %s" (i + 1) cells.Length c.Key)
+        try run c |> ignore
+        with
+        | :? ConfigException | :? DatasetException | :? TrainingDivergedException as e ->
+            error.WriteLine(sprintf "[ablations] cell %s failed: %s" c.Key e.Message)
+            failures.Add((c.Key, e.Message)))
+    List.ofSeq failures
+
 /// The stored rows of a profile's cells that are current (rows of other settings or other grids are left out of reports).
 let currentRows (p: Profile) (store: ResultStore) =
     p.Cells |> List.distinctBy (fun c -> c.Key) |> List.choose (fun c -> store.Read c.Key |> Option.filter (isCurrent p c))

@@ -130,6 +130,23 @@ let tests =
                 Expect.equal (line.Trim()) (sprintf "dotnet fsi scripts/ablations.fsx -- --profile default --variant cross-image --set Data.Workers=1 --run %s" cell.Key) "command"
         }
 
+        test "a cell that cannot run is reported and the others still run; environment failures stop the grid" {
+            let p = quick runs
+            let cells = p.Cells |> List.distinctBy (fun c -> c.Key)
+            let attempted = List<string>()
+            let stub (c: Cell) =
+                attempted.Add c.Key
+                if c.Labelled = Some 40 then raise (ConfigException("Data.Labelled = 40 but the training split has only 8 images", "Data.Labelled"))
+                ResultsTests.row c.Experiment c.Setting c.Method c.Seed 0.1
+            let errors = new StringWriter()
+            let failures = Runner.runAll TextWriter.Null errors stub cells
+            Expect.equal (List.ofSeq attempted) (cells |> List.map (fun c -> c.Key)) "every cell attempted, in order"
+            Expect.equal (failures |> List.map fst) (cells |> List.filter (fun c -> c.Labelled = Some 40) |> List.map (fun c -> c.Key)) "failed cells listed"
+            Expect.stringContains (errors.ToString()) "only 8 images" "message names the problem"
+            let environment (_: Cell) : Results.ResultRow = raise (ContrastSeg.Runtime.TorchRuntimeException "libtorch missing")
+            Expect.throwsT<ContrastSeg.Runtime.TorchRuntimeException> (fun () -> Runner.runAll TextWriter.Null TextWriter.Null environment cells |> ignore) "stops"
+        }
+
         test "a cell stored under other settings is trained again and left out of the report" {
             let missing = "Data.Root=/nonexistent-so-training-would-fail"
             let p = { quick runs with Base = ConfigOverrides.Apply((quick runs).Base, [ missing ]) }
