@@ -192,8 +192,8 @@ public static class ContrastiveKernel
         public Tensor? Grad;                // [n, D] gradient accumulator rows (a view of the input's, or a gathered buffer), or null
         public long Offset;                 // first column in the group
         public long Count => X.shape[0];
-        /// <summary>Gathered part: where its rows go back (accumulator of the image, row indices, offset in the part).</summary>
-        public List<(Tensor Target, Tensor Rows, long Offset)> Scatter = [];
+        /// <summary>Gathered part: where its rows go back (embeddings tensor, image, row indices, offset in the part).</summary>
+        public List<(int Input, long Item, Tensor Rows, long Offset)> Scatter = [];
     }
 
     /// <summary>The keys of one group, ready for its blocks.</summary>
@@ -208,7 +208,45 @@ public static class ContrastiveKernel
 
     private const double NormEpsilon = 1e-12;
 
-    private static GroupKeys Keys(KernelCall call, Group group, Tensor?[] invNorms, Tensor?[] gradients)
+    /// <summary>
+    /// The gradient accumulators, one per embeddings tensor that needs a gradient, with that tensor's shape and
+    /// strides (so autograd passes them on without a copy). Their memory is taken at first use: a batch-variant
+    /// group (gathered rows only) needs it only when it scatters its rows back, after its blocks.
+    /// </summary>
+    private sealed class Accumulators
+    {
+        private readonly Tensor[] _inputs;
+        private readonly bool[] _allocated;
+
+        /// <summary>Placeholders (no storage yet), created in the caller's dispose scope: they outlive the forward pass.</summary>
+        public Accumulators(KernelCall call)
+        {
+            _inputs = call.Embeddings;
+            _allocated = new bool[_inputs.Length];
+            Tensors = _inputs.Select((x, i) => call.WithGradient[i] ? empty(0, x.dtype, x.device) : null).ToArray();
+        }
+
+        public Tensor?[] Tensors { get; }
+
+        public bool Any => Tensors.Any(t => t is not null);
+
+        public bool Wanted(int input) => Tensors[input] is not null;
+
+        /// <summary>The accumulator of <paramref name="input"/>, zero-filled on first use, or null when it needs no gradient.</summary>
+        public Tensor? Of(int input)
+        {
+            if (Tensors[input] is not { } t) return null;
+            if (!_allocated[input])
+            {
+                using var storage = zeros_like(_inputs[input]); // same strides as the input (dense layouts)
+                t.set_(storage);
+                _allocated[input] = true;
+            }
+            return t;
+        }
+    }
+
+    private static GroupKeys Keys(KernelCall call, Group group, Tensor?[] invNorms, Accumulators gradients)
     {
         var parts = new List<KeyPart>();
         var labels = new List<Tensor>();
@@ -225,7 +263,7 @@ public static class ContrastiveKernel
                 continue;
             }
             var x = call.Embeddings[s.Input][s.Item];
-            parts.Add(new KeyPart { X = x, InvNorm = invNorms[s.Input]?[s.Item], Grad = gradients[s.Input]?[s.Item] });
+            parts.Add(new KeyPart { X = x, InvNorm = invNorms[s.Input]?[s.Item], Grad = gradients.Of(s.Input)?[s.Item] });
             labels.Add(call.Labels[s.Input][s.Item]);
             if (group.ByView) views.Add(s.PixelViews ?? full(x.shape[0], s.View, ScalarType.Int64, x.device));
         }
@@ -236,14 +274,14 @@ public static class ContrastiveKernel
             var first = call.Embeddings[gathered[0].Segment.Input];
             var x = empty(new[] { total, first.shape[2] }, first.dtype, first.device);
             var part = new KeyPart { X = x, InvNorm = call.Normalize ? empty(total, ScalarType.Float32, first.device) : null };
-            if (gathered.Any(g => gradients[g.Segment.Input] is not null)) part.Grad = zeros_like(x);
+            if (gathered.Any(g => gradients.Wanted(g.Segment.Input))) part.Grad = zeros_like(x);
             long offset = 0;
             foreach (var (s, rows) in gathered)
             {
                 var n = rows.shape[0];
                 x.narrow(0, offset, n).copy_(call.Embeddings[s.Input][s.Item].index_select(0, rows));
                 part.InvNorm?.narrow(0, offset, n).copy_(invNorms[s.Input]![s.Item].index_select(0, rows));
-                if (gradients[s.Input] is { } g) part.Scatter.Add((g[s.Item], rows, offset));
+                if (gradients.Wanted(s.Input)) part.Scatter.Add((s.Input, s.Item, rows, offset));
                 labels.Add(call.Labels[s.Input][s.Item].index_select(0, rows));
                 if (group.ByView) views.Add(s.PixelViews?.index_select(0, rows) ?? full(n, s.View, ScalarType.Int64, x.device));
                 offset += n;
@@ -378,38 +416,37 @@ public static class ContrastiveKernel
             using var noGrad = no_grad();
             var inputs = call.Embeddings.Length;
             // The accumulators live on (saved for backward): created outside the scope below.
-            var gradients = new Tensor?[inputs];
-            for (var i = 0; i < inputs; i++)
-                if (call.WithGradient[i]) gradients[i] = zeros_like(call.Embeddings[i]); // same strides as the input: no copy on the way back
+            var gradients = new Accumulators(call);
             double mean = 0;
             using (var constants = new Constants(call.Temperature))
             using (var scope = NewDisposeScope())
             {
                 var norms = call.Normalize ? call.Embeddings.Select(x => x.norm(2, keepdim: false)).ToArray() : null;
                 var invNorms = call.Embeddings.Select((_, i) => norms?[i].clamp_min(constants.Epsilon).reciprocal_()).ToArray();
-                var withGradient = gradients.Any(g => g is not null);
                 foreach (var group in call.Groups)
                 {
                     using var groupScope = NewDisposeScope();
                     var keys = Keys(call, group, invNorms, gradients);
                     if (keys.Count == 0) continue; // no valid pixel: the group's loss is 0
                     // Every valid pixel is an anchor with a positive (itself), so a group's loss is the mean over its N pixels.
-                    using Scalar? gradientScale = withGradient ? 1.0 / ((double)call.Groups.Length * keys.Count) : null;
+                    using Scalar? gradientScale = gradients.Any ? 1.0 / ((double)call.Groups.Length * keys.Count) : null;
                     var blockRows = ResolveBlockSize(call.BlockSize, keys.Count);
                     double total = 0;
                     foreach (var part in keys.Parts)
                         for (long start = 0; start < part.Count; start += blockRows)
                             total += Block(keys, part, start, Math.Min(blockRows, part.Count - start), constants, gradientScale);
-                    foreach (var part in keys.Parts)
-                        foreach (var (target, rows, offset) in part.Scatter)
-                            target.index_add_(0, rows, part.Grad!.narrow(0, offset, rows.shape[0]), constants.One);
+                    foreach (var part in keys.Parts.Where(p => p.Scatter.Count > 0))
+                    {
+                        part.X.Dispose(); // the gathered copy is done with: free it before the accumulators take their memory
+                        foreach (var (input, item, rows, offset) in part.Scatter)
+                            gradients.Of(input)![item].index_add_(0, rows, part.Grad!.narrow(0, offset, rows.shape[0]), constants.One);
+                    }
                     mean += total / keys.Count / call.Groups.Length;
                 }
-                if (norms is not null)
-                    for (var i = 0; i < inputs; i++)
-                        if (gradients[i] is { } g) NormalizationBackward(call.Embeddings[i], norms[i], g, constants);
+                for (var i = 0; i < inputs; i++)
+                    if (gradients.Of(i) is { } g && norms is not null) NormalizationBackward(call.Embeddings[i], norms[i], g, constants);
             }
-            if (gradients.Any(g => g is not null)) ctx.save_for_backward(gradients.Select(g => g!).ToList());
+            if (gradients.Any) ctx.save_for_backward(gradients.Tensors.Select(g => g!).ToList());
             var device = call.Embeddings.Length > 0 ? call.Embeddings[0].device : CPU;
             return tensor((float)mean, dtype: ScalarType.Float32, device: device);
         }
