@@ -85,6 +85,7 @@ internal static class LoaderCase
             Consume(loader, 0, Math.Min(3, loader.BatchesPerEpoch));
             var rates = new List<double>();
             var times = new List<double>();
+            var (gen0, gen2, pause, allocated) = (GC.CollectionCount(0), GC.CollectionCount(2), GC.GetTotalPauseDuration(), GC.GetTotalAllocatedBytes());
             long start = loader.BatchesPerEpoch; // past the warm-up's batches
             for (var r = 0; r < reps; r++)
             {
@@ -93,8 +94,16 @@ internal static class LoaderCase
                 rates.Add(images / seconds);
                 times.Add(seconds);
             }
+            var totalSeconds = times.Sum();
             var result = new JsonObject
             {
+                ["gc"] = new JsonObject
+                {
+                    ["gen0_collections"] = GC.CollectionCount(0) - gen0,
+                    ["gen2_collections"] = GC.CollectionCount(2) - gen2,
+                    ["pause_fraction"] = Math.Round((GC.GetTotalPauseDuration() - pause).TotalSeconds / totalSeconds, 4),
+                    ["allocated_mb_per_image"] = Math.Round((GC.GetTotalAllocatedBytes() - allocated) / 1e6 / (reps * batches * setup.Options.BatchSize), 2),
+                },
                 ["data"] = spec["data"],
                 ["stage"] = spec.GetValueOrDefault("stage") ?? "baseline",
                 ["views"] = setup.Options.TwoViews ? 2 : 1,

@@ -304,6 +304,8 @@ internal static class Suite
                     {
                         ["ok"] = true, ["images_per_s"] = Math.Round(Measure.Median(samples), 2), ["images_per_s_samples"] = Measure.ToJson(samples),
                         ["round_medians"] = Measure.ToJson(ok.Select(r => (double)r["images_per_s"]!)),
+                        ["gc_pause_fraction"] = Math.Round(Measure.Median(ok.Select(r => (double)r["gc"]!["pause_fraction"]!)), 4),
+                        ["allocated_mb_per_image"] = Math.Round(Measure.Median(ok.Select(r => (double)r["gc"]!["allocated_mb_per_image"]!)), 2),
                     };
                     row["description"] ??= ok[0]["description"]?.DeepClone();
                     row["data"] ??= ok[0]["data"]?.DeepClone();

@@ -104,14 +104,17 @@ internal static class Summary
         yield return "-- data loader: images/s decoded + augmented + batched (median of repetitions), vs the training steps' consumption --";
         foreach (var c in loader["consumption"]!.AsArray().Select(x => x!.AsObject()))
             yield return (bool)c["ok"]!
-                ? $"consumption {c["label"],-34} step {(double)c["step_s"]!:F3} s, batch {c["batch"]} -> {(double)c["images_per_s"]!:F1} images/s ({c["measured"]})"
+                ? $"consumption {c["label"],-34} step {(double)c["step_s"]!:F3} s, batch {c["batch"]} -> {(double)c["images_per_s"]!:G3} images/s ({c["measured"]})"
                 : $"consumption {c["label"]}: FAILED ({c["error"]})";
         foreach (var row in loader["cases"]!.AsArray().Select(x => x!.AsObject()))
         {
             yield return $"{row["label"]}: {row["description"]}";
             foreach (var w in new[] { 1, 2 })
                 if (row[$"workers_{w}"] is JsonObject cell)
-                    yield return (bool)cell["ok"]! ? $"  {w} worker(s): {(double)cell["images_per_s"]!:F1} images/s" : $"  {w} worker(s): FAILED ({cell["error"]})";
+                    yield return (bool)cell["ok"]!
+                        ? $"  {w} worker(s): {(double)cell["images_per_s"]!:F1} images/s" +
+                          (cell["gc_pause_fraction"] is JsonValue gc ? $" (GC pauses {(double)gc:P1} of the time, {(double)cell["allocated_mb_per_image"]!:F2} MB allocated per image)" : "")
+                        : $"  {w} worker(s): FAILED ({cell["error"]})";
             foreach (var v in LoaderVerdicts(row, loader["consumption"]!.AsArray())) yield return "  " + v;
         }
         foreach (var r in loader["fed_steps"]?.AsArray().Select(x => x!.AsObject()) ?? [])
@@ -132,10 +135,10 @@ internal static class Summary
             if (row[$"workers_{w}"] is not JsonObject cell || !(bool)cell["ok"]!) continue;
             var ips = (double)cell["images_per_s"]!;
             var ratio = ips / need;
-            var others = string.Join(", ", references.Where(c => c != fastest).Select(c => $"{ips / (double)c["images_per_s"]!:F1}x {c["label"]}"));
+            var others = string.Join(", ", references.Where(c => c != fastest).Select(c => $"{ips / (double)c["images_per_s"]!:F1}x vs {c["label"]}"));
             yield return scenes
-                ? $"TARGET {w} worker(s) >= {LoaderTarget:F0}x consumption ({fastest["label"]}: {need:F1} images/s): {ips:F1} images/s = {ratio:F1}x -> {(ratio >= LoaderTarget ? "MET" : "MISSED")}{(others.Length > 0 ? $" ({others})" : "")}"
-                : $"{w} worker(s): {ratio:F1}x the consumption of {fastest["label"]} ({need:F2} images/s){(others.Length > 0 ? $"; {others}" : "")}";
+                ? $"TARGET {w} worker(s) >= {LoaderTarget:F0}x consumption ({fastest["label"]}: {need:F1} images/s): {ips:F1} images/s = {ratio:F1}x -> {(ratio >= LoaderTarget ? "MET" : "MISSED")}{(others.Length > 0 ? $"; {others}" : "")}"
+                : $"{w} worker(s): {ratio:F0}x the consumption of {fastest["label"]} ({need:F2} images/s){(others.Length > 0 ? $"; {others}" : "")}";
         }
     }
 
@@ -239,17 +242,18 @@ internal static class Summary
         sb.AppendLine();
         foreach (var c in loader["consumption"]!.AsArray().Select(x => x!.AsObject()))
             sb.AppendLine((bool)c["ok"]!
-                ? $"- {c["label"]}: step {(double)c["step_s"]!:F3} s, batch {c["batch"]}: **{(double)c["images_per_s"]!:F1} images/s** ({c["measured"]})"
+                ? $"- {c["label"]}: step {(double)c["step_s"]!:F3} s, batch {c["batch"]}: **{(double)c["images_per_s"]!:G3} images/s** ({c["measured"]})"
                 : $"- {c["label"]}: failed ({c["error"]})");
         sb.AppendLine();
-        sb.AppendLine("| loader | pipeline | 1 worker (images/s) | 2 workers (images/s) | 2 / 1 workers | target |");
-        sb.AppendLine("|---|---|---:|---:|---:|---|");
+        sb.AppendLine("| loader | pipeline | 1 worker (images/s) | 2 workers (images/s) | 2 / 1 workers | managed MB allocated per image; GC pauses (1 / 2 workers) | target |");
+        sb.AppendLine("|---|---|---:|---:|---:|---|---|");
         foreach (var row in loader["cases"]!.AsArray().Select(x => x!.AsObject()))
         {
             double? Rate(int w) => row[$"workers_{w}"] is JsonObject c && (bool)c["ok"]! ? (double)c["images_per_s"]! : null;
             var (one, two) = (Rate(1), Rate(2));
             var verdicts = string.Join("<br>", LoaderVerdicts(row, loader["consumption"]!.AsArray()));
-            sb.AppendLine($"| {row["label"]} | {row["description"]} | {one?.ToString("F1", Inv) ?? "failed"} | {two?.ToString("F1", Inv) ?? "failed"} | {(one is { } a && two is { } b ? (b / a).ToString("F2", Inv) : "-")} | {verdicts} |");
+            string Gc(int w) => row[$"workers_{w}"] is JsonObject c && c["gc_pause_fraction"] is JsonValue gc ? $"{(double)c["allocated_mb_per_image"]!:F2}; {(double)gc:P1}" : "-";
+            sb.AppendLine($"| {row["label"]} | {row["description"]} | {one?.ToString("F1", Inv) ?? "failed"} | {two?.ToString("F1", Inv) ?? "failed"} | {(one is { } a && two is { } b ? (b / a).ToString("F2", Inv) : "-")} | {Gc(1)} / {Gc(2)} | {verdicts} |");
         }
         sb.AppendLine();
         var profiled = loader["cases"]!.AsArray().Select(x => x!.AsObject()).Where(r => r["profile_ms_per_sample"] is JsonObject).ToList();
