@@ -58,7 +58,7 @@ try
         Only: Value("--only") is { } only && only is not ("loss" or "train" or "loader")
             ? throw new ArgumentException($"--only takes loss, train or loader, got '{only}'")
             : Value("--only"),
-        CommandLine: "dotnet run -c Release --project bench/ContrastSeg.Bench -- " + string.Join(' ', args.Select(a => a.Contains(' ') || a.Contains('!') ? $"'{a}'" : a)),
+        CommandLine: "dotnet run -c Release --project bench/ContrastSeg.Bench -- " + string.Join(' ', args.Select(a => a.Contains(' ') || a.Contains('!') || a.Contains(';') ? $"'{a}'" : a)),
         Cases: CaseFilter.Parse(Value("--cases")));
     var report = Suite.Run(settings);
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(settings.JsonPath))!);

@@ -8,9 +8,10 @@ namespace ContrastSeg.Bench;
 internal sealed record BenchSettings(string JsonPath, bool Quick, string? Only, string CommandLine, CaseFilter Cases);
 
 /// <summary>
-/// <c>--cases</c>: comma-separated substrings of case names. A case runs when its name contains one of the
-/// patterns (or none is given) and none of the patterns prefixed with <c>!</c>. Loss case names are the table's
-/// case plus the kernel, e.g. <c>cross 129x129 2 views blockwise</c>; training and loader cases use their labels.
+/// <c>--cases</c>: semicolon-separated substrings of case names (labels contain commas). A case runs when its name
+/// contains one of the patterns (or none is given) and none of the patterns prefixed with <c>!</c>. Loss case names
+/// are the table's case plus the kernel, e.g. <c>cross 129x129 2 views blockwise</c>; training and loader cases use
+/// their labels.
 /// </summary>
 internal sealed record CaseFilter(IReadOnlyList<string> Include, IReadOnlyList<string> Exclude)
 {
@@ -19,7 +20,7 @@ internal sealed record CaseFilter(IReadOnlyList<string> Include, IReadOnlyList<s
     public static CaseFilter Parse(string? text)
     {
         if (string.IsNullOrWhiteSpace(text)) return All;
-        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var parts = text.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return new(parts.Where(p => !p.StartsWith('!')).ToArray(), parts.Where(p => p.StartsWith('!')).Select(p => p[1..]).ToArray());
     }
 
@@ -27,7 +28,7 @@ internal sealed record CaseFilter(IReadOnlyList<string> Include, IReadOnlyList<s
         (Include.Count == 0 || Include.Any(p => name.Contains(p, StringComparison.OrdinalIgnoreCase)))
         && !Exclude.Any(p => name.Contains(p, StringComparison.OrdinalIgnoreCase));
 
-    public override string ToString() => string.Join(",", Include.Concat(Exclude.Select(e => "!" + e)));
+    public override string ToString() => string.Join(";", Include.Concat(Exclude.Select(e => "!" + e)));
 }
 
 /// <summary>Which cases run, in which child processes, with which guards.</summary>
