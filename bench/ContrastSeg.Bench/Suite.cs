@@ -264,6 +264,7 @@ internal static class Suite
                 {
                     ["label"] = label, ["ok"] = true, ["model"] = row["model"]?.DeepClone(), ["threads"] = row["threads"]?.DeepClone(),
                     ["batch"] = row["batch"]?.DeepClone(), ["step_s"] = row["step_s"]?.DeepClone(),
+                    ["roof_fraction"] = row["roof_fraction"]?.DeepClone(), ["matmul_gflops"] = row["matmul_gflops"]?.DeepClone(),
                     ["images_per_s"] = Math.Round((int)row["batch"]! / (double)row["step_s"]!, 2),
                     ["measured"] = existing is not null ? "training half of this run" : "loader half of this run",
                 });
