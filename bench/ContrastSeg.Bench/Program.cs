@@ -3,8 +3,9 @@ using System.Text.Json.Nodes;
 using ContrastSeg.Bench;
 
 // ContrastSeg benchmarks. Usage:
-//   dotnet run -c Release --project bench/ContrastSeg.Bench -- --json results/bench.json [--quick] [--only loss|train]
+//   dotnet run -c Release --project bench/ContrastSeg.Bench -- --json results/bench.json [--quick] [--only loss|train|loader] [--cases PATTERNS]
 //   ... -- --render results/bench.json   (re-writes the Markdown tables of a saved report)
+//   ... -- --write-voc-fixture DIR [N]   (writes the loader benchmark's VOC-layout folder)
 // Every case runs in a fresh child process of this executable (`--case SPEC`, internal).
 try
 {
@@ -17,9 +18,21 @@ try
         {
             "loss" => LossCase.Run(spec),
             "train" => TrainCase.Run(spec),
+            "loader" => LoaderCase.Run(spec),
             var k => throw new ArgumentException($"unknown case kind '{k}'"),
         };
         ChildRunner.Emit(result);
+        return 0;
+    }
+
+    var fixtureIndex = arguments.IndexOf("--write-voc-fixture");
+    if (fixtureIndex >= 0)
+    {
+        // Writes the loader benchmark's VOC-layout folder (to look at it, or to train on it).
+        var root = arguments[fixtureIndex + 1];
+        var count = fixtureIndex + 2 < arguments.Count && int.TryParse(arguments[fixtureIndex + 2], out var n) ? n : 48;
+        var (jpeg, png) = VocFixture.Write(root, count);
+        Console.WriteLine($"wrote {count} samples to {root}: JPEG {jpeg / 1e3:F1} KB, PNG {png / 1e3:F1} KB on average");
         return 0;
     }
 
@@ -42,8 +55,11 @@ try
     var settings = new BenchSettings(
         JsonPath: Value("--json") ?? "results/bench.json",
         Quick: arguments.Contains("--quick"),
-        Only: Value("--only"),
-        CommandLine: "dotnet run -c Release --project bench/ContrastSeg.Bench -- " + string.Join(' ', args));
+        Only: Value("--only") is { } only && only is not ("loss" or "train" or "loader")
+            ? throw new ArgumentException($"--only takes loss, train or loader, got '{only}'")
+            : Value("--only"),
+        CommandLine: "dotnet run -c Release --project bench/ContrastSeg.Bench -- " + string.Join(' ', args.Select(a => a.Contains(' ') || a.Contains('!') || a.Contains(';') ? $"'{a}'" : a)),
+        Cases: CaseFilter.Parse(Value("--cases")));
     var report = Suite.Run(settings);
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(settings.JsonPath))!);
     File.WriteAllText(settings.JsonPath, report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -5,7 +5,31 @@ using ContrastSeg.Runtime;
 
 namespace ContrastSeg.Bench;
 
-internal sealed record BenchSettings(string JsonPath, bool Quick, string? Only, string CommandLine);
+internal sealed record BenchSettings(string JsonPath, bool Quick, string? Only, string CommandLine, CaseFilter Cases);
+
+/// <summary>
+/// <c>--cases</c>: semicolon-separated substrings of case names (labels contain commas). A case runs when its name
+/// contains one of the patterns (or none is given) and none of the patterns prefixed with <c>!</c>. Loss case names
+/// are the table's case plus the kernel, e.g. <c>cross 129x129 2 views blockwise</c>; training and loader cases use
+/// their labels.
+/// </summary>
+internal sealed record CaseFilter(IReadOnlyList<string> Include, IReadOnlyList<string> Exclude)
+{
+    public static CaseFilter All { get; } = new(Array.Empty<string>(), Array.Empty<string>());
+
+    public static CaseFilter Parse(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return All;
+        var parts = text.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return new(parts.Where(p => !p.StartsWith('!')).ToArray(), parts.Where(p => p.StartsWith('!')).Select(p => p[1..]).ToArray());
+    }
+
+    public bool Matches(string name) =>
+        (Include.Count == 0 || Include.Any(p => name.Contains(p, StringComparison.OrdinalIgnoreCase)))
+        && !Exclude.Any(p => name.Contains(p, StringComparison.OrdinalIgnoreCase));
+
+    public override string ToString() => string.Join(";", Include.Concat(Exclude.Select(e => "!" + e)));
+}
 
 /// <summary>Which cases run, in which child processes, with which guards.</summary>
 internal static class Suite
@@ -28,14 +52,16 @@ internal static class Suite
         var guard = Math.Min((long)(Measure.AvailableMemoryBytes() * 0.75), 18L << 30);
         report["rss_guard_bytes"] = guard;
 
-        if (settings.Only is null or "loss") report["loss"] = LossCases(settings.Quick, guard);
-        if (settings.Only is null or "train") report["train"] = TrainCases(settings.Quick, guard);
+        if (settings.Cases != CaseFilter.All) report["cases"] = settings.Cases.ToString();
+        if (settings.Only is null or "loss") report["loss"] = LossCases(settings.Quick, guard, settings.Cases);
+        if (settings.Only is null or "train") report["train"] = TrainCases(settings.Quick, guard, settings.Cases);
+        if (settings.Only is null or "loader") report["loader"] = LoaderCases(settings.Quick, guard, settings.Cases, report["train"] as JsonArray);
         report["wall_s"] = Math.Round(watch.Elapsed.TotalSeconds, 1);
         Summary.Print(report);
         return report;
     }
 
-    private static JsonArray LossCases(bool quick, long guard)
+    private static JsonArray LossCases(bool quick, long guard, CaseFilter filter)
     {
         var sides = quick ? new[] { 33, 65 } : new[] { 33, 65, 129 };
         var setups = new List<(ContrastiveVariant Variant, int Side, int Batch, int Views)>();
@@ -52,6 +78,8 @@ internal static class Suite
         {
             var naive = new LossSetup(variant, ContrastiveImplementation.FullMatrix, side, batch, views);
             var blockwise = naive with { Implementation = ContrastiveImplementation.Blockwise };
+            bool Selected(LossSetup s) => filter.Matches($"{s.Name} {LossSetup.ImplName(s.Implementation)}");
+            if (!Selected(naive) && !Selected(blockwise)) continue;
             var row = new JsonObject
             {
                 ["case"] = naive.Name, ["variant"] = LossSetup.VariantName(variant), ["side"] = side, ["batch"] = batch, ["views"] = views,
@@ -63,22 +91,23 @@ internal static class Suite
             var timeReps = quick ? 3 : large ? 3 : 5;
             var rounds = quick || large ? 1 : 2; // time rounds alternate naive and blockwise children
 
-            var skipNaive = NaiveSkipReason(naive, quick, guard);
+            var skipNaive = Selected(naive) ? NaiveSkipReason(naive, quick, guard) : "not selected (--cases)";
             var memoryEnv = new Dictionary<string, string> { [TorchRuntime.MmapThresholdVariable] = "1048576" };
             var cells = new Dictionary<string, JsonObject>();
             foreach (var setup in new[] { naive, blockwise })
             {
                 var key = LossSetup.ImplName(setup.Implementation);
-                if (setup == naive && skipNaive is not null)
+                var skip = setup == naive ? skipNaive : Selected(setup) ? null : "not selected (--cases)";
+                if (skip is not null)
                 {
-                    Console.WriteLine($"loss {setup.Name} {key}: {skipNaive}");
-                    cells[key] = Skipped(skipNaive);
+                    Console.WriteLine($"loss {setup.Name} {key}: {skip}");
+                    cells[key] = Skipped(skip);
                     continue;
                 }
                 Console.WriteLine($"loss {setup.Name} {key}: memory ({memReps}x) ...");
                 cells[key] = new JsonObject { ["memory"] = ChildRunner.Run(setup.Spec("mem", memReps), memoryEnv, timeout, guard) };
             }
-            if (side >= 129 && batch == 1)
+            if (side >= 129 && batch == 1 && cells["blockwise"]["skipped"] is null)
             {
                 // The kernel alone on the same pixel group: how much of the loss's peak is the kernel's.
                 Console.WriteLine($"loss {blockwise.Name} blockwise, kernel only: memory ({memReps}x) ...");
@@ -143,7 +172,7 @@ internal static class Suite
         };
     }
 
-    private static JsonArray TrainCases(bool quick, long guard)
+    private static JsonArray TrainCases(bool quick, long guard, CaseFilter filter)
     {
         var cases = new List<(string Label, string Spec, Dictionary<string, string> Env)>();
         var none = new Dictionary<string, string>();
@@ -170,7 +199,7 @@ internal static class Suite
         }
 
         var results = new JsonArray();
-        foreach (var (label, spec, env) in cases)
+        foreach (var (label, spec, env) in cases.Where(c => filter.Matches(c.Label)))
         {
             Console.WriteLine($"train {label} ...");
             var result = ChildRunner.Run(spec, env, TimeSpan.FromSeconds(900), guard);
@@ -179,6 +208,140 @@ internal static class Suite
             Console.WriteLine($"  -> {Summary.TrainLine(result)}");
         }
         return results;
+    }
+
+    /// <summary>Images per second the CPU-scale loader must deliver, as a multiple of the training step's consumption.</summary>
+    public const double LoaderTarget = 3.0;
+
+    /// <summary>
+    /// Loader throughput (images/s decoded and augmented, 1 and 2 workers) of the cpu preset's Fashion-MNIST scenes
+    /// and of the voc preset on a VOC-layout folder written here, against the consumption of the training steps
+    /// measured in the same run (taken from the training half when it ran, else measured here), and training steps
+    /// fed by the loader.
+    /// </summary>
+    private static JsonObject LoaderCases(bool quick, long guard, CaseFilter filter, JsonArray? train)
+    {
+        var result = new JsonObject();
+        var fixture = Directory.CreateTempSubdirectory("contrastseg-bench-voc-");
+        try
+        {
+            var vocRoot = Path.Combine(fixture.FullName, "VOC2012");
+            var count = quick ? 32 : 48;
+            var watch = Stopwatch.StartNew();
+            var (jpeg, png) = VocFixture.Write(vocRoot, count);
+            result["voc_fixture"] = new JsonObject
+            {
+                ["images"] = count, ["width"] = VocFixture.Width, ["height"] = VocFixture.Height,
+                ["mean_jpeg_bytes"] = Math.Round(jpeg), ["mean_png_bytes"] = Math.Round(png), ["write_s"] = Math.Round(watch.Elapsed.TotalSeconds, 1),
+            };
+            Console.WriteLine($"loader: wrote {count} VOC samples ({jpeg / 1e3:F0} KB JPEG, {png / 1e3:F1} KB PNG on average) in {watch.Elapsed.TotalSeconds:F1} s");
+
+            // Consumption: the training steps of this run.
+            var none = new Dictionary<string, string>();
+            var oneThread = new Dictionary<string, string> { [TorchRuntime.ThreadsVariable] = "1" };
+            var consumers = new List<(string Label, string Spec, Dictionary<string, string> Env)>
+            {
+                ("CpuSmall(11) 64x64 B8", "kind=train,model=small,size=64,batch=8,reps=20,warmup=3", none),
+                ("CpuSmall(11) 64x64 B8, 1 thread", "kind=train,model=small,size=64,batch=8,reps=20,warmup=3", oneThread),
+                ("Paper(21) 513x513 B1, 1 thread", "kind=train,model=paper,size=513,batch=1,reps=2,warmup=1", oneThread),
+            };
+            var consumption = new JsonArray();
+            foreach (var (label, spec, env) in consumers)
+            {
+                var existing = train?.Select(r => r!.AsObject()).FirstOrDefault(r => (string?)r["label"] == label && (bool)r["ok"]!);
+                JsonObject row;
+                if (existing is not null) row = (JsonObject)existing.DeepClone();
+                else
+                {
+                    if (quick && label.StartsWith("Paper", StringComparison.Ordinal)) continue;
+                    Console.WriteLine($"loader: consumption, train {label} ...");
+                    row = ChildRunner.Run(spec, env, TimeSpan.FromSeconds(900), guard);
+                    row["label"] = label;
+                    Console.WriteLine($"  -> {Summary.TrainLine(row)}");
+                }
+                if (!(bool)row["ok"]!) { consumption.Add(new JsonObject { ["label"] = label, ["ok"] = false, ["error"] = row["error"]?.DeepClone() }); continue; }
+                consumption.Add(new JsonObject
+                {
+                    ["label"] = label, ["ok"] = true, ["model"] = row["model"]?.DeepClone(), ["threads"] = row["threads"]?.DeepClone(),
+                    ["batch"] = row["batch"]?.DeepClone(), ["step_s"] = row["step_s"]?.DeepClone(),
+                    ["roof_fraction"] = row["roof_fraction"]?.DeepClone(), ["matmul_gflops"] = row["matmul_gflops"]?.DeepClone(),
+                    ["images_per_s"] = Math.Round((int)row["batch"]! / (double)row["step_s"]!, 2),
+                    ["measured"] = existing is not null ? "training half of this run" : "loader half of this run",
+                });
+            }
+            result["consumption"] = consumption;
+
+            // Loader throughput, alternating 1 and 2 workers.
+            var cases = new List<(string Label, string Spec, int Batches)>
+            {
+                ("Fashion-MNIST scenes 64x64 (cpu preset), cross-entropy augmentation", "kind=loader,data=scenes,stage=baseline,views=1", quick ? 20 : 125),
+                ("Fashion-MNIST scenes 64x64 (cpu preset), contrastive augmentation, two views", "kind=loader,data=scenes,stage=contrastive,views=2", quick ? 20 : 125),
+                ("VOC 500x375 JPEG+PNG (voc preset), cross-entropy augmentation, crop 513", $"kind=loader,data=voc,stage=baseline,views=1,root={vocRoot}", quick ? 2 : 6),
+            };
+            var rounds = quick ? 1 : 2;
+            var reps = 3;
+            var rows = new JsonArray();
+            foreach (var (label, spec, batches) in cases.Where(c => filter.Matches(c.Label)))
+            {
+                var runs = new Dictionary<int, List<JsonObject>> { [1] = [], [2] = [] };
+                JsonNode? profile = null;
+                for (var round = 0; round < rounds; round++)
+                    foreach (var workers in new[] { 1, 2 })
+                    {
+                        var withProfile = round == 0 && workers == 1;
+                        Console.WriteLine($"loader {label}, {workers} worker(s): round {round + 1} ({reps} x {batches} batches){(withProfile ? ", with a serial profile" : "")} ...");
+                        var run = ChildRunner.Run($"{spec},workers={workers},reps={reps},batches={batches}{(withProfile ? ",profile=1" : "")}", none, TimeSpan.FromSeconds(900), guard);
+                        if (!(bool)run["ok"]!) Console.WriteLine($"  FAILED: {run["error"]}");
+                        else Console.WriteLine($"  -> {(double)run["images_per_s"]!:F1} images/s");
+                        if (withProfile && (bool)run["ok"]!) profile = run["profile_ms_per_sample"]?.DeepClone();
+                        runs[workers].Add(run);
+                    }
+                var row = new JsonObject { ["label"] = label };
+                foreach (var (workers, list) in runs)
+                {
+                    var ok = list.Where(r => (bool)r["ok"]!).ToList();
+                    if (ok.Count == 0) { row[$"workers_{workers}"] = new JsonObject { ["ok"] = false, ["error"] = list.FirstOrDefault()?["error"]?.DeepClone() }; continue; }
+                    var samples = ok.SelectMany(r => r["images_per_s_samples"]!.AsArray().Select(v => (double)v!)).ToList();
+                    row[$"workers_{workers}"] = new JsonObject
+                    {
+                        ["ok"] = true, ["images_per_s"] = Math.Round(Measure.Median(samples), 2), ["images_per_s_samples"] = Measure.ToJson(samples),
+                        ["round_medians"] = Measure.ToJson(ok.Select(r => (double)r["images_per_s"]!)),
+                        ["gc_pause_fraction"] = Math.Round(Measure.Median(ok.Select(r => (double)r["gc"]!["pause_fraction"]!)), 4),
+                        ["allocated_mb_per_image"] = Math.Round(Measure.Median(ok.Select(r => (double)r["gc"]!["allocated_mb_per_image"]!)), 2),
+                    };
+                    row["description"] ??= ok[0]["description"]?.DeepClone();
+                    row["data"] ??= ok[0]["data"]?.DeepClone();
+                    row["views"] ??= ok[0]["views"]?.DeepClone();
+                    row["images_per_rep"] ??= ok[0]["images_per_rep"]?.DeepClone();
+                }
+                if (profile is not null) row["profile_ms_per_sample"] = profile;
+                rows.Add(row);
+                foreach (var line in Summary.LoaderVerdicts(row, consumption)) Console.WriteLine($"  {line}");
+            }
+            result["cases"] = rows;
+
+            // Training steps fed by the loader: what the step waits for its batch when both share the cores.
+            var fed = new List<(string Label, string Spec, Dictionary<string, string> Env)>
+            {
+                ("CpuSmall(11) 64x64 B8, fed by the loader (2 workers, 2 threads: the cpu preset's defaults here)", "kind=train,model=small,size=64,batch=8,reps=20,warmup=3,data=scenes,stage=baseline,workers=2", none),
+                ("CpuSmall(11) 64x64 B8, fed by the loader (1 worker, 1 thread)", "kind=train,model=small,size=64,batch=8,reps=20,warmup=3,data=scenes,stage=baseline,workers=1", oneThread),
+            };
+            var fedRows = new JsonArray();
+            foreach (var (label, spec, env) in fed.Where(c => filter.Matches(c.Label)))
+            {
+                Console.WriteLine($"loader: train {label} ...");
+                var run = ChildRunner.Run(spec, env, TimeSpan.FromSeconds(900), guard);
+                run["label"] = label;
+                Console.WriteLine($"  -> {Summary.TrainLine(run)}");
+                fedRows.Add(run);
+            }
+            result["fed_steps"] = fedRows;
+        }
+        finally
+        {
+            fixture.Delete(recursive: true);
+        }
+        return result;
     }
 
     private static JsonObject Skipped(string why) => new() { ["ok"] = false, ["error"] = why, ["skipped"] = true };

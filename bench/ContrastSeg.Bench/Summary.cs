@@ -16,6 +16,9 @@ internal static class Summary
     /// <summary>Training step FLOP rate as a fraction of the 2048x2048 fp32 matmul rate.</summary>
     public const double RoofTarget = 0.5;
 
+    /// <summary>CPU-scale loader throughput as a multiple of the training step's consumption (images/s).</summary>
+    public const double LoaderTarget = Suite.LoaderTarget;
+
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     public static void Print(JsonObject report)
@@ -26,6 +29,7 @@ internal static class Summary
         Console.WriteLine($"machine: {m["cpu_model"]}, {m["cores"]} cores, {m["memory_gb"]} GB, {m["os"]}; threads {m["threads"]}, oneDNN {m["mkldnn"]}");
         foreach (var line in LossLines(report)) Console.WriteLine(line);
         foreach (var line in TrainLines(report)) Console.WriteLine(line);
+        foreach (var line in LoaderLines(report)) Console.WriteLine(line);
         Console.WriteLine($"total wall time {report["wall_s"]} s");
     }
 
@@ -91,14 +95,59 @@ internal static class Summary
         if (report["train"] is not JsonArray rows) yield break;
         yield return "-- training step: conv FLOPs (forward + 2x backward, first conv without input grad) / median step time vs 2048^2 fp32 matmul --";
         foreach (var row in rows.Select(r => r!.AsObject())) yield return TrainLine(row);
-        yield return "data loader: not yet available (placeholder; the loader is being written in parallel)";
+        if (report["loader"] is null) yield return "data loader: see the loader half (--only loader)";
+    }
+
+    private static IEnumerable<string> LoaderLines(JsonObject report)
+    {
+        if (report["loader"] is not JsonObject loader) yield break;
+        yield return "-- data loader: images/s decoded + augmented + batched (median of repetitions), vs the training steps' consumption --";
+        foreach (var c in loader["consumption"]!.AsArray().Select(x => x!.AsObject()))
+            yield return (bool)c["ok"]!
+                ? $"consumption {c["label"],-34} step {(double)c["step_s"]!:F3} s, batch {c["batch"]} -> {(double)c["images_per_s"]!:G3} images/s ({c["measured"]})"
+                : $"consumption {c["label"]}: FAILED ({c["error"]})";
+        foreach (var row in loader["cases"]!.AsArray().Select(x => x!.AsObject()))
+        {
+            yield return $"{row["label"]}: {row["description"]}";
+            foreach (var w in new[] { 1, 2 })
+                if (row[$"workers_{w}"] is JsonObject cell)
+                    yield return (bool)cell["ok"]!
+                        ? $"  {w} worker(s): {(double)cell["images_per_s"]!:F1} images/s" +
+                          (cell["gc_pause_fraction"] is JsonValue gc ? $" (GC pauses {(double)gc:P1} of the time, {(double)cell["allocated_mb_per_image"]!:F2} MB allocated per image)" : "")
+                        : $"  {w} worker(s): FAILED ({cell["error"]})";
+            foreach (var v in LoaderVerdicts(row, loader["consumption"]!.AsArray())) yield return "  " + v;
+        }
+        foreach (var r in loader["fed_steps"]?.AsArray().Select(x => x!.AsObject()) ?? [])
+            yield return TrainLine(r);
+    }
+
+    /// <summary>Target verdicts of one loader row against the consumption rates of the same run.</summary>
+    public static IEnumerable<string> LoaderVerdicts(JsonObject row, JsonArray consumption)
+    {
+        var rates = consumption.Select(c => c!.AsObject()).Where(c => (bool)c["ok"]!).ToList();
+        var scenes = (string?)row["data"] == "scenes";
+        var references = rates.Where(c => ((string?)c["label"] ?? "").StartsWith(scenes ? "CpuSmall" : "Paper", StringComparison.Ordinal)).ToList();
+        if (references.Count == 0) { yield return scenes ? "TARGET: no consumption rate measured" : "no consumption rate measured"; yield break; }
+        var fastest = references.MaxBy(c => (double)c["images_per_s"]!)!;
+        var need = (double)fastest["images_per_s"]!;
+        foreach (var w in new[] { 1, 2 })
+        {
+            if (row[$"workers_{w}"] is not JsonObject cell || !(bool)cell["ok"]!) continue;
+            var ips = (double)cell["images_per_s"]!;
+            var ratio = ips / need;
+            var others = string.Join(", ", references.Where(c => c != fastest).Select(c => $"{ips / (double)c["images_per_s"]!:F1}x vs {c["label"]}"));
+            yield return scenes
+                ? $"TARGET {w} worker(s) >= {LoaderTarget:F0}x consumption ({fastest["label"]}: {need:F1} images/s): {ips:F1} images/s = {ratio:F1}x -> {(ratio >= LoaderTarget ? "MET" : "MISSED")}{(others.Length > 0 ? $"; {others}" : "")}"
+                : $"{w} worker(s): {ratio:F0}x the consumption of {fastest["label"]} ({need:F2} images/s){(others.Length > 0 ? $"; {others}" : "")}";
+        }
     }
 
     public static string TrainLine(JsonObject r)
     {
         if (!(bool)r["ok"]!) return $"{r["label"]}: FAILED ({r["error"]})";
         var fraction = (double)r["roof_fraction"]!;
-        return $"{r["label"],-40} step {(double)r["step_s"]!:F3} s (fwd {(double)r["forward_s"]!:F3} / bwd {(double)r["backward_s"]!:F3} / opt {(double)r["optimizer_s"]!:F3}), " +
+        var data = r["data_s"] is JsonValue d ? $"data {(double)d:F3} / " : "";
+        return $"{r["label"],-40} step {(double)r["step_s"]!:F3} s ({data}fwd {(double)r["forward_s"]!:F3} / bwd {(double)r["backward_s"]!:F3} / opt {(double)r["optimizer_s"]!:F3}), " +
                $"{(double)r["step_gflop"]!:F1} GFLOP -> {(double)r["step_gflops"]!:F1} GFLOP/s vs matmul {(double)r["matmul_gflops"]!:F1} GFLOP/s = {fraction:P1}; " +
                $"TARGET >= {RoofTarget:P0} -> {(fraction >= RoofTarget ? "MET" : "MISSED")} ({fraction / RoofTarget:F2}x the target)";
     }
@@ -168,7 +217,6 @@ internal static class Summary
                 var f = (double)r["roof_fraction"]!;
                 sb.AppendLine($"| {r["label"]} | {r["threads"]} | {((bool)r["mkldnn"]! ? "on" : "off")} | {(double)r["step_gflop"]!:F1} | {(double)r["forward_s"]!:F3} | {(double)r["backward_s"]!:F3} | {(double)r["optimizer_s"]!:F4} | {(double)r["step_s"]!:F3} | {(double)r["step_gflops"]!:F1} | {(double)r["matmul_gflops"]!:F1} | {f:P1} | {(f >= RoofTarget ? "met" : "missed")} ({f / RoofTarget:F2}x) |");
             }
-            sb.AppendLine("| data loader | | | | | | | | | | | not yet available |");
             sb.AppendLine();
             sb.AppendLine("Forward GFLOP by part (convolutions only):");
             sb.AppendLine();
@@ -179,7 +227,57 @@ internal static class Summary
             }
             sb.AppendLine();
         }
+        if (report["loader"] is JsonObject loader) LoaderMarkdown(sb, loader);
         return sb.ToString();
+    }
+
+    private static void LoaderMarkdown(StringBuilder sb, JsonObject loader)
+    {
+        sb.AppendLine("### Data loader (images/s decoded + augmented + batched, median of repetitions)");
+        sb.AppendLine();
+        if (loader["voc_fixture"] is JsonObject f)
+            sb.AppendLine($"VOC fixture written by the bench: {f["images"]} images {f["width"]}x{f["height"]}, JPEG {(double)f["mean_jpeg_bytes"]! / 1e3:F0} KB and palette PNG {(double)f["mean_png_bytes"]! / 1e3:F1} KB on average.");
+        sb.AppendLine();
+        sb.AppendLine("Consumption (training steps of the same run):");
+        sb.AppendLine();
+        foreach (var c in loader["consumption"]!.AsArray().Select(x => x!.AsObject()))
+            sb.AppendLine((bool)c["ok"]!
+                ? $"- {c["label"]}: step {(double)c["step_s"]!:F3} s, batch {c["batch"]}: **{(double)c["images_per_s"]!:G3} images/s** ({c["measured"]})"
+                : $"- {c["label"]}: failed ({c["error"]})");
+        sb.AppendLine();
+        sb.AppendLine("| loader | pipeline | 1 worker (images/s) | 2 workers (images/s) | 2 / 1 workers | managed MB allocated per image; GC pauses (1 / 2 workers) | target |");
+        sb.AppendLine("|---|---|---:|---:|---:|---|---|");
+        foreach (var row in loader["cases"]!.AsArray().Select(x => x!.AsObject()))
+        {
+            double? Rate(int w) => row[$"workers_{w}"] is JsonObject c && (bool)c["ok"]! ? (double)c["images_per_s"]! : null;
+            var (one, two) = (Rate(1), Rate(2));
+            var verdicts = string.Join("<br>", LoaderVerdicts(row, loader["consumption"]!.AsArray()));
+            string Gc(int w) => row[$"workers_{w}"] is JsonObject c && c["gc_pause_fraction"] is JsonValue gc ? $"{(double)c["allocated_mb_per_image"]!:F2}; {(double)gc:P1}" : "-";
+            sb.AppendLine($"| {row["label"]} | {row["description"]} | {one?.ToString("F1", Inv) ?? "failed"} | {two?.ToString("F1", Inv) ?? "failed"} | {(one is { } a && two is { } b ? (b / a).ToString("F2", Inv) : "-")} | {Gc(1)} / {Gc(2)} | {verdicts} |");
+        }
+        sb.AppendLine();
+        var profiled = loader["cases"]!.AsArray().Select(x => x!.AsObject()).Where(r => r["profile_ms_per_sample"] is JsonObject).ToList();
+        if (profiled.Count > 0)
+        {
+            sb.AppendLine("Serial cost per sample and view (ms, one thread, mean over 40 samples; a step applied with probability p counts p times its cost; stacking into batch tensors not included):");
+            sb.AppendLine();
+            foreach (var r in profiled)
+                sb.AppendLine($"- {r["label"]}: " + string.Join(", ", r["profile_ms_per_sample"]!.AsObject().Select(p => $"{p.Key} {(double)p.Value!:F3}")));
+            sb.AppendLine();
+        }
+        if (loader["fed_steps"] is JsonArray fed && fed.Count > 0)
+        {
+            sb.AppendLine("Training steps fed by the loader (the step includes waiting for its batch):");
+            sb.AppendLine();
+            sb.AppendLine("| configuration | threads | workers | data wait (s) | forward (s) | backward (s) | optimizer (s) | step (s) | images/s |");
+            sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var r in fed.Select(x => x!.AsObject()))
+            {
+                if (!(bool)r["ok"]!) { sb.AppendLine($"| {r["label"]} | | | | | | | | failed: {r["error"]} |"); continue; }
+                sb.AppendLine($"| {r["label"]} | {r["threads"]} | {r["loader_workers"]} | {(double)r["data_s"]!:F4} | {(double)r["forward_s"]!:F3} | {(double)r["backward_s"]!:F3} | {(double)r["optimizer_s"]!:F4} | {(double)r["step_s"]!:F3} | {(int)r["batch"]! / (double)r["step_s"]!:F1} |");
+            }
+            sb.AppendLine();
+        }
     }
 
     private static string Fmt(double? value, string format, JsonNode? cell)

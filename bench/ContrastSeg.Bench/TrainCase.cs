@@ -49,19 +49,27 @@ internal static class TrainCase
         var parameters = model.ParametersExceptProjection().ToList();
         using var optimizer = optim.SGD(parameters, learningRate: 0.007, momentum: 0.9, weight_decay: 4e-5);
         var warmup = int.Parse(spec.GetValueOrDefault("warmup") ?? "2");
+        // data=...: the batches come from the preset's training loader (worker threads running alongside the step),
+        // and the step's time includes waiting for the next batch.
+        using var feed = spec.ContainsKey("data") ? new LoaderFeed(spec) : null;
+        if (feed is not null && feed.Description is { } fed && !fed.Contains($"batch {batch}"))
+            throw new ArgumentException($"the loader's batches ({fed}) do not match batch={batch}");
         var fwd = new List<double>();
         var bwd = new List<double>();
         var opt = new List<double>();
+        var dat = new List<double>();
         var total = new List<double>();
         double lossValue = double.NaN;
         for (var i = 0; i < warmup + reps; i++)
         {
             using var scope = NewDisposeScope();
             Tensor? loss = null;
+            var (x, y) = (images, labels);
+            var td = feed is null ? 0 : Measure.Time(() => (x, y) = feed.Next());
             var tf = Measure.Time(() =>
             {
-                var logits = model.forward(images);
-                loss = SegmentationCrossEntropy.Compute(logits, labels);
+                var logits = model.forward(x);
+                loss = SegmentationCrossEntropy.Compute(logits, y);
             });
             var tb = Measure.Time(() => loss!.backward());
             var to = Measure.Time(() =>
@@ -74,7 +82,8 @@ internal static class TrainCase
             fwd.Add(tf);
             bwd.Add(tb);
             opt.Add(to);
-            total.Add(tf + tb + to);
+            dat.Add(td);
+            total.Add(td + tf + tb + to);
         }
 
         var step = Measure.Median(total);
@@ -98,6 +107,9 @@ internal static class TrainCase
             ["forward_s"] = Math.Round(Measure.Median(fwd), 4),
             ["backward_s"] = Math.Round(Measure.Median(bwd), 4),
             ["optimizer_s"] = Math.Round(Measure.Median(opt), 4),
+            ["data_s"] = feed is null ? null : Math.Round(Measure.Median(dat), 4),
+            ["loader"] = feed?.Description,
+            ["loader_workers"] = feed?.Workers,
             ["step_s"] = Math.Round(step, 4),
             ["step_samples_s"] = Measure.ToJson(total),
             ["forward_gflops"] = Math.Round(forwardFlops / Measure.Median(fwd) / 1e9, 2),
@@ -107,6 +119,43 @@ internal static class TrainCase
             ["loss"] = Math.Round(lossValue, 4),
             ["parameters"] = parameters.Sum(p => p.numel()),
         };
+    }
+
+    /// <summary>Batches of a preset's training loader, one after the other (the loader's tensors are the step's inputs).</summary>
+    private sealed class LoaderFeed : IDisposable
+    {
+        private readonly DirectoryInfo _scratch = Directory.CreateTempSubdirectory("contrastseg-bench-feed-");
+        private readonly IEnumerator<ContrastSeg.Data.Batch> _batches;
+        private ContrastSeg.Data.Batch? _current;
+
+        public LoaderFeed(IReadOnlyDictionary<string, string> spec)
+        {
+            var setup = LoaderSetup.FromSpec(spec, _scratch.FullName);
+            Description = setup.Description;
+            var loader = new ContrastSeg.Data.SegmentationLoader(setup.Dataset, setup.Pipeline, setup.Options, setup.Indices);
+            Workers = loader.Workers;
+            _batches = loader.Steps(0).GetEnumerator();
+        }
+
+        public string Description { get; }
+
+        public int Workers { get; }
+
+        /// <summary>The next batch's images and labels (the previous batch is released).</summary>
+        public (Tensor Images, Tensor Labels) Next()
+        {
+            _current?.Dispose();
+            if (!_batches.MoveNext()) throw new InvalidOperationException("the loader ended");
+            _current = _batches.Current;
+            return (_current.Images, _current.Labels);
+        }
+
+        public void Dispose()
+        {
+            _current?.Dispose();
+            _batches.Dispose();
+            _scratch.Delete(recursive: true);
+        }
     }
 
     /// <summary>GFLOP/s of a 2048 x 2048 fp32 torch.mm, median of <paramref name="reps"/> after a warm-up.</summary>

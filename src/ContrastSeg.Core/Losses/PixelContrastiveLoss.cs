@@ -144,18 +144,22 @@ public sealed class PixelContrastiveLoss : IDisposable
             throw new ArgumentException("The cross-image variant needs a second (distorted) view: call Forward(embeddings, labels, embeddings2, labels2).");
 
         using var scope = NewDisposeScope();
-        var (x1, y1, v1) = Prepare(embeddings, labels, "embeddings", "labels");
+        // The blockwise kernel normalises rows as it reads them and takes the views as they are: no normalised
+        // copy, no concatenated pair. The full-matrix reference normalises first and concatenates.
+        var blockwise = Options.Implementation == ContrastiveImplementation.Blockwise;
+        var (x1, y1, v1) = Prepare(embeddings, labels, "embeddings", "labels", normalize: !blockwise);
         Tensor loss;
         if (embeddings2 is null)
         {
-            loss = Options.Variant == ContrastiveVariant.Batch ? BatchLoss(x1, y1, v1) : WithinImageLoss(new[] { (x1, y1, v1) });
+            loss = blockwise ? BlockwiseLoss(new[] { x1 }, new[] { y1 }, new[] { v1 })
+                : Options.Variant == ContrastiveVariant.Batch ? BatchLoss(x1, y1, v1) : WithinImageLoss(new[] { (x1, y1, v1) });
         }
         else
         {
-            var (x2, y2, v2) = Prepare(embeddings2, labels2!, "embeddings2", "labels2");
+            var (x2, y2, v2) = Prepare(embeddings2, labels2!, "embeddings2", "labels2", normalize: !blockwise);
             if (x1.shape[0] != x2.shape[0] || x1.shape[2] != x2.shape[2])
                 throw new ArgumentException($"The two views must have the same batch size and embedding size: [{string.Join(", ", x1.shape)}] vs [{string.Join(", ", x2.shape)}] (as [B, pixels, D]).");
-            loss = Options.Variant switch
+            loss = blockwise ? BlockwiseLoss(new[] { x1, x2 }, new[] { y1, y2 }, new[] { v1, v2 }) : Options.Variant switch
             {
                 ContrastiveVariant.WithinImage => WithinImageLoss(new[] { (x1, y1, v1), (x2, y2, v2) }),
                 ContrastiveVariant.CrossImage => CrossImageLoss(x1, y1, v1, x2, y2, v2),
@@ -182,8 +186,8 @@ public sealed class PixelContrastiveLoss : IDisposable
         return arange(output, ScalarType.Float64, device).mul_(scale).round_().to_type(ScalarType.Int64).clamp_(0, input - 1);
     }
 
-    /// <summary>Validates shapes, resizes, flattens to [B, P, D] embeddings, [B, P] labels and [B, P] validity.</summary>
-    private (Tensor x, Tensor y, Tensor valid) Prepare(Tensor embeddings, Tensor labels, string embeddingsName, string labelsName)
+    /// <summary>Validates shapes, resizes, (optionally) normalises, flattens to [B, P, D] embeddings, [B, P] labels and [B, P] validity.</summary>
+    private (Tensor x, Tensor y, Tensor valid) Prepare(Tensor embeddings, Tensor labels, string embeddingsName, string labelsName, bool normalize)
     {
         if (embeddings.dim() != 4)
             throw new ArgumentException($"{embeddingsName} must be [B, D, h, w], got [{string.Join(", ", embeddings.shape)}].", embeddingsName);
@@ -197,7 +201,7 @@ public sealed class PixelContrastiveLoss : IDisposable
         var x = embeddings.to_type(ScalarType.Float32);
         if (Options.ResizeTo is { } size && (x.shape[2] != size.Height || x.shape[3] != size.Width))
             x = nn.functional.interpolate(x, new long[] { size.Height, size.Width }, mode: InterpolationMode.Bilinear, align_corners: true);
-        if (Options.NormalizeEmbeddings)
+        if (normalize && Options.NormalizeEmbeddings)
             x = ContrastiveKernel.NormalizeChannels(x, eps: 1e-12); // as nn.functional.normalize, lighter backward
         var y = ResizeLabelsNearest(labels.to_type(ScalarType.Int64), x.shape[2], x.shape[3]);
 
@@ -209,10 +213,8 @@ public sealed class PixelContrastiveLoss : IDisposable
         return (flatX, flatY, valid);
     }
 
-    private Tensor Group(Tensor x, Tensor y, Tensor valid, Tensor? views) =>
-        Options.Implementation == ContrastiveImplementation.FullMatrix
-            ? ContrastiveKernel.FullMatrix(x, y, valid, views, Options.Temperature)
-            : ContrastiveKernel.Blockwise(x, y, valid, views, Options.Temperature, Options.BlockSize);
+    /// <summary>One group of the full-matrix reference (the blockwise kernel takes all groups at once, see <see cref="BlockwiseLoss"/>).</summary>
+    private Tensor Group(Tensor x, Tensor y, Tensor valid, Tensor? views) => ContrastiveKernel.FullMatrix(x, y, valid, views, Options.Temperature);
 
     private Tensor WithinImageLoss(IEnumerable<(Tensor x, Tensor y, Tensor valid)> views)
     {
@@ -223,15 +225,68 @@ public sealed class PixelContrastiveLoss : IDisposable
         return stack(losses).mean();
     }
 
+    /// <summary>The partner j of every image i of the cross-image variant (draws from the generator for <see cref="CrossImagePairing.Shuffled"/>).</summary>
+    private int[] Partners(long batch) => Options.Pairing switch
+    {
+        CrossImagePairing.NextImage => Enumerable.Range(0, (int)batch).Select(i => (i + 1) % (int)batch).ToArray(),
+        CrossImagePairing.SameImage => Enumerable.Range(0, (int)batch).ToArray(),
+        _ => randperm(batch, generator: _generator).data<long>().Select(i => (int)i).ToArray(),
+    };
+
+    /// <summary>
+    /// The batch variant's sample: indices into the flattened validity of all views ([V * B * P]), all valid pixels
+    /// or <see cref="PixelContrastiveOptions.BatchSampleSize"/> of them drawn from the generator.
+    /// </summary>
+    private Tensor SampleCandidates(Tensor validFlat)
+    {
+        var candidates = validFlat.nonzero().squeeze(1);
+        var count = candidates.shape[0];
+        if (count > Options.BatchSampleSize)
+            candidates = candidates.index_select(0, randperm(count, generator: _generator).narrow(0, 0, Options.BatchSampleSize).to(candidates.device));
+        return candidates;
+    }
+
+    /// <summary>Every variant through the blockwise kernel, one call for all groups, with the views read in place.</summary>
+    private Tensor BlockwiseLoss(Tensor[] x, Tensor[] y, Tensor[] valid)
+    {
+        var batch = x[0].shape[0];
+        var groups = new List<PixelGroup>();
+        switch (Options.Variant)
+        {
+            case ContrastiveVariant.WithinImage:
+                for (var v = 0; v < x.Length; v++)
+                    for (long b = 0; b < batch; b++)
+                        groups.Add(new PixelGroup(new[] { new GroupSegment(v, b) }));
+                break;
+            case ContrastiveVariant.CrossImage:
+                var partner = Partners(batch);
+                for (var i = 0; i < batch; i++)
+                    groups.Add(new PixelGroup(new[] { new GroupSegment(0, i, View: 0), new GroupSegment(1, partner[i], View: 1) }, NegativesFromOwnView: true));
+                break;
+            default:
+                // The same sample as the full-matrix path (indices into all views' pixels), split by image.
+                var pixels = x[0].shape[1];
+                var candidates = SampleCandidates(cat(valid.Select(v => v.reshape(-1)).ToArray()));
+                var image = candidates.div(pixels, rounding_mode: RoundingMode.floor);
+                var pixel = candidates.remainder(pixels);
+                var segments = new List<GroupSegment>();
+                for (var v = 0; v < x.Length; v++)
+                    for (long b = 0; b < batch; b++)
+                    {
+                        var mine = image == v * batch + b;
+                        if (!mine.any().item<bool>()) continue;
+                        segments.Add(new GroupSegment(v, b, Rows: pixel.masked_select(mine)));
+                    }
+                groups.Add(new PixelGroup(segments));
+                break;
+        }
+        return ContrastiveKernel.Blockwise(x, y, valid, groups, Options.Temperature, Options.NormalizeEmbeddings, Options.BlockSize);
+    }
+
     private Tensor CrossImageLoss(Tensor x1, Tensor y1, Tensor v1, Tensor x2, Tensor y2, Tensor v2)
     {
         var batch = x1.shape[0];
-        var partner = Options.Pairing switch
-        {
-            CrossImagePairing.NextImage => Enumerable.Range(0, (int)batch).Select(i => (i + 1) % (int)batch).ToArray(),
-            CrossImagePairing.SameImage => Enumerable.Range(0, (int)batch).ToArray(),
-            _ => randperm(batch, generator: _generator).data<long>().Select(i => (int)i).ToArray(),
-        };
+        var partner = Partners(batch);
         var pixels1 = x1.shape[1];
         var pixels2 = x2.shape[1];
         var views = cat(new[] { zeros(pixels1, ScalarType.Int64), ones(pixels2, ScalarType.Int64) }).to(x1.device);
@@ -248,11 +303,8 @@ public sealed class PixelContrastiveLoss : IDisposable
     {
         var allX = x.reshape(-1, x.shape[2]);
         var allY = y.reshape(-1);
-        var candidates = valid.reshape(-1).nonzero().squeeze(1);
-        var count = candidates.shape[0];
-        if (count == 0) return (allX.sum() * 0).to_type(ScalarType.Float32); // nothing to contrast; keeps the graph
-        if (count > Options.BatchSampleSize)
-            candidates = candidates.index_select(0, randperm(count, generator: _generator).narrow(0, 0, Options.BatchSampleSize).to(candidates.device));
+        var candidates = SampleCandidates(valid.reshape(-1));
+        if (candidates.shape[0] == 0) return (allX.sum() * 0).to_type(ScalarType.Float32); // nothing to contrast; keeps the graph
         var sampledValid = ones(candidates.shape[0], ScalarType.Bool, allX.device);
         return Group(allX.index_select(0, candidates), allY.index_select(0, candidates), sampledValid, null);
     }

@@ -51,4 +51,48 @@ public class ContrastiveMemoryTests
         TensorAssert.Finite(value, "loss");
         Assert.True(extra < fullMatrixBytes / 8, $"peak extra memory {extra / 1e6:F1} MB is not far below one full matrix ({fullMatrixBytes / 1e6:F0} MB)");
     }
+
+    [Fact]
+    public void Cross_image_loss_reads_both_views_in_place_without_normalised_or_concatenated_copies()
+    {
+        Assert.True(ProcessMemory.Supported, "needs Linux /proc/self/status and clear_refs");
+        Assert.NotNull(ContrastSeg.Runtime.TorchRuntime.SetMmapThreshold(1 << 20));
+        // Wide embeddings, so that one more copy of the views' embeddings (normalised copies, or the two views
+        // concatenated into one [2P, D] group) stands out against the kernel's blocks (~40 MB here, with the
+        // default block size, whose [rows, N] tensors all lie above the mmap threshold: freed at once).
+        const int side = 65, channels = 1024;
+        const long viewBytes = (long)side * side * channels * sizeof(float); // E = 17.3 MB per view
+        const long blocks = 40L << 20;
+
+        using var scope = NewDisposeScope();
+        Tensor View() => nn.functional.normalize(randn(1, channels, side, side), dim: 1).mul_(3.0).requires_grad_(true); // not unit norm
+        var (e1, e2) = (View(), View());
+        var labels1 = randint(0, 21, new long[] { 1, side, side });
+        var labels2 = randint(0, 21, new long[] { 1, side, side });
+        using var loss = new PixelContrastiveLoss(new PixelContrastiveOptions
+        {
+            Variant = ContrastiveVariant.CrossImage, ResizeTo = null, Pairing = CrossImagePairing.SameImage,
+        });
+        Tensor Warm() => nn.functional.normalize(randn(1, channels, 20, 20), dim: 1).requires_grad_(true);
+        loss.Forward(Warm(), randint(0, 21, new long[] { 1, 20, 20 }), Warm(), randint(0, 21, new long[] { 1, 20, 20 })).backward();
+        GC.Collect();
+        ProcessMemory.ResetPeak();
+        var baseline = ProcessMemory.CurrentBytes();
+        var value = loss.Forward(e1, labels1, e2, labels2);
+        var forward = ProcessMemory.PeakBytes() - baseline;
+        ProcessMemory.ResetPeak();
+        value.backward();
+        var backward = ProcessMemory.PeakBytes() - baseline;
+
+        _output.WriteLine($"peak extra RSS: forward {forward / 1e6:F1} MB, backward {backward / 1e6:F1} MB; one view's embeddings E = {viewBytes / 1e6:F1} MB");
+        TensorAssert.Finite(value, "loss");
+        TensorAssert.Finite(e1.grad!, "gradient of view 1");
+        // Forward holds the two views' gradients (2E, computed with the loss) and the blocks. Concatenating the
+        // views again adds at least 2E (4E with normalised copies), so the limit lies E above and E below.
+        Assert.True(forward < 3 * viewBytes + blocks,
+            $"forward peak {forward / 1e6:F1} MB > 3E + blocks = {(3 * viewBytes + blocks) / 1e6:F1} MB: a copy of the views (concatenated or normalised)?");
+        // Backward: those gradients and the leaves' own .grad (4E); before, 9E.
+        Assert.True(backward < 5 * viewBytes + (16L << 20),
+            $"backward peak {backward / 1e6:F1} MB > 5E + 16 MB = {(5 * viewBytes + (16L << 20)) / 1e6:F1} MB: a copy of the views?");
+    }
 }
