@@ -30,21 +30,11 @@ internal sealed record LoaderSetup(ISegmentationDataset Dataset, TransformPipeli
         };
         if (spec.GetValueOrDefault("views") == "2")
             config = config with { Contrastive = config.Contrastive with { Variant = Losses.ContrastiveVariant.CrossImage } };
+        config = config with { Data = config.Data with { Workers = int.Parse(spec["workers"]) } };
         var data = DataFactory.Open(config.Data, outputRoot);
-        // As Experiment.Train (src/ContrastSeg.Core/Training/Experiment.cs) builds the training loader.
-        var d = config.Data;
-        var pipeline = config.Stage == TrainingStage.Contrastive
-            ? TransformPipeline.Contrastive(d.Crop, d.ContrastiveDistortion ? d.DistortionStrength : 0, d.ScaleMin, d.ScaleMax)
-            : TransformPipeline.FineTune(d.Crop, d.ScaleMin, d.ScaleMax);
-        var options = new LoaderOptions
-        {
-            BatchSize = config.Optimizer.BatchSize,
-            Shuffle = true,
-            Seed = config.Seed,
-            Workers = int.Parse(spec["workers"]),
-            DropLast = data.Labelled.Count >= config.Optimizer.BatchSize,
-            TwoViews = config.Stage == TrainingStage.Contrastive && config.Contrastive.Variant != Losses.ContrastiveVariant.WithinImage,
-        };
+        // The loader Experiment.Train builds for this config.
+        var pipeline = Experiment.TrainingPipeline(config);
+        var options = Experiment.TrainingLoaderOptions(config, data);
         var description = $"{data.Source.Split(':')[0]}: {data.Labelled.Count} images, {string.Join(" > ", pipeline.Steps.Select(StepName))}, batch {options.BatchSize}" +
                           (options.TwoViews ? ", two views" : "");
         return new LoaderSetup(data.Train, pipeline, options, data.Labelled, description);

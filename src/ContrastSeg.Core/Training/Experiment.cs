@@ -43,18 +43,7 @@ public static class Experiment
             ? new ContrastiveObjective(config.Contrastive, config.Seed, data.Info.IgnoreLabel)
             : new CrossEntropyObjective(data.Info.IgnoreLabel);
         var d = config.Data;
-        var pipeline = config.Stage == TrainingStage.Contrastive
-            ? TransformPipeline.Contrastive(d.Crop, d.ContrastiveDistortion ? d.DistortionStrength : 0, d.ScaleMin, d.ScaleMax)
-            : TransformPipeline.FineTune(d.Crop, d.ScaleMin, d.ScaleMax);
-        var loader = new SegmentationLoader(data.Train, pipeline, new LoaderOptions
-        {
-            BatchSize = config.Optimizer.BatchSize,
-            Shuffle = true,
-            Seed = config.Seed,
-            Workers = d.Workers > 0 ? d.Workers : Math.Max(1, Environment.ProcessorCount),
-            DropLast = data.Labelled.Count >= config.Optimizer.BatchSize,
-            TwoViews = config.Stage == TrainingStage.Contrastive && config.Contrastive.Variant != Losses.ContrastiveVariant.WithinImage,
-        }, data.Labelled);
+        var loader = new SegmentationLoader(data.Train, TrainingPipeline(config), TrainingLoaderOptions(config, data), data.Labelled);
         console.WriteLine($"[{config.RunName}] data {data.Source}: {data.Labelled.Count} training images" +
                           (data.SubsetFile is null ? "" : $" (subset {data.SubsetFile})") + $", {data.Val.Ids.Count} validation images");
 
@@ -71,6 +60,26 @@ public static class Experiment
         File.WriteAllText(Path.Combine(result.RunDirectory, "data.txt"), data.Source + Environment.NewLine);
         return result;
     }
+
+    /// <summary>The training augmentation of <paramref name="config"/>'s stage (contrastive or cross-entropy).</summary>
+    public static TransformPipeline TrainingPipeline(TrainConfig config)
+    {
+        var d = config.Data;
+        return config.Stage == TrainingStage.Contrastive
+            ? TransformPipeline.Contrastive(d.Crop, d.ContrastiveDistortion ? d.DistortionStrength : 0, d.ScaleMin, d.ScaleMax)
+            : TransformPipeline.FineTune(d.Crop, d.ScaleMin, d.ScaleMax);
+    }
+
+    /// <summary>The training loader's options: shuffled, seeded, <c>Data.Workers</c> workers (0: one per core), two views for the cross-image and batch losses.</summary>
+    public static LoaderOptions TrainingLoaderOptions(TrainConfig config, RunData data) => new()
+    {
+        BatchSize = config.Optimizer.BatchSize,
+        Shuffle = true,
+        Seed = config.Seed,
+        Workers = config.Data.Workers > 0 ? config.Data.Workers : Math.Max(1, Environment.ProcessorCount),
+        DropLast = data.Labelled.Count >= config.Optimizer.BatchSize,
+        TwoViews = config.Stage == TrainingStage.Contrastive && config.Contrastive.Variant != Losses.ContrastiveVariant.WithinImage,
+    };
 
     private static void Initialise(TrainConfig config, DeepLabV3Plus model, TextWriter console)
     {
