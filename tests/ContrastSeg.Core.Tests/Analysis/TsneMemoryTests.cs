@@ -21,18 +21,14 @@ public class TsneMemoryTests
     [Fact]
     public void Tsne_holds_a_few_pairwise_matrices_not_one_per_step()
     {
-        Assert.True(ProcessMemory.Supported, "needs Linux /proc/self/status and clear_refs");
-        // RSS follows live memory with a fixed mmap threshold (as in the loss memory test).
-        Assert.NotNull(ContrastSeg.Runtime.TorchRuntime.SetMmapThreshold(1 << 20));
+        ProcessMemory.FollowLiveMemory();
         const long n = 550;
         const long matrixBytes = n * n * sizeof(double); // 2.4 MB
         using var scope = NewDisposeScope();
         manual_seed(0);
         var points = randn(n, 64);
         Tsne.Embed(randn(40, 8), new TsneOptions(Perplexity: 5, Iterations: 5)); // fault in the kernels' code pages
-        GC.Collect();
-        ProcessMemory.ResetPeak();
-        var baseline = ProcessMemory.CurrentBytes();
+        var baseline = ProcessMemory.StartMeasuring();
         var embedded = Tsne.Embed(points, new TsneOptions(Iterations: 100));
         var extra = ProcessMemory.PeakBytes() - baseline;
 

@@ -24,10 +24,9 @@ public class ContrastiveMemoryTests
     [Fact]
     public void Within_image_loss_at_129x129_needs_far_less_than_one_full_similarity_matrix()
     {
-        Assert.True(ProcessMemory.Supported, "needs Linux /proc/self/status and clear_refs");
         // Make RSS follow live memory: with glibc's adaptive threshold, freed 8 MB blocks stay in its
         // heaps and the peak swings between 0.1 and 1 GB from run to run (see TorchRuntime remarks).
-        Assert.NotNull(ContrastSeg.Runtime.TorchRuntime.SetMmapThreshold(1 << 20));
+        ProcessMemory.FollowLiveMemory();
         const int side = 129, channels = 32; // memory is dominated by the P x P blocks, not by D
         const long pixels = side * side;
         const long fullMatrixBytes = pixels * pixels * sizeof(float); // 1.1 GB
@@ -40,9 +39,7 @@ public class ContrastiveMemoryTests
         // into RSS (libtorch_cpu is ~0.5 GB), which is not memory the loss holds.
         var warm = nn.functional.normalize(randn(1, channels, 40, 40), dim: 1).requires_grad_(true);
         loss.Forward(warm, randint(0, 21, new long[] { 1, 40, 40 })).backward();
-        GC.Collect();
-        ProcessMemory.ResetPeak();
-        var baseline = ProcessMemory.CurrentBytes();
+        var baseline = ProcessMemory.StartMeasuring();
         var value = loss.Forward(embeddings, labels);
         value.backward();
         var extra = ProcessMemory.PeakBytes() - baseline;
@@ -55,8 +52,7 @@ public class ContrastiveMemoryTests
     [Fact]
     public void Cross_image_loss_reads_both_views_in_place_without_normalised_or_concatenated_copies()
     {
-        Assert.True(ProcessMemory.Supported, "needs Linux /proc/self/status and clear_refs");
-        Assert.NotNull(ContrastSeg.Runtime.TorchRuntime.SetMmapThreshold(1 << 20));
+        ProcessMemory.FollowLiveMemory();
         // Wide embeddings, so that one more copy of the views' embeddings (normalised copies, or the two views
         // concatenated into one [2P, D] group) stands out against the kernel's blocks (~40 MB here, with the
         // default block size, whose [rows, N] tensors all lie above the mmap threshold: freed at once).
@@ -75,9 +71,7 @@ public class ContrastiveMemoryTests
         });
         Tensor Warm() => nn.functional.normalize(randn(1, channels, 20, 20), dim: 1).requires_grad_(true);
         loss.Forward(Warm(), randint(0, 21, new long[] { 1, 20, 20 }), Warm(), randint(0, 21, new long[] { 1, 20, 20 })).backward();
-        GC.Collect();
-        ProcessMemory.ResetPeak();
-        var baseline = ProcessMemory.CurrentBytes();
+        var baseline = ProcessMemory.StartMeasuring();
         var value = loss.Forward(e1, labels1, e2, labels2);
         var forward = ProcessMemory.PeakBytes() - baseline;
         ProcessMemory.ResetPeak();
