@@ -234,7 +234,7 @@ let report (p: Profile) (store: ResultStore) (command: string) (console: TextWri
     let rows = Runner.currentRows p store
     let summaries = summarise rows
     let folder = store.Root
-    let space = Runner.featureSpace p store folder console
+    let space = Runner.featureSpace p rows folder console
     Charts.labelEfficiency folder summaries
     Charts.ablationBars folder summaries
     File.WriteAllText(Path.Combine(folder, "results.csv"), csv rows)

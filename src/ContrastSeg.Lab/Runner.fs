@@ -138,13 +138,13 @@ let currentRows (p: Profile) (store: ResultStore) =
 /// Feature-space statistics of one model.
 type FeatureSpaceRow = { Method: string; Run: string; IntraClass: float; InterClass: float; Ratio: float; NearestCentroidAccuracy: float; Points: int }
 
-/// t-SNE of softmax-input features (CE vs contrastive at the lowest label count, seed 0) and the numbers.
-let featureSpace (p: Profile) (store: ResultStore) (folder: string) (console: TextWriter) =
+/// t-SNE of softmax-input features (CE vs contrastive at the lowest label count, seed 0, from the report's current `rows`) and the numbers.
+let featureSpace (p: Profile) (rows: ResultRow list) (folder: string) (console: TextWriter) =
     match p.Tsne with
     | None -> []
     | Some (labelled, perClass) ->
         let pick meth =
-            currentRows p store |> List.tryFind (fun r -> r.Experiment = "label-efficiency" && r.Setting = sprintf "labelled=%d" labelled && r.Method = meth && r.Seed = 0)
+            rows |> List.tryFind (fun r -> r.Experiment = "label-efficiency" && r.Setting = sprintf "labelled=%d" labelled && r.Method = meth && r.Seed = 0)
         let contrastive = p.Cells |> List.tryPick (fun c -> if c.Experiment = "label-efficiency" && c.Method <> "cross-entropy" then Some c.Method else None)
         let models =
             [ yield "cross-entropy", pick "cross-entropy"
