@@ -28,7 +28,7 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
     private readonly ReLU relu;
-    private readonly MaxPool2d maxpool;
+    private readonly nn.Module<Tensor, Tensor> maxpool; // Identity after the small stem (no parameters either way)
     private readonly Sequential layer1;
     private readonly Sequential layer2;
     private readonly Sequential layer3;
@@ -48,20 +48,30 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
             _ => throw new ArgumentException($"Unsupported depth {options.Depth}.", nameof(options)),
         };
         var expansion = bottleneck ? Bottleneck.Expansion : BasicBlock.Expansion;
-        // torchvision's replace_stride_with_dilation for layer2, layer3, layer4.
-        var dilate = options.OutputStride == 8 ? new[] { false, true, true } : new[] { false, false, true };
+        // torchvision's replace_stride_with_dilation for layer2, layer3, layer4: the last stages trade their
+        // stride for dilation until layer4 sits at the output stride (layer4's natural stride is 8 x the stem's).
+        var dilated = (int)Math.Round(Math.Log2(options.StemStride * 8.0 / options.OutputStride));
+        var dilate = new[] { dilated >= 3, dilated >= 2, dilated >= 1 };
 
         var builder = new StageBuilder(options.Scale(64), bottleneck, expansion);
-        conv1 = nn.Conv2d(options.InChannels, builder.Inplanes, 7, stride: 2, padding: 3, bias: false);
+        var small = options.Stem == EncoderStem.Small;
+        conv1 = small
+            ? nn.Conv2d(options.InChannels, builder.Inplanes, 3, stride: 1, padding: 1, bias: false)
+            : nn.Conv2d(options.InChannels, builder.Inplanes, 7, stride: 2, padding: 3, bias: false);
         bn1 = new BatchNorm2d(builder.Inplanes);
         relu = nn.ReLU();
-        maxpool = nn.MaxPool2d(3, stride: 2, padding: 1);
+        maxpool = small ? nn.Identity() : nn.MaxPool2d(3, stride: 2, padding: 1);
         layer1 = builder.Stage(options.Scale(64), blockCounts[0], 1, false);
-        LowLevelChannels = builder.Inplanes;
+        var channels = new List<int> { builder.Inplanes };
         layer2 = builder.Stage(options.Scale(128), blockCounts[1], 2, dilate[0]);
+        channels.Add(builder.Inplanes);
         layer3 = builder.Stage(options.Scale(256), blockCounts[2], 2, dilate[1]);
+        channels.Add(builder.Inplanes);
         layer4 = builder.Stage(options.Scale(512), blockCounts[3], 2, dilate[2]);
         HighLevelChannels = builder.Inplanes;
+        // The decoder's low-level features: the stage at stride 4 (layer1 after the ImageNet stem, layer3 after the small one).
+        LowLevelStage = small ? 3 : 1;
+        LowLevelChannels = channels[LowLevelStage - 1];
         RegisterComponents();
         ModelInit.KaimingConvUnitBatchNorm(this);
     }
@@ -69,7 +79,13 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
     /// <summary>The options the encoder was built with.</summary>
     public EncoderOptions Options { get; }
 
-    /// <summary>Channels of <see cref="EncoderOutput.LowLevel"/> (layer1): 64 (ResNet-18/34) or 256 (ResNet-50/101) at width 1.</summary>
+    /// <summary>The stage (1-4) whose output is <see cref="EncoderOutput.LowLevel"/>: the one at stride 4.</summary>
+    public int LowLevelStage { get; }
+
+    /// <summary>Stride of <see cref="EncoderOutput.LowLevel"/>: always 4, so the decoder features are at 1/4 of the input.</summary>
+    public const int LowLevelStride = 4;
+
+    /// <summary>Channels of <see cref="EncoderOutput.LowLevel"/>: layer1 after the ImageNet stem, 64 (ResNet-18/34) or 256 (ResNet-50/101) at width 1; layer3 after the small stem.</summary>
     public int LowLevelChannels { get; }
 
     /// <summary>Channels of <see cref="EncoderOutput.HighLevel"/> (layer4): 512 (ResNet-18/34) or 2048 (ResNet-50/101) at width 1.</summary>
@@ -85,8 +101,10 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
         CheckImages(images);
         using var scope = NewDisposeScope();
         var x = maxpool.call(relu.call(bn1.call(conv1.call(images))));
-        var low = layer1.call(x);
-        var high = layer4.call(layer3.call(layer2.call(low)));
+        var s1 = layer1.call(x);
+        var s3 = layer3.call(layer2.call(s1));
+        var high = layer4.call(s3);
+        var low = LowLevelStage == 3 ? s3 : s1;
         var (l, h) = scope.MoveToOuter(low, high);
         return new EncoderOutput(l, h);
     }

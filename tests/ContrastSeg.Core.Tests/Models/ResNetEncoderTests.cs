@@ -111,6 +111,47 @@ public sealed class ResNetEncoderTests
         Assert.Contains("8 and 16", e.Message);
     }
 
+    [Theory]
+    [InlineData(ResNetDepth.ResNet18)]
+    [InlineData(ResNetDepth.ResNet50)]
+    public void Small_stem_keeps_full_resolution_into_layer1_and_reads_low_level_features_at_stride_4(ResNetDepth depth)
+    {
+        using var encoder = new ResNetEncoder(new EncoderOptions(depth, 8, 0.25, Stem: EncoderStem.Small));
+        var convs = encoder.named_modules().Where(m => m.module is Conv2d).ToDictionary(m => m.name, m => (Conv2d)m.module);
+        Assert.Equal(new long[] { 3, 3 }, convs["conv1"].kernel_size);
+        Assert.Equal(1, convs["conv1"].stride![0]);
+        Assert.DoesNotContain(encoder.named_modules(), m => m.module is MaxPool2d);
+        Assert.Equal(3, encoder.LowLevelStage);
+        encoder.eval();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var output = encoder.call(randn(2, 3, 33, 47));
+        var expansion = depth == ResNetDepth.ResNet50 ? 4 : 1;
+        Assert.Equal(new long[] { 2, 64 * expansion, 9, 12 }, output.LowLevel.shape); // layer3 at stride 4
+        Assert.Equal(new long[] { 2, 128 * expansion, 5, 6 }, output.HighLevel.shape); // layer4 at stride 8, not dilated
+        Assert.All(new[] { "layer3.0.conv2", "layer4.0.conv2", "layer4.1.conv2" }, n => Assert.Equal(1, convs[n].dilation![0]));
+    }
+
+    [Fact]
+    public void Small_stem_at_output_stride_16_is_rejected_naming_the_stem_and_the_allowed_stride()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new ResNetEncoder(new EncoderOptions(ResNetDepth.ResNet18, 16, Stem: EncoderStem.Small)));
+        Assert.Contains("OutputStride = 16", e.Message);
+        Assert.Contains("Small stem", e.Message);
+        Assert.Contains("allowed values are 8", e.Message);
+    }
+
+    [Fact]
+    public void The_imagenet_stem_is_the_default_and_keeps_torchvision_names_and_counts()
+    {
+        using var a = new ResNetEncoder(new EncoderOptions(ResNetDepth.ResNet50));
+        using var b = new ResNetEncoder(new EncoderOptions(ResNetDepth.ResNet50, Stem: EncoderStem.ImageNet));
+        Assert.Equal(a.state_dict().Keys, b.state_dict().Keys);
+        Assert.Equal(23_508_032L, a.parameters().Sum(p => p.numel()));
+        using var small = new ResNetEncoder(new EncoderOptions(ResNetDepth.ResNet50, 8, Stem: EncoderStem.Small));
+        Assert.Equal(a.state_dict().Keys.OrderBy(k => k), small.state_dict().Keys.OrderBy(k => k)); // same names, conv1 3x3
+    }
+
     [Fact]
     public void Width_multiplier_scales_base_widths_with_minimum_8()
     {
