@@ -143,7 +143,8 @@ public static class Trainer
                 var isBest = false;
                 if (validate is not null && config.EvalEvery > 0 && done % config.EvalEvery == 0 && done != o.Steps)
                     isBest = Validate(done);
-                if (done % config.CheckpointEvery == 0 && done != o.Steps) Checkpoint(done, isBest);
+                // A new best validation is checkpointed at once, so the best weights are the ones kept and tested.
+                if ((isBest || done % config.CheckpointEvery == 0) && done != o.Steps) Checkpoint(done, isBest);
                 report(done, $"{objective.Term} {stepLoss:F4} lr {lr:G3}");
             }
         });

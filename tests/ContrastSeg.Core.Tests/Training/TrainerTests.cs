@@ -59,6 +59,35 @@ public sealed class TrainerTests : IDisposable
         Assert.Contains("(100 %)", output.ToString()); // redirected progress ends with a 100 % line
     }
 
+    [Fact]
+    public void The_best_validation_checkpoint_is_kept_and_is_what_a_run_folder_resolves_to()
+    {
+        // Validation every 2 steps of 8, peaking at step 4 (not a periodic checkpoint step: CheckpointEvery = 3),
+        // as small validation splits do: the best weights must be checkpointed when they are seen.
+        var config = SyntheticBatches.Config(_root) with { EvalEvery = 2 };
+        var scores = new Queue<double>(new[] { 0.2, 0.6, 0.4, 0.3 });
+        Dictionary<string, float[]>? atStep4 = null;
+        SegmentationMetrics Scripted(DeepLabV3Plus model)
+        {
+            var score = scores.Dequeue();
+            if (score == 0.6) atStep4 = Weights(model);
+            var m = Validate(model);
+            return m with { MeanIoU = score };
+        }
+        using var model = SyntheticBatches.Model(config);
+        using var objective = new CrossEntropyObjective();
+        Trainer.Run(config, model, objective, SyntheticBatches.Source(), Scripted, TextWriter.Null);
+
+        var store = new CheckpointStore(config.RunDirectory);
+        Assert.Equal(store.BestDirectory, CheckpointStore.Resolve(config.RunDirectory));
+        var best = File.ReadAllText(Path.Combine(store.BestDirectory, "state.json"));
+        Assert.Contains("\"Step\": 4", best);
+        using var reloaded = SyntheticBatches.Model(config);
+        CheckpointStore.LoadWeights(config.RunDirectory, reloaded);
+        var weights = Weights(reloaded);
+        foreach (var (name, values) in atStep4!) Assert.Equal(values, weights[name]);
+    }
+
     [Theory]
     [InlineData(TrainingStage.Baseline)]
     [InlineData(TrainingStage.Contrastive)]
