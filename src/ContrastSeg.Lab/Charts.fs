@@ -18,8 +18,18 @@ let private labelledCount (setting: string) =
     | (0, x, _) -> Some x
     | _ -> None
 
-/// mIoU (%) against the number of labelled images, one line per method, error bars = std over seeds.
-let labelEfficiency (folder: string) (summaries: Summary list) =
+/// The y-axis title of every chart: the metric and the split it was measured on.
+let axisTitle (split: string) = sprintf "%s mIoU (%%)" split
+
+/// A legend entry: the method and the seeds behind its points.
+let private legend (m: string) (cells: Summary list) =
+    match cells |> List.filter (fun c -> c.Method = m) |> List.map (fun c -> c.N) |> List.distinct with
+    | [ n ] -> sprintf "%s (n=%d seed%s)" m n (if n = 1 then "" else "s")
+    | ns when not ns.IsEmpty -> sprintf "%s (n=%d-%d seeds)" m (List.min ns) (List.max ns)
+    | _ -> m
+
+/// mIoU (%) on `split` against the number of labelled images, one line per method, error bars = std over seeds.
+let labelEfficiency (folder: string) (split: string) (summaries: Summary list) =
     let cells = summaries |> List.filter (fun s -> s.Experiment = "label-efficiency")
     let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
     let points m =
@@ -30,18 +40,32 @@ let labelEfficiency (folder: string) (summaries: Summary list) =
         methods
         |> List.map (fun m ->
             let pts = points m
-            Chart.Line(x = (pts |> List.map (fun (x, _, _) -> x)), y = (pts |> List.map (fun (_, y, _) -> y)), Name = m, ShowMarkers = true)
+            Chart.Line(x = (pts |> List.map (fun (x, _, _) -> x)), y = (pts |> List.map (fun (_, y, _) -> y)), Name = legend m cells, ShowMarkers = true)
             |> Chart.withYError (TraceObjects.Error.init (Array = (pts |> List.map (fun (_, _, e) -> e)))))
         |> Chart.combine
-        |> Chart.withTitle "Label efficiency"
+        |> Chart.withTitle (sprintf "Label efficiency (%s split)" split)
         |> Chart.withXAxisStyle (TitleText = "labelled images", AxisType = StyleParam.AxisType.Log)
-        |> Chart.withYAxisStyle (TitleText = "validation mIoU (%)")
+        |> Chart.withYAxisStyle (TitleText = axisTitle split)
         |> saveHtml (Path.Combine(folder, "label-efficiency.html"))
-        Png.lines (Path.Combine(folder, "label-efficiency.png")) "Label efficiency" "labelled images (log scale)" "validation mIoU (%)" true
-            (methods |> List.mapi (fun i m -> { Png.Name = m; Png.Points = points m; Png.Color = Png.palette.[i % Png.palette.Length] }))
+        Png.lines (Path.Combine(folder, "label-efficiency.png")) (sprintf "Label efficiency (%s split)" split) "labelled images (log scale)" (axisTitle split) true
+            (methods |> List.mapi (fun i m -> { Png.Name = legend m cells; Png.Points = points m; Png.Color = Png.palette.[i % Png.palette.Length] }))
+
+/// Validation mIoU during training against the step, one line per run (learning-curves.html/.png).
+let learningCurves (folder: string) (split: string) (curves: (string * (float * float) list) list) =
+    if not curves.IsEmpty then
+        curves
+        |> List.map (fun (name, pts) -> Chart.Line(x = (pts |> List.map fst), y = (pts |> List.map snd), Name = name, ShowMarkers = true))
+        |> Chart.combine
+        |> Chart.withTitle (sprintf "Learning curves (seed 0; %s split, checked during training)" split)
+        |> Chart.withXAxisStyle (TitleText = "training step (fine-tuning after pretraining)")
+        |> Chart.withYAxisStyle (TitleText = axisTitle split)
+        |> saveHtml (Path.Combine(folder, "learning-curves.html"))
+        Png.lines (Path.Combine(folder, "learning-curves.png")) (sprintf "Learning curves (seed 0, %s split)" split) "training step (fine-tuning after pretraining)" (axisTitle split) false
+            (curves |> List.mapi (fun i (name, pts) ->
+                { Png.Name = name; Png.Points = pts |> List.map (fun (x, y) -> x, y, 0.0); Png.Color = Png.palette.[i % Png.palette.Length] }))
 
 /// One grouped bar chart per ablation other than label efficiency.
-let ablationBars (folder: string) (summaries: Summary list) =
+let ablationBars (folder: string) (split: string) (summaries: Summary list) =
     for exp, cells in summaries |> List.filter (fun s -> s.Experiment <> "label-efficiency") |> List.groupBy (fun s -> s.Experiment) do
         let settings = cells |> List.map (fun c -> c.Setting) |> List.distinct |> List.sortBy settingOrder
         let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
@@ -49,14 +73,14 @@ let ablationBars (folder: string) (summaries: Summary list) =
         methods
         |> List.map (fun m ->
             let present = settings |> List.filter (fun s -> (get m s).IsSome)
-            Chart.Column(values = (present |> List.map (fun s -> fst (get m s).Value)), Keys = present, Name = m)
+            Chart.Column(values = (present |> List.map (fun s -> fst (get m s).Value)), Keys = present, Name = legend m cells)
             |> Chart.withYError (TraceObjects.Error.init (Array = (present |> List.map (fun s -> snd (get m s).Value)))))
         |> Chart.combine
-        |> Chart.withTitle exp
-        |> Chart.withYAxisStyle (TitleText = "validation mIoU (%)")
+        |> Chart.withTitle (sprintf "%s (%s split)" exp split)
+        |> Chart.withYAxisStyle (TitleText = axisTitle split)
         |> saveHtml (Path.Combine(folder, exp + ".html"))
-        Png.bars (Path.Combine(folder, exp + ".png")) exp "validation mIoU (%)" settings
-            (methods |> List.mapi (fun i m -> m, Png.palette.[i % Png.palette.Length], get m))
+        Png.bars (Path.Combine(folder, exp + ".png")) (sprintf "%s (%s split)" exp split) (axisTitle split) settings
+            (methods |> List.mapi (fun i m -> legend m cells, Png.palette.[i % Png.palette.Length], get m))
 
 /// t-SNE scatter panels (one per model), coloured by class.
 let tsne (folder: string) (classNames: string[]) (panels: (string * (float32 * float32 * int)[]) list) =

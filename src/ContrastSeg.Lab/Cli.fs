@@ -31,12 +31,27 @@ let private parse<'T when 'T :> IArgParserTemplate> (program: string) (argv: str
     let argv = if argv.Length > 0 && argv.[0] = "--" then argv.[1..] else argv // `dotnet fsi x.fsx -- ...` passes the separator on
     ArgumentParser.Create<'T>(programName = program).ParseCommandLine(argv, raiseOnUsage = true)
 
+/// The dataset names `--dataset` takes (Data.Dataset).
+let datasetNames = [ "fashion-mnist-scenes"; "folder"; "voc"; "cityscapes" ]
+
+let private datasetUsage = "dataset kind: " + String.Join("|", datasetNames) + " (fashion-mnist-scenes is the embedded default; folder = your own images/ + masks/ folder)."
+
+/// `--dataset` and `--data-root` as settings, with the dataset name checked here so the message lists the names.
+let private dataAssignments (dataset: string option) (root: string option) =
+    [ match dataset with
+      | Some d when not (List.contains d datasetNames) ->
+          raise (ConfigException(sprintf "--dataset '%s' is unknown: use %s" d (String.Join(", ", datasetNames)), "--dataset"))
+      | Some d -> yield "Data.Dataset=" + d
+      | None -> ()
+      match root with Some p -> yield "Data.Root=" + p | None -> () ]
+
 // ---------------------------------------------------------------------------------------------- train
 
 type TrainArgs =
     | [<AltCommandLine("-c")>] Config of path: string
     | Preset of name: string
     | Stage of stage: TrainingStage
+    | Dataset of kind: string
     | Data_Root of path: string
     | Labelled of count: int
     | Init_From of path: string
@@ -48,6 +63,7 @@ type TrainArgs =
             | Config _ -> "start from a config JSON file (e.g. a run's config.json)."
             | Preset _ -> "start from a preset: cpu (embedded scenes, default), voc, cityscapes (paper settings)."
             | Stage _ -> "Baseline (cross-entropy), Contrastive (pretraining) or FineTune (needs --init-from)."
+            | Dataset _ -> datasetUsage
             | Data_Root _ -> "dataset root (VOCdevkit/VOC2012, Cityscapes root, custom folder, or a Fashion-MNIST folder)."
             | Labelled _ -> "number of labelled training images (a seeded subset, written to a list file and reused)."
             | Init_From _ -> "initial weights: a run folder or checkpoint, or torchvision ResNet weights (.safetensors/.pth)."
@@ -62,7 +78,7 @@ let buildConfig (r: ParseResults<TrainArgs>) =
         | None -> TrainPresets.Get(r.GetResult(Preset, "cpu"), stage, r.TryGetResult Data_Root |> Option.toObj)
     let assignments =
         [ if r.Contains Stage then yield sprintf "Stage=%O" stage
-          match r.TryGetResult Data_Root with Some p -> yield "Data.Root=" + p | None -> ()
+          yield! dataAssignments (r.TryGetResult Dataset) (r.TryGetResult Data_Root)
           match r.TryGetResult Labelled with Some n -> yield sprintf "Data.Labelled=%d" n | None -> ()
           match r.TryGetResult Init_From with Some p -> yield "InitFrom=" + p | None -> ()
           yield! r.GetResults Set ]
@@ -91,9 +107,13 @@ type EvalArgs =
     | Scales of scale: float list
     | Output of path: string
     | Limit of count: int
+    | Dataset of kind: string
+    | Data_Root of path: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Dataset _ -> "score on another dataset than the run's (same classes): " + datasetUsage
+            | Data_Root _ -> "root of that dataset (default: the run's Data.Root)."
             | Run _ -> "run folder (its best, else latest checkpoint) or a checkpoint folder; its config.json describes the data."
             | Split _ -> "split to use (default: the run's validation split; 'test' for the scenes)."
             | Flip -> "test-time augmentation: average with the mirrored image."
@@ -101,14 +121,15 @@ type EvalArgs =
             | Output _ -> "evaluate: write the report JSON here; predict: the folder for index PNGs and overlays."
             | Limit _ -> "predict: at most this many images."
 
-/// The config of a run folder, or of the run holding a checkpoint folder (<run>/checkpoints/<step>).
-let private runConfig (run: string) (split: string option) =
+/// The config of a run folder, or of the run holding a checkpoint folder (<run>/checkpoints/<step>),
+/// with `data` settings (`--dataset`, `--data-root`) applied.
+let private runConfig (run: string) (split: string option) (data: string list) =
     let candidates = [ Path.Combine(run, "config.json"); Path.GetFullPath(Path.Combine(run, "..", "..", "config.json")) ]
     let file =
         match candidates |> List.tryFind File.Exists with
         | Some f -> f
         | None -> raise (IO.FileNotFoundException(sprintf "%s is not a run folder or checkpoint: no config.json there or two levels up" run))
-    let c = TrainConfig.Load file
+    let c = ConfigOverrides.Apply(TrainConfig.Load file, data)
     match split with
     | Some s -> ConfigOverrides.Apply(c, [ "Data.ValSplit=" + s ])
     | None -> c
@@ -120,7 +141,8 @@ let evaluate (argv: string[]) =
     guard "evaluate" (fun () ->
         let r = parse<EvalArgs> "evaluate" argv
         let run = r.GetResult Run
-        let report = Experiment.Evaluate(run, runConfig run None, tta r, r.TryGetResult Split |> Option.toObj)
+        let config = runConfig run None (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root))
+        let report = Experiment.Evaluate(run, config.Validate(), tta r, r.TryGetResult Split |> Option.toObj)
         printfn "%s on %s: mIoU %.2f %%, pixel accuracy %.2f %%" report.Run report.Split (100.0 * report.Metrics.MeanIoU) (100.0 * report.Metrics.PixelAccuracy)
         report.Metrics.ClassIoU |> Seq.iteri (fun i v -> printfn "  %-14s %s" report.ClassNames.[i] (if Double.IsNaN v then "absent" else sprintf "%.2f" (100.0 * v)))
         match r.TryGetResult Output with
@@ -133,7 +155,8 @@ let predict (argv: string[]) =
         let r = parse<EvalArgs> "predict" argv
         let run = r.GetResult Run
         let output = r.GetResult(Output, Path.Combine(run, "predictions"))
-        let n = Experiment.Predict(run, runConfig run (r.TryGetResult Split), output, tta r, Option.toNullable (r.TryGetResult Limit))
+        let config = runConfig run (r.TryGetResult Split) (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root))
+        let n = Experiment.Predict(run, config.Validate(), output, tta r, Option.toNullable (r.TryGetResult Limit))
         printfn "wrote %d predictions (index PNG + overlay) to %s" n output
         0)
 
@@ -143,9 +166,13 @@ type PseudoArgs =
     | Object_Threshold of p: float
     | Background_Threshold of p: float
     | No_Background
+    | Dataset of kind: string
+    | Data_Root of path: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Dataset _ -> "label the unlabelled images of another dataset than the teacher's (same classes): " + datasetUsage
+            | Data_Root _ -> "root of that dataset (default: the teacher's Data.Root)."
             | Teacher _ -> "the trained run whose predictions become pseudo-labels (its config gives data and labelled subset)."
             | Output _ -> "folder for the pseudo-label index PNGs (then train with --set Data.PseudoLabels=<folder>)."
             | Object_Threshold _ -> "softmax confidence an object pixel needs (default 0.8, as in the paper)."
@@ -159,7 +186,8 @@ let pseudolabel (argv: string[]) =
         let options =
             PseudoLabelOptions(r.GetResult(Object_Threshold, 0.8),
                                (if r.Contains No_Background then Nullable() else Nullable(r.GetResult(Background_Threshold, 0.97))))
-        let report = Experiment.PseudoLabel(teacher, runConfig teacher None, options, r.GetResult Output)
+        let config = runConfig teacher None (dataAssignments (r.TryGetResult PseudoArgs.Dataset) (r.TryGetResult PseudoArgs.Data_Root))
+        let report = Experiment.PseudoLabel(teacher, config.Validate(), options, r.GetResult Output)
         printfn "pseudo-labelled %d images, %.1f %% of pixels kept, in %s" report.Images (100.0 * report.Coverage) report.Folder
         0)
 
@@ -167,7 +195,14 @@ let pseudolabel (argv: string[]) =
 
 type AblationArgs =
     | Profile of name: string
+    | Dataset of kind: string
     | Data_Root of path: string
+    | Fractions of fraction: string list
+    | Crop of pixels: int
+    | Resize of factor: float
+    | Eval_Split of split: string
+    | Val_Split of split: string
+    | Seeds of seed: int list
     | Labelled of counts: int list
     | Output of folder: string
     | Runs of folder: string
@@ -183,8 +218,15 @@ type AblationArgs =
             match a with
             | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
             | Steps _ -> "cap every stage (and the classification pretraining) at this many steps: a smoke run of a paper profile."
-            | Profile _ -> "quick (tiny, CI), default (CPU study on the embedded scenes, ~20 min on 2 cores), voc or cityscapes (paper scale, GPU)."
-            | Data_Root _ -> "dataset root for the voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
+            | Profile _ -> "quick (tiny, CI), default (CPU study on the embedded scenes), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU)."
+            | Dataset _ -> "the dataset kind of the profile's runs (default: the profile's own): " + datasetUsage
+            | Data_Root _ -> "dataset root for the folder/voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
+            | Fractions _ -> "folder profile: labelled images as fractions of the training split, e.g. --fractions 1/16 1/8 1/4 all (the default)."
+            | Crop _ -> "folder profile: training crop in pixels (default 128)."
+            | Resize _ -> "folder profile: working resolution, images and masks resized by this factor for training and scoring (default 1)."
+            | Val_Split _ -> "folder profile: split checked during training (learning curves, best checkpoint; default val)."
+            | Eval_Split _ -> "folder profile: split the final models are scored on (default val; with the validation split itself the final checkpoint is scored, not the best)."
+            | Seeds _ -> "folder profile: training seeds of every cell (default 0 1 2)."
             | Labelled _ -> "labelled-image counts of the label-efficiency study (paper profiles; e.g. --labelled 2 4 on the shared samples)."
             | Output _ -> "results folder (default results/<profile>): rows/, results.md, results.csv, charts."
             | Runs _ -> "folder for the training runs (default runs/<profile>)."
@@ -193,6 +235,18 @@ type AblationArgs =
             | Force -> "redo cells even when their results exist (their run folders are deleted first)."
             | Report_Only -> "only rebuild tables and charts from the results already in the folder."
             | Set _ -> "override a setting of every stage, e.g. --set Data.Workers=1 (repeatable)."
+
+/// A label fraction as typed: "1/16", "0.25" or "all".
+let parseFraction (text: string) =
+    let inv = Globalization.CultureInfo.InvariantCulture
+    let number (t: string) =
+        match Double.TryParse(t, Globalization.NumberStyles.Float, inv) with
+        | true, v -> v
+        | _ -> raise (ConfigException(sprintf "--fractions: '%s' is not a fraction (use e.g. 1/16, 0.25 or all)" text, "--fractions"))
+    match text.Trim().ToLowerInvariant() with
+    | "all" -> 1.0
+    | t when t.Contains '/' -> let parts = t.Split('/') in number parts.[0] / number parts.[1]
+    | t -> number t
 
 let profileOf (r: ParseResults<AblationArgs>) =
     let name = r.GetResult(Profile, "default")
@@ -207,11 +261,25 @@ let profileOf (r: ParseResults<AblationArgs>) =
         | "default" -> defaultProfile runs
         | "voc" -> voc runs (needRoot ()) (r.GetResult(Labelled, [ 2118; 5295; 10582 ]))
         | "cityscapes" -> cityscapes runs (needRoot ()) (r.GetResult(Labelled, [ 372; 744; 1488; 2975 ]))
-        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, voc or cityscapes" other, "--profile"))
+        | "folder" ->
+            let d = folderDefaults (needRoot ())
+            folderProfile runs
+                { d with
+                    Fractions = (match r.TryGetResult Fractions with Some fs -> fs |> List.map parseFraction | None -> d.Fractions)
+                    Seeds = r.GetResult(Seeds, d.Seeds)
+                    Crop = r.GetResult(Crop, d.Crop)
+                    Resize = r.GetResult(Resize, d.Resize)
+                    ValSplit = r.GetResult(Val_Split, d.ValSplit)
+                    EvalSplit = r.GetResult(Eval_Split, d.EvalSplit) }
+        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, folder, voc or cityscapes" other, "--profile"))
+    if name <> "folder" then
+        for flag, given in [ "--fractions", r.Contains Fractions; "--crop", r.Contains Crop; "--resize", r.Contains Resize; "--seeds", r.Contains Seeds; "--eval-split", r.Contains Eval_Split; "--val-split", r.Contains Val_Split ] do
+            if given then raise (ConfigException(sprintf "%s belongs to the folder profile; with --profile %s use --set (e.g. --set Data.Crop=96)" flag name, flag))
     let p =
         match name, r.TryGetResult Data_Root with
         | ("quick" | "default"), Some root -> { p with Base = ConfigOverrides.Apply(p.Base, [ "Data.Root=" + root ]) }
         | _ -> p
+    let p = { p with Base = ConfigOverrides.Apply(p.Base, dataAssignments (r.TryGetResult Dataset) None) }
     let p = { p with Base = ConfigOverrides.Apply(p.Base, r.GetResults Set) }
     let p =
         match r.TryGetResult Steps with
@@ -235,8 +303,9 @@ let report (p: Profile) (store: ResultStore) (command: string) (console: TextWri
     let summaries = summarise rows
     let folder = store.Root
     let space = Runner.featureSpace p rows folder console
-    Charts.labelEfficiency folder summaries
-    Charts.ablationBars folder summaries
+    Charts.labelEfficiency folder p.EvalSplit summaries
+    Charts.ablationBars folder p.EvalSplit summaries
+    Charts.learningCurves folder p.Base.Data.ValSplit (Runner.learningCurves rows)
     File.WriteAllText(Path.Combine(folder, "results.csv"), csv rows)
     let wall = rows |> List.sumBy (fun r -> r.WallSeconds)
     let md = Text.StringBuilder()
@@ -255,6 +324,8 @@ let report (p: Profile) (store: ResultStore) (command: string) (console: TextWri
             md.AppendLine(sprintf "| %s | %.3f | %.3f | %.2f | %.1f %% |" s.Method s.IntraClass s.InterClass s.Ratio (100.0 * s.NearestCentroidAccuracy)) |> ignore
         md.AppendLine("\n![t-SNE](tsne.png)") |> ignore
     md.AppendLine("\n![label efficiency](label-efficiency.png)") |> ignore
+    if File.Exists(Path.Combine(folder, "learning-curves.png")) then
+        md.AppendLine(sprintf "\nLearning curves (validation mIoU on the `%s` split during training; the checkpoint with the best of them is the one scored above):\n\n![learning curves](learning-curves.png)" p.Base.Data.ValSplit) |> ignore
     File.WriteAllText(Path.Combine(folder, "results.md"), md.ToString())
     console.WriteLine(sprintf "results: %s (%d rows)" (Path.Combine(folder, "results.md")) rows.Length)
 
@@ -270,7 +341,8 @@ let ablations (argv: string[]) =
             else text
         if r.Contains List then
             // Every option that shapes the cells goes with each command, with its values.
-            let forwarded = set [ "--profile"; "--data-root"; "--labelled"; "--set"; "-s"; "--variant"; "--steps"; "--output"; "--runs" ]
+            let forwarded = set [ "--profile"; "--dataset"; "--data-root"; "--labelled"; "--set"; "-s"; "--variant"; "--steps"; "--output"; "--runs"
+                                  "--fractions"; "--crop"; "--resize"; "--eval-split"; "--val-split"; "--seeds" ]
             let kept =
                 argv
                 |> Array.fold (fun (keep, acc) a ->
@@ -297,13 +369,21 @@ let ablations (argv: string[]) =
                 | None -> if r.Contains Report_Only then [] else p.Cells |> List.distinctBy (fun c -> c.Key)
             // A failed cell does not stop the grid (see Runner.runAll): failures are listed and the exit code is 1.
             let single = (r.TryGetResult Run).IsSome
+            let reused = if r.Contains Force then Set.empty else cells |> List.filter (Runner.isReusable p store) |> List.map (fun c -> c.Key) |> Set.ofList
+            let toTrain = cells |> List.filter (fun c -> not (reused.Contains c.Key))
+            Directory.CreateDirectory store.Root |> ignore
+            use log = new StreamWriter(Path.Combine(store.Root, "ablations.log"), true)
+            let progress = Runner.GridProgress(Console.Out, log, cells.Length, (fun () -> Runner.pendingSteps p toTrain))
+            if not cells.IsEmpty then
+                progress.Line(sprintf "[ablations] %s: profile %s, %d cells; %d reused from %s (--force retrains them), %d to train (%d optimiser steps left)"
+                                      command p.Name cells.Length reused.Count (Path.Combine(store.Root, "rows")) toTrain.Length progress.StartSteps)
             let failures =
                 if single then
                     cells |> List.iter (Runner.runCell p store opts >> ignore)
                     []
-                else Runner.runAll Console.Out Console.Error (Runner.runCell p store opts) cells
+                else Runner.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell p store opts) cells
             if not single then report p store command Console.Out
-            printfn "[ablations] %d cells in %.1f min" cells.Length clock.Elapsed.TotalMinutes
+            progress.Line(sprintf "[ablations] %d cells and the report in %.1f min" cells.Length clock.Elapsed.TotalMinutes)
             if failures.IsEmpty then 0
             else
                 eprintfn "[ablations] %d of %d cells failed (the report holds the others):" failures.Length cells.Length
@@ -359,8 +439,40 @@ let convertSbd (argv: string[]) =
         printfn "train_aug: %d ids" ids.Count
         0)
 
+type ExportArgs =
+    | [<Mandatory>] Output of folder: string
+    | Train of count: int
+    | Val of count: int
+    | Test of count: int
+    | Data_Root of path: string
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Output _ -> "folder to write (images/, masks/, classes.txt, splits/train.txt, val.txt, test.txt)."
+            | Train _ -> "training scenes to write (default 200)."
+            | Val _ -> "validation scenes (default 50)."
+            | Test _ -> "test scenes (default 50)."
+            | Data_Root _ -> "a Fashion-MNIST folder (default: the Debian package if installed, else the repo's subset)."
+
+/// Writes embedded scenes as a folder dataset: a worked example of your own data that needs no download.
+let exportFolder (argv: string[]) =
+    guard "export-folder" (fun () ->
+        let r = parse<ExportArgs> "export-folder" argv
+        let output = r.GetResult ExportArgs.Output
+        let source = ContrastSeg.Data.FashionMnistSource.Open(r.TryGetResult ExportArgs.Data_Root |> Option.toObj)
+        let counts = [ ContrastSeg.Data.SceneSplit.Train, "train", r.GetResult(Train, 200)
+                       ContrastSeg.Data.SceneSplit.Val, "val", r.GetResult(Val, 50)
+                       ContrastSeg.Data.SceneSplit.Test, "test", r.GetResult(Test, 50) ]
+        for split, name, n in counts do
+            if n < 1 then raise (ConfigException(sprintf "--%s %d: write at least one scene" name n, "--" + name))
+            let scenes = ContrastSeg.Data.FashionMnistScenes(ContrastSeg.Data.FashionMnistSceneOptions(Split = split, TrainScenes = n, ValScenes = n, TestScenes = n), source)
+            let ids = ContrastSeg.Data.FolderWriter.WriteSplit(scenes, output, name, n)
+            printfn "%s: %d scenes -> %s" name ids.Count (Path.Combine(output, "splits", name + ".txt"))
+        printfn "wrote the folder dataset %s (source: %s)" output source.Description
+        0)
+
 let usage () =
-    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd  (each with --help)"
+    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder  (each with --help)"
 
 let main (argv: string[]) =
     match argv |> List.ofArray with
@@ -371,4 +483,5 @@ let main (argv: string[]) =
     | "ablations" :: rest -> ablations (Array.ofList rest)
     | "validate-data" :: rest -> validateData (Array.ofList rest)
     | "convert-sbd" :: rest -> convertSbd (Array.ofList rest)
+    | "export-folder" :: rest -> exportFolder (Array.ofList rest)
     | _ -> usage (); 2

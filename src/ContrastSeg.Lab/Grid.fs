@@ -102,15 +102,21 @@ let private cells experiment seeds (rows: (string * string * int option * Recipe
 
 let private ce, con = "cross-entropy", "contrastive+finetune"
 
+/// The label-efficiency study: cross-entropy against contrastive pretraining + fine-tuning (within-image
+/// loss, distortions on) at each label count, for each seed.
+let labelEfficiencyGrid (labelCounts: int list) (seeds: int list) =
+    let within = ContrastiveFineTune(ContrastiveVariant.WithinImage, true)
+    cells "label-efficiency" seeds
+        [ for n in labelCounts do
+            yield sprintf "labelled=%d" n, ce, Some n, CrossEntropy
+            yield sprintf "labelled=%d" n, con, Some n, within ]
+
 /// The paper's ablations on a profile's label counts (the lowest count for the one-setting ablations).
 let paperGrid (labelCounts: int list) (seeds: int list) (ablationSeeds: int list) =
     let low = List.min labelCounts
     let lowName = sprintf "labelled=%d" low
     let within = ContrastiveFineTune(ContrastiveVariant.WithinImage, true)
-    [ yield! cells "label-efficiency" seeds
-                 [ for n in labelCounts do
-                     yield sprintf "labelled=%d" n, ce, Some n, CrossEntropy
-                     yield sprintf "labelled=%d" n, con, Some n, within ]
+    [ yield! labelEfficiencyGrid labelCounts seeds
       yield! cells "distortions" ablationSeeds
                  [ "distortions=on", con, Some low, within
                    "distortions=off", con, Some low, ContrastiveFineTune(ContrastiveVariant.WithinImage, false) ]
@@ -223,3 +229,58 @@ let voc runs root labelCounts =
 let cityscapes runs root labelCounts =
     paperProfile "cityscapes" "Cityscapes fine train, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)" "cityscapes" runs root labelCounts
         (PseudoLabelOptions(BackgroundThreshold = Nullable()))
+
+/// Label counts as fractions of a training split of `trainImages` images: round(f x n), at least 1, each once.
+let labelCountsOf (trainImages: int) (fractions: float list) =
+    fractions
+    |> List.map (fun f ->
+        if not (f > 0.0 && f <= 1.0) then raise (ConfigException(sprintf "label fraction %g is not in (0, 1]" f, "--fractions"))
+        max 1 (int (Math.Round(f * float trainImages, MidpointRounding.AwayFromZero))))
+    |> List.distinct
+
+/// What the folder profile studies on a user's dataset.
+type FolderStudy =
+    { Root: string
+      /// Label counts as fractions of the training split.
+      Fractions: float list
+      Seeds: int list
+      /// Training crop (square) and working resolution (Data.Resize) of the images.
+      Crop: int
+      Resize: float
+      /// Split whose images the in-training validation and checkpoint choice use, and the split scored.
+      ValSplit: string
+      EvalSplit: string }
+
+/// The folder profile's defaults: 1/16, 1/8, 1/4 and all of the training split, 3 seeds, crop 128, full resolution, val.
+let folderDefaults (root: string) =
+    { Root = root; Fractions = [ 1.0 / 16.0; 1.0 / 8.0; 1.0 / 4.0; 1.0 ]; Seeds = [ 0; 1; 2 ]; Crop = 128; Resize = 1.0
+      ValSplit = "val"; EvalSplit = "val" }
+
+/// `folder`: the label-efficiency study on a folder dataset (images/, masks/, classes.txt, splits/train.txt and
+/// the validation/evaluation splits) at CPU scale: the `cpu` preset's model and schedule on crops of the images.
+let folderProfile (runs: string) (study: FolderStudy) =
+    let train = ContrastSeg.Data.FolderDataset(study.Root, ContrastSeg.Data.FolderOptions(Split = "train"))
+    let counts = labelCountsOf train.Ids.Count study.Fractions
+    let b = scenes runs
+    let data =
+        b.Data
+        |> update <@ fun d -> d.Dataset @> "folder"
+        |> update <@ fun d -> d.Root @> study.Root
+        |> update <@ fun d -> d.TrainSplit @> "train"
+        |> update <@ fun d -> d.ValSplit @> study.ValSplit
+        |> update <@ fun d -> d.Crop @> study.Crop
+        |> update <@ fun d -> d.Resize @> study.Resize
+    let fractions = String.Join(", ", study.Fractions |> List.map (fun f -> if f >= 1.0 then "all" else sprintf "1/%g" (Math.Round(1.0 / f, 1))))
+    { Name = "folder"
+      Description =
+        sprintf "folder dataset %s (%d training images; labelled %s = %s), crop %d, resize %g, DeepLabV3+ ResNet-18 (width 0.25, OS 8), SGD + cosine"
+            study.Root train.Ids.Count fractions (String.Join("/", counts)) study.Crop study.Resize
+      Base = b |> update <@ fun c -> c.Data @> data
+      CeSteps = 800; CeLearningRate = 0.03
+      PretrainSteps = 400; PretrainLearningRate = 0.1
+      FinetuneSteps = 400; FinetuneLearningRate = 0.03
+      Classification = ClassificationPretrainingOptions()
+      Pseudo = PseudoLabelOptions()
+      Cells = labelEfficiencyGrid counts study.Seeds
+      Tsne = None
+      EvalSplit = study.EvalSplit }

@@ -79,7 +79,10 @@ let lines (path: string) (title: string) (xLabel: string) (yLabel: string) (logX
         for y in yt do
             canvas.DrawLine(fr.L, py y, fr.L + fr.W, py y, grid)
             text canvas (sprintf "%g" y) (fr.L - 8.0f) (py y + 4.0f) 12.0f SKTextAlign.Right
-        for x in all |> List.map (fun (x, _, _) -> x) |> List.distinct |> List.sort do
+        // Every x of a few points is labelled; a long curve (learning curves) gets round ticks instead.
+        let distinctX = all |> List.map (fun (x, _, _) -> x) |> List.distinct |> List.sort
+        let xLabels = if distinctX.Length <= 12 || logX then distinctX else ticks (List.min distinctX) (List.max distinctX) |> List.filter (fun x -> x >= List.min distinctX && x <= List.max distinctX)
+        for x in xLabels do
             text canvas (sprintf "%g" x) (px x) (fr.T + fr.H + 18.0f) 12.0f SKTextAlign.Center
         for s in series do
             use line = paint s.Color 2.5f

@@ -59,20 +59,75 @@ let finalStageNames (p: Profile) (cell: Cell) =
         | r -> stages p cell r None
     String.Join(" -> ", stagesOf |> List.map (fun s -> s.RunName))
 
-/// A stored row is reused only when it was computed from the same settings: run names carry a hash of
+/// A stored row is current when it was computed from the same settings: run names carry a hash of
 /// every weights-defining setting, so a changed profile (steps, augmentation, ...) reruns the cell.
 let isCurrent (p: Profile) (cell: Cell) (row: ResultRow) =
     let stored key = match row.Settings.TryGetValue key with | true, v -> v | _ -> ""
     stored "stages" = finalStageNames p cell && stored "eval_split" = p.EvalSplit
 
+/// The cells whose final checkpoint the report reads besides their row: the feature-space models
+/// (label-efficiency cells at the t-SNE label count, seed 0).
+let needsCheckpoint (p: Profile) (cell: Cell) =
+    match p.Tsne with
+    | Some (labelled, _) -> cell.Experiment = "label-efficiency" && cell.Labelled = Some labelled && cell.Seed = 0
+    | None -> false
+
+/// The checkpoint folder a row's final model is in, when it is on this machine.
+let finalCheckpoint (row: ResultRow) =
+    if row.Stages.Length = 0 then None
+    else
+        try Some(CheckpointStore.Resolve(Array.last row.Stages))
+        with :? FileNotFoundException | :? DirectoryNotFoundException -> None
+
+/// Why a stored row cannot stand for its cell (None: it can be reused).
+let staleReason (p: Profile) (cell: Cell) (row: ResultRow) =
+    if not (isCurrent p cell row) then Some "the stored result is from other settings"
+    elif needsCheckpoint p cell && (finalCheckpoint row).IsNone then
+        Some(sprintf "the report's feature space needs its checkpoint and %s is not on this machine" (Array.last row.Stages))
+    else None
+
+/// True when the store holds a row that stands for the cell as it is now.
+let isReusable (p: Profile) (store: ResultStore) (cell: Cell) =
+    match store.Read cell.Key with
+    | Some row -> (staleReason p cell row).IsNone
+    | None -> false
+
+/// Every training stage of a cell with its step count (teacher and student stages of a semi-supervised cell).
+let private cellStages (p: Profile) (cell: Cell) =
+    match cell.Recipe with
+    | SemiSupervised teacher -> stages p cell teacher None @ stages p cell teacher (pseudoFolder p cell)
+    | r -> stages p cell r None
+
+/// Optimiser steps each stage run of the cells still has to take (stages shared by cells count once;
+/// a stage resumes from its last checkpoint): what the grid's ETA is computed from.
+let pendingSteps (p: Profile) (cells: Cell list) =
+    cells
+    |> List.collect (cellStages p)
+    |> List.distinctBy (fun s -> s.RunDirectory)
+    |> List.sumBy (fun s ->
+        let done' = match CheckpointStore(s.RunDirectory).List() with l when l.Count > 0 -> (let struct (step, _) = Seq.last l in step) | _ -> 0
+        max 0 (s.Optimizer.Steps - done'))
+
+/// The checkpoint of a final stage that is scored: the one with the best in-training validation when the
+/// evaluation split is another split than the validation split; the final one when they are the same split
+/// (choosing on the split that is scored would flatter every method).
+let scoredCheckpoint (p: Profile) (final: TrainConfig) =
+    let store = CheckpointStore(final.RunDirectory)
+    if String.Equals(p.EvalSplit, final.Data.ValSplit, StringComparison.OrdinalIgnoreCase) then
+        match store.Latest() with
+        | null -> CheckpointStore.Resolve final.RunDirectory
+        | latest -> latest
+    else CheckpointStore.Resolve final.RunDirectory
+
 /// Trains every stage of a cell (finished stages are found and reused), scores the final model on
 /// the profile's evaluation split, and stores the row.
 let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : ResultRow =
     match store.Read cell.Key with
-    | Some row when not o.Force && isCurrent p cell row -> row
+    | Some row when not o.Force && (staleReason p cell row).IsNone -> row
     | stale ->
-        if stale.IsSome && not o.Force then
-            o.Console.WriteLine(sprintf "=== %s: the stored result is from other settings; running it again" cell.Key)
+        match stale with
+        | Some row when not o.Force -> o.Console.WriteLine(sprintf "=== %s: %s; running it again" cell.Key (staleReason p cell row).Value)
+        | _ -> ()
         if o.Force then
             for f in cellFolders p cell do
                 if Directory.Exists f then Directory.Delete(f, true)
@@ -102,12 +157,14 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
                 s |> List.iter (train o >> ignore)
                 s
         let final = List.last finalStages
-        let eval = Experiment.Evaluate(final.RunDirectory, final, null, p.EvalSplit)
+        let checkpoint = scoredCheckpoint p final
+        let eval = Experiment.Evaluate(checkpoint, final, null, p.EvalSplit)
         o.Console.WriteLine(sprintf "=== %s: %s mIoU %.2f %%" cell.Key p.EvalSplit (100.0 * eval.Metrics.MeanIoU))
         let settings = flatten final
         settings.["profile"] <- p.Name
         settings.["eval_split"] <- p.EvalSplit
         settings.["stages"] <- finalStageNames p cell
+        settings.["scored_checkpoint"] <- Path.GetRelativePath(final.RunDirectory, checkpoint)
         let row =
             { Experiment = cell.Experiment; Setting = cell.Setting; Method = cell.Method; Seed = cell.Seed; Run = cell.Key
               Stages = finalStages |> List.map (fun s -> s.RunDirectory) |> Array.ofList
@@ -117,23 +174,94 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         store.Write row
         row
 
+/// Progress of a grid run: cell k of N, elapsed, ETA from the step rate measured in this run. Lines go to
+/// the console and, with a timestamp, to `log` (the results folder's ablations.log).
+type GridProgress(console: TextWriter, log: TextWriter, total: int, pending: unit -> int) =
+    let clock = Stopwatch.StartNew()
+    let startSteps = pending ()
+    let minutes (s: float) = if s < 90.0 then sprintf "%.0f s" s else sprintf "%.1f min" (s / 60.0)
+    member _.Line(text: string) =
+        console.WriteLine text
+        log.WriteLine(sprintf "%s %s" (DateTimeOffset.Now.ToString "yyyy-MM-dd HH:mm:ss") text)
+        log.Flush()
+    member _.StartSteps = startSteps
+    /// "elapsed 4.2 min, 1,200 steps left, ETA 5.0 min (0.25 s/step)" once a step rate is measured.
+    member _.Eta() =
+        let left = pending ()
+        let trained = startSteps - left
+        let elapsed = clock.Elapsed.TotalSeconds
+        if trained > 0 && left > 0 then
+            let rate = elapsed / float trained
+            sprintf "elapsed %s, %d steps left, ETA %s (%.3f s/step measured)" (minutes elapsed) left (minutes (rate * float left)) rate
+        elif left = 0 then sprintf "elapsed %s, no steps left" (minutes elapsed)
+        else sprintf "elapsed %s, %d steps left, ETA after the first trained cell" (minutes elapsed) left
+    member _.Elapsed = clock.Elapsed
+    member _.Total = total
+
 /// Runs `cells` in order with `run`. A cell that cannot run for reasons of its own (a setting or data it
 /// cannot use, a diverged loss) is reported and skipped so the other cells still run; environment failures
-/// (libtorch missing, out of memory, I/O) stop the grid. Returns the failed cells' keys and messages.
-let runAll (console: TextWriter) (error: TextWriter) (run: Cell -> ResultRow) (cells: Cell list) =
+/// (libtorch missing, out of memory, I/O) stop the grid. `reused` tells which cells are served from the
+/// store. Returns the failed cells' keys and messages.
+let runAllWith (progress: GridProgress) (error: TextWriter) (reused: Cell -> bool) (run: Cell -> ResultRow) (cells: Cell list) =
     let failures = List<string * string>()
     cells |> List.iteri (fun i c ->
-        console.WriteLine(sprintf "[ablations] cell %d/%d: %s" (i + 1) cells.Length c.Key)
-        try run c |> ignore
-        with
-        | :? ConfigException | :? DatasetException | :? TrainingDivergedException as e ->
-            error.WriteLine(sprintf "[ablations] cell %s failed: %s" c.Key e.Message)
-            failures.Add((c.Key, e.Message)))
+        let k = sprintf "cell %d/%d" (i + 1) cells.Length
+        if reused c then
+            run c |> ignore
+            progress.Line(sprintf "[ablations] %s reused: %s" k c.Key)
+        else
+            progress.Line(sprintf "[ablations] %s start: %s | %s" k c.Key (progress.Eta()))
+            let clock = Stopwatch.StartNew()
+            try
+                let row = run c
+                progress.Line(sprintf "[ablations] %s done in %.1f min: %s, %s mIoU %.2f %%" k clock.Elapsed.TotalMinutes c.Key (match row.Settings.TryGetValue "eval_split" with | true, s -> s | _ -> "eval") (100.0 * row.MeanIoU))
+            with
+            | :? ConfigException | :? DatasetException | :? TrainingDivergedException as e ->
+                progress.Line(sprintf "[ablations] %s failed after %.1f min: %s" k clock.Elapsed.TotalMinutes c.Key)
+                error.WriteLine(sprintf "[ablations] cell %s failed: %s" c.Key e.Message)
+                failures.Add((c.Key, e.Message)))
     List.ofSeq failures
+
+/// `runAllWith` without a store: every cell is trained, progress goes to `console` only.
+let runAll (console: TextWriter) (error: TextWriter) (run: Cell -> ResultRow) (cells: Cell list) =
+    runAllWith (GridProgress(console, TextWriter.Null, cells.Length, (fun () -> 0))) error (fun _ -> false) run cells
 
 /// The stored rows of a profile's cells that are current (rows of other settings or other grids are left out of reports).
 let currentRows (p: Profile) (store: ResultStore) =
     p.Cells |> List.distinctBy (fun c -> c.Key) |> List.choose (fun c -> store.Read c.Key |> Option.filter (isCurrent p c))
+
+/// Validation mIoU (%) measured during the training of a row's final model, as (step, mIoU) across its
+/// stages (fine-tuning steps counted after the pretraining steps), read from each stage's metrics.jsonl.
+/// Empty when the run folders are not on this machine.
+let validationCurve (row: ResultRow) =
+    let points = List<float * float>()
+    let mutable offset = 0
+    for stage in row.Stages do
+        let file = Path.Combine(stage, "metrics.jsonl")
+        let mutable last = 0
+        if File.Exists file then
+            let seen = Dictionary<int, float>() // a resumed run appends: the last record of a step counts
+            for line in File.ReadLines file do
+                if not (String.IsNullOrWhiteSpace line) then
+                    use doc = JsonDocument.Parse line
+                    let e = doc.RootElement
+                    let step = e.GetProperty("step").GetInt32()
+                    last <- max last step
+                    match e.GetProperty("kind").GetString(), e.TryGetProperty "mIoU" with
+                    | "val", (true, v) when v.ValueKind = JsonValueKind.Number -> seen.[step] <- 100.0 * v.GetDouble()
+                    | _ -> ()
+            for KeyValue (step, v) in seen |> Seq.sortBy (fun kv -> kv.Key) do points.Add((float (offset + step), v))
+        offset <- offset + last
+    List.ofSeq points
+
+/// The label-efficiency study's learning curves (seed 0 of each method and label count): validation mIoU
+/// against training steps, so a reader sees whether each run converged.
+let learningCurves (rows: ResultRow list) =
+    rows
+    |> List.filter (fun r -> r.Experiment = "label-efficiency" && r.Seed = 0)
+    |> List.sortBy (fun r -> settingOrder r.Setting, r.Method)
+    |> List.map (fun r -> sprintf "%s, %s" r.Method r.Setting, validationCurve r)
+    |> List.filter (fun (_, pts) -> not pts.IsEmpty)
 
 /// Feature-space statistics of one model.
 type FeatureSpaceRow = { Method: string; Run: string; IntraClass: float; InterClass: float; Ratio: float; NearestCentroidAccuracy: float; Points: int }
@@ -150,8 +278,13 @@ let featureSpace (p: Profile) (rows: ResultRow list) (folder: string) (console: 
             [ yield "cross-entropy", pick "cross-entropy"
               match contrastive with Some m -> yield m, pick m | None -> () ]
             |> List.choose (fun (m, r) -> r |> Option.map (fun r -> m, r))
+        let missing = models |> List.filter (fun (_, r) -> (finalCheckpoint r).IsNone)
         if models.Length < 2 then
             console.WriteLine "[feature-space] skipped: the label-efficiency cells at the lowest count (seed 0) are not finished"
+            []
+        elif not missing.IsEmpty then
+            for m, r in missing do
+                console.WriteLine(sprintf "[feature-space] skipped: no checkpoint of %s on this machine (%s); run the grid without --report-only to train it" m (Array.last r.Stages))
             []
         else
             let results =

@@ -33,15 +33,15 @@ public sealed record SegmentationModelOptions(
         Projection: new ProjectionHeadOptions(Layers: 3, Channels: 256, BatchNorm: false));
 
     /// <summary>
-    /// A CPU-sized model for 64x64 inputs: ResNet-18 at width 0.25 (16/32/64/128 channels), ASPP and decoder
-    /// 64 channels, low-level 16, projection head 3 x 64.
+    /// A CPU-sized model for 64x64 inputs (the <c>cpu</c> training preset's): ResNet-18 at width 0.25
+    /// (16/32/64/128 channels) with the small stem, ASPP and decoder 64 channels, low-level 16, projection head 3 x 64.
     /// </summary>
     /// <remarks>
-    /// Output stride 8: at 64x64 the high-level map is 8x8 instead of 4x4 (at OS 16 the ASPP sees hardly more
-    /// than the global pool), and at width 0.25 the dilated layer3/layer4 cost little.
+    /// The small stem keeps layer1 at full and layer2 at half resolution, and layer4 at 8x8 for a 64x64 input
+    /// (output stride 8, no dilation); the decoder reads layer3 at stride 4.
     /// </remarks>
     public static SegmentationModelOptions CpuSmall(int numClasses) => new(
-        new EncoderOptions(ResNetDepth.ResNet18, OutputStride: 8, WidthMultiplier: 0.25),
+        new EncoderOptions(ResNetDepth.ResNet18, OutputStride: 8, WidthMultiplier: 0.25, Stem: EncoderStem.Small),
         numClasses,
         AsppChannels: 64,
         LowLevelChannels: 16,

@@ -31,6 +31,11 @@ public static class DataFactory
             "folder" => (new FolderDataset(d.Root!, new FolderOptions { Split = d.TrainSplit }), new FolderDataset(d.Root!, new FolderOptions { Split = d.ValSplit }), $"folder:{Path.GetFullPath(d.Root!)}"),
             _ => throw new ConfigException($"Data.Dataset = '{d.Dataset}' is not a known dataset", "Data.Dataset"),
         };
+        if (d.Resize != 1.0)
+        {
+            (train, val) = (new ResizedDataset(train, d.Resize), new ResizedDataset(val, d.Resize));
+            source += $"@resize{d.Resize.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        }
         var all = Enumerable.Range(0, train.Ids.Count).ToArray();
         if (d.Labelled is not { } n) return new RunData(train, val, all, Array.Empty<int>(), null, source);
         if (n > train.Ids.Count)

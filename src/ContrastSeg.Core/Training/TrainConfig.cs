@@ -33,6 +33,8 @@ public sealed record DataSettings
     public int? Labelled { get; init; }
     /// <summary>List file holding the labelled subset (written on first use, reused after; default inside the run's data folder).</summary>
     public string? LabelledList { get; init; }
+    /// <summary>Working resolution: every image and mask is resized by this factor when loaded, for training and evaluation (1 = as stored; e.g. 0.5 halves 240x180 street scenes to 120x90).</summary>
+    public double Resize { get; init; } = 1.0;
     /// <summary>Training crop (square).</summary>
     public int Crop { get; init; } = 64;
     /// <summary>Random scale range.</summary>
@@ -62,7 +64,9 @@ public sealed record ModelSettings
 {
     /// <summary>ResNet depth.</summary>
     public ResNetDepth Depth { get; init; } = ResNetDepth.ResNet18;
-    /// <summary>Output stride, 8 or 16.</summary>
+    /// <summary>Encoder stem: <c>ImageNet</c> (torchvision's 7x7 + max-pool, weights load 1:1) or <c>Small</c> (3x3, no max-pool, for small images).</summary>
+    public EncoderStem Stem { get; init; } = EncoderStem.ImageNet;
+    /// <summary>Output stride, 8 or 16 (8 with the small stem).</summary>
     public int OutputStride { get; init; } = 8;
     /// <summary>Encoder width multiplier.</summary>
     public double Width { get; init; } = 0.25;
@@ -83,7 +87,7 @@ public sealed record ModelSettings
 
     /// <summary>The model options for <paramref name="numClasses"/> classes.</summary>
     public SegmentationModelOptions ToOptions(int numClasses) => new(
-        new EncoderOptions(Depth, OutputStride, Width), numClasses, AsppChannels, LowLevelChannels, DecoderChannels, Dropout,
+        new EncoderOptions(Depth, OutputStride, Width, Stem: Stem), numClasses, AsppChannels, LowLevelChannels, DecoderChannels, Dropout,
         new ProjectionHeadOptions(ProjectionLayers, ProjectionChannels, ProjectionBatchNorm));
 }
 
@@ -185,6 +189,7 @@ public sealed record TrainConfig
         Check(d.Dataset == "fashion-mnist-scenes" || !string.IsNullOrWhiteSpace(d.Root), "Data.Root", d.Root, $"is required for {d.Dataset}");
         Check(d.Root is null || Directory.Exists(d.Root), "Data.Root", d.Root, "folder does not exist");
         Check(d.Crop is >= 16 and <= 2048, "Data.Crop", d.Crop, "must be between 16 and 2048 pixels");
+        Check(d.Resize is > 0 and <= 4, "Data.Resize", d.Resize, "must be in (0, 4] (1 = images as stored)");
         Check(d.ScaleMin > 0 && d.ScaleMin <= d.ScaleMax, "Data.ScaleMin", d.ScaleMin, "must be positive and <= Data.ScaleMax");
         Check(d.Labelled is null or >= 1, "Data.Labelled", d.Labelled, "must be >= 1 (or null for all)");
         Check(d.DistortionStrength is >= 0 and <= 2, "Data.DistortionStrength", d.DistortionStrength, "must be in [0, 2]");
@@ -193,7 +198,9 @@ public sealed record TrainConfig
         Check(d.TrainScenes >= 1 && d.ValScenes >= 1, "Data.TrainScenes", d.TrainScenes, "scene counts must be >= 1");
         var m = Model;
         Check(Enum.IsDefined(m.Depth), "Model.Depth", m.Depth, "must be ResNet18, ResNet34, ResNet50 or ResNet101");
-        Check(m.OutputStride is 8 or 16, "Model.OutputStride", m.OutputStride, "must be 8 or 16");
+        Check(Enum.IsDefined(m.Stem), "Model.Stem", m.Stem, "must be ImageNet or Small");
+        var strides = EncoderOptions.SupportedOutputStridesFor(m.Stem);
+        Check(strides.Contains(m.OutputStride), "Model.OutputStride", m.OutputStride, $"must be {string.Join(" or ", strides)} with the {m.Stem} stem");
         Check(m.Width is > 0 and <= 4, "Model.Width", m.Width, "must be in (0, 4]");
         Check(m.ProjectionLayers >= 1, "Model.ProjectionLayers", m.ProjectionLayers, "must be >= 1");
         var c = Contrastive;
@@ -345,7 +352,7 @@ public static class RunNames
         var labelled = (c.Data.Labelled is { } n ? $"n{n}" : "all") + (c.Data.PseudoLabels is { } pseudo ? "+pseudo-" + Hash(pseudo) : "");
         var batch = c.Optimizer.Accumulation > 1 ? $"b{c.Optimizer.BatchSize}x{c.Optimizer.Accumulation}" : $"b{c.Optimizer.BatchSize}";
         var init = c.InitFrom is null ? "" : "_init-" + InitTag(c.InitFrom);
-        return $"{stage}_r{depth}w{N(c.Model.Width)}-os{c.Model.OutputStride}_{data}-{labelled}_crop{c.Data.Crop}_{batch}_{c.Optimizer.Steps}st_lr{N(c.Optimizer.LearningRate)}{init}_s{c.Seed}";
+        return $"{stage}_r{depth}w{N(c.Model.Width)}-os{c.Model.OutputStride}{(c.Model.Stem == EncoderStem.Small ? "-small" : "")}_{data}-{labelled}_crop{c.Data.Crop}_{batch}_{c.Optimizer.Steps}st_lr{N(c.Optimizer.LearningRate)}{init}_s{c.Seed}";
     }
 
     /// <summary>A short readable prefix of the initial weights' name plus a hash of the full path, so names stay unique.</summary>

@@ -22,15 +22,24 @@ public static class TrainPresets
     };
 
     /// <summary>
-    /// Embedded Fashion-MNIST scenes, DeepLabV3+ ResNet-18 width 0.25 OS 8, a few minutes on 2 cores. No random
+    /// Embedded Fashion-MNIST scenes, DeepLabV3+ ResNet-18 width 0.25 OS 8 with the small stem, a few minutes on 2 cores. No random
     /// rescaling: the scenes already vary item size 0.6-1.6x, and on 64x64 scenes the paper's 0.5-2x jitter
     /// (2x leaves a quarter of the scene in the crop) cost most of what 1,000 CE steps learn (validation mIoU
     /// 9.5 with 0.5-2x, 12.4 with 0.75-1.25x, 16.7 without; README, "Results").
     /// </summary>
+    /// <remarks>
+    /// The small stem (3x3 stride 1, no max-pool): torchvision's stem turns a 64x64 scene into 16x16 maps of 16
+    /// channels before the first residual block, where shirt, T-shirt, pullover and coat no longer differ.
+    /// CE on all 2,000 scenes, validation mIoU after 1,200 steps: 16.7 with the ImageNet stem, 26.6 with the
+    /// small one (about 1.6x the time per step, still ahead at equal wall time). Validation every 200 steps:
+    /// the best-validation checkpoint is the one used (learning curves in metrics.jsonl).
+    /// </remarks>
     public static TrainConfig Cpu(TrainingStage stage) => new()
     {
         Stage = stage,
         Data = new DataSettings { ScaleMin = 1.0, ScaleMax = 1.0 },
+        Model = new ModelSettings { Stem = EncoderStem.Small },
+        EvalEvery = 200,
         Optimizer = new OptimizerSettings
         {
             Steps = stage == TrainingStage.Baseline ? 600 : 400,

@@ -8,29 +8,30 @@ namespace ContrastSeg.Tests.Models;
 [Collection(ModelsCollection.Name)]
 public sealed class DeepLabV3PlusTests
 {
-    private static SegmentationModelOptions Tiny(ResNetDepth depth = ResNetDepth.ResNet18, int outputStride = 16, double width = 0.125, int numClasses = 5) =>
-        new(new EncoderOptions(depth, outputStride, width), numClasses,
+    private static SegmentationModelOptions Tiny(ResNetDepth depth = ResNetDepth.ResNet18, int outputStride = 16, double width = 0.125, int numClasses = 5, EncoderStem stem = EncoderStem.ImageNet) =>
+        new(new EncoderOptions(depth, outputStride, width, Stem: stem), numClasses,
             AsppChannels: 16, LowLevelChannels: 8, DecoderChannels: 24,
             Projection: new ProjectionHeadOptions(Layers: 2, Channels: 12));
 
-    public static TheoryData<ResNetDepth, int, double, int, int> ShapeCases()
+    public static TheoryData<EncoderStem, ResNetDepth, int, double, int, int> ShapeCases()
     {
-        var data = new TheoryData<ResNetDepth, int, double, int, int>();
-        foreach (var depth in Enum.GetValues<ResNetDepth>())
-            foreach (var os in new[] { 8, 16 })
-            {
-                var width = depth is ResNetDepth.ResNet50 or ResNetDepth.ResNet101 ? 0.125 : 0.25;
-                data.Add(depth, os, width, 32, 32);
-                data.Add(depth, os, width, 33, 47);
-            }
+        var data = new TheoryData<EncoderStem, ResNetDepth, int, double, int, int>();
+        foreach (var stem in Enum.GetValues<EncoderStem>())
+            foreach (var depth in Enum.GetValues<ResNetDepth>())
+                foreach (var os in EncoderOptions.SupportedOutputStridesFor(stem))
+                {
+                    var width = depth is ResNetDepth.ResNet50 or ResNetDepth.ResNet101 ? 0.125 : 0.25;
+                    data.Add(stem, depth, os, width, 32, 32);
+                    data.Add(stem, depth, os, width, 33, 47);
+                }
         return data;
     }
 
     [Theory]
     [MemberData(nameof(ShapeCases))]
-    public void Shapes_for_every_depth_and_output_stride(ResNetDepth depth, int outputStride, double width, int height, int widthPx)
+    public void Shapes_for_every_stem_depth_and_output_stride(EncoderStem stem, ResNetDepth depth, int outputStride, double width, int height, int widthPx)
     {
-        using var model = new DeepLabV3Plus(Tiny(depth, outputStride, width));
+        using var model = new DeepLabV3Plus(Tiny(depth, outputStride, width, stem: stem));
         model.eval();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -247,8 +248,11 @@ public sealed class DeepLabV3PlusTests
 
         using var small = DeepLabV3Plus.Create(SegmentationModelOptions.CpuSmall(3));
         Assert.Equal((64, 64, 3), (small.FeatureChannels, small.ProjectionChannels, small.NumClasses));
-        Assert.Equal(16, small.Backbone.LowLevelChannels);
+        Assert.Equal(EncoderStem.Small, small.Options.Encoder.Stem);
+        Assert.Equal(64, small.Backbone.LowLevelChannels); // layer3, at stride 4 after the small stem
         Assert.Equal(128, small.Backbone.HighLevelChannels);
+        // The cpu training preset builds the same model.
+        Assert.Equal(SegmentationModelOptions.CpuSmall(3), ContrastSeg.Training.TrainPresets.Cpu(ContrastSeg.Training.TrainingStage.Baseline).Model.ToOptions(3));
     }
 
     [Fact]
