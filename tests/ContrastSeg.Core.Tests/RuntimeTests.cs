@@ -14,6 +14,32 @@ public class RuntimeTests
         Assert.Same(status, TorchRuntime.EnsureInitialized()); // once per process
     }
 
+    [Theory]
+    [InlineData(2, 0.0, 2)]
+    [InlineData(2, 0.4, 2)]
+    [InlineData(2, 0.6, 1)] // another process holds most of a core: libtorch's 2 threads stall (0.77 vs 0.31 s/step measured)
+    [InlineData(2, 1.0, 1)]
+    [InlineData(2, 2.0, 1)] // never below one thread
+    [InlineData(16, 3.2, 13)]
+    [InlineData(1, 0.0, 1)]
+    public void Threads_go_to_the_cores_other_processes_leave_free(int cores, double busy, int expected) =>
+        Assert.Equal(expected, ThreadPolicy.Choose(cores, busy));
+
+    [Fact]
+    public void Loader_workers_default_to_one_per_four_cores() =>
+        Assert.Equal(new[] { 1, 1, 1, 2, 4 }, new[] { 1, 2, 4, 8, 16 }.Select(ThreadPolicy.DefaultLoaderWorkers));
+
+    [Fact]
+    public void Busy_cores_count_other_processes_only()
+    {
+        // 2 cores, 200 ticks in the window: 150 busy, of which this process used 50 -> others kept 1 core busy.
+        Assert.Equal(1.0, ThreadPolicy.BusyCores((1000, 400, 100), (1200, 550, 150), 2));
+        Assert.Equal(0.0, ThreadPolicy.BusyCores((1000, 400, 100), (1200, 450, 150), 2)); // all of it was ours
+        Assert.Null(ThreadPolicy.BusyCores((1000, 400, 100), (1000, 400, 100), 2));      // no time passed
+        if (OperatingSystem.IsLinux())
+            Assert.InRange(ThreadPolicy.MeasureBusyCores(TimeSpan.FromMilliseconds(200))!.Value, 0, Environment.ProcessorCount);
+    }
+
     [Fact]
     public void Missing_glibcxx_is_diagnosed_with_the_symbol_and_the_fix()
     {

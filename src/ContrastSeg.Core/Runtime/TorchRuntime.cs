@@ -11,8 +11,8 @@ namespace ContrastSeg.Runtime;
 /// <remarks>
 /// Environment variables (read once, at first use):
 /// <list type="bullet">
-/// <item><c>CONTRASTSEG_THREADS</c>: intra-op threads for libtorch (default: libtorch's own choice,
-/// normally the number of cores).</item>
+/// <item><c>CONTRASTSEG_THREADS</c>: intra-op threads for libtorch, or <c>auto</c> (default): every
+/// training run then takes one thread per core not busy with other processes (<see cref="ThreadPolicy"/>).</item>
 /// <item><c>CONTRASTSEG_MKLDNN</c>: <c>auto</c> (default), <c>on</c> or <c>off</c>. oneDNN's brgemm
 /// convolution kills the process with SIGFPE (exit 136) in the backward of strided 1x1 convolutions
 /// (ResNet-50's downsample layers) on VMs that report no CPU cache topology. <c>auto</c> turns
@@ -131,10 +131,10 @@ public static class TorchRuntime
     private static RuntimeStatus Apply()
     {
         var threadsText = Environment.GetEnvironmentVariable(ThreadsVariable);
-        if (!string.IsNullOrWhiteSpace(threadsText))
+        if (!string.IsNullOrWhiteSpace(threadsText) && !threadsText.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase))
         {
             if (!int.TryParse(threadsText, out var threads) || threads < 1)
-                throw new TorchRuntimeException($"{ThreadsVariable}='{threadsText}' is not a positive whole number of threads.");
+                throw new TorchRuntimeException($"{ThreadsVariable}='{threadsText}' is not a positive whole number of threads (or auto).");
             torch.set_num_threads(threads);
         }
 

@@ -76,7 +76,7 @@ public static class Experiment
         BatchSize = config.Optimizer.BatchSize,
         Shuffle = true,
         Seed = config.Seed,
-        Workers = config.Data.Workers > 0 ? config.Data.Workers : Math.Max(1, Environment.ProcessorCount),
+        Workers = config.Data.Workers > 0 ? config.Data.Workers : ThreadPolicy.DefaultLoaderWorkers(),
         DropLast = data.Labelled.Count >= config.Optimizer.BatchSize,
         TwoViews = config.Stage == TrainingStage.Contrastive && config.Contrastive.Variant != Losses.ContrastiveVariant.WithinImage,
     };
@@ -234,7 +234,7 @@ public static class Experiment
         // Scenes share one size and batch well; real photos differ in size: one at a time.
         BatchSize = data.Dataset == "fashion-mnist-scenes" ? 32 : 1,
         Shuffle = false,
-        Workers = data.Workers > 0 ? data.Workers : Math.Max(1, Environment.ProcessorCount),
+        Workers = data.Workers > 0 ? data.Workers : ThreadPolicy.DefaultLoaderWorkers(),
     };
 
     private static void WriteJson<T>(string path, T value)

@@ -45,7 +45,7 @@ public sealed record DataSettings
     public bool ContrastiveDistortion { get; init; } = true;
     /// <summary>Strength of the SimCLR colour distortion.</summary>
     public double DistortionStrength { get; init; } = 0.5;
-    /// <summary>Loader worker threads (0: one per core).</summary>
+    /// <summary>Loader worker threads (0: one per 4 cores, at least 1; see <see cref="Runtime.ThreadPolicy"/>).</summary>
     public int Workers { get; init; } = 0;
     /// <summary>Embedded scenes: canvas size.</summary>
     public int SceneSize { get; init; } = 64;

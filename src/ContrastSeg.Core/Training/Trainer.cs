@@ -86,6 +86,8 @@ public static class Trainer
         File.WriteAllText(Path.Combine(runDir, "config.json"), configJson);
 
         using var log = new TrainingLog(runDir, console);
+        // Threads by the machine's load now (a grid re-decides per stage); see ThreadPolicy.
+        log.Line($"[{config.RunName}] {ThreadPolicy.ApplyForRun()}");
         log.Line(start > 0 ? $"[{config.RunName}] resuming at step {start}/{o.Steps} from {store.Latest()}" : $"[{config.RunName}] training {o.Steps} steps ({config.Stage}) -> {runDir}");
 
         var windowLoss = 0.0;
