@@ -218,7 +218,7 @@ type AblationArgs =
             match a with
             | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
             | Steps _ -> "cap every stage (and the classification pretraining) at this many steps: a smoke run of a paper profile."
-            | Profile _ -> "quick (tiny, CI), default (CPU study on the embedded scenes), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU)."
+            | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes), ablations (the paper's other studies on them, 1 seed), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU)."
             | Dataset _ -> "the dataset kind of the profile's runs (default: the profile's own): " + datasetUsage
             | Data_Root _ -> "dataset root for the folder/voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
             | Fractions _ -> "folder profile: labelled images as fractions of the training split, e.g. --fractions 1/16 1/8 1/4 all (the default)."
@@ -250,7 +250,8 @@ let parseFraction (text: string) =
 
 let profileOf (r: ParseResults<AblationArgs>) =
     let name = r.GetResult(Profile, "default")
-    let runs = r.GetResult(Runs, Path.Combine("runs", name))
+    // The ablations share stages with the default study (e.g. distortions on = its 10-scene runs): same runs folder.
+    let runs = r.GetResult(Runs, Path.Combine("runs", (if name = "ablations" then "default" else name)))
     let needRoot () =
         match r.TryGetResult Data_Root with
         | Some root -> root
@@ -259,6 +260,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
         match name with
         | "quick" -> quick runs
         | "default" -> defaultProfile runs
+        | "ablations" -> ablationsProfile runs
         | "voc" -> voc runs (needRoot ()) (r.GetResult(Labelled, [ 2118; 5295; 10582 ]))
         | "cityscapes" -> cityscapes runs (needRoot ()) (r.GetResult(Labelled, [ 372; 744; 1488; 2975 ]))
         | "folder" ->
@@ -271,13 +273,13 @@ let profileOf (r: ParseResults<AblationArgs>) =
                     Resize = r.GetResult(Resize, d.Resize)
                     ValSplit = r.GetResult(Val_Split, d.ValSplit)
                     EvalSplit = r.GetResult(Eval_Split, d.EvalSplit) }
-        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, folder, voc or cityscapes" other, "--profile"))
+        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, ablations, folder, voc or cityscapes" other, "--profile"))
     if name <> "folder" then
         for flag, given in [ "--fractions", r.Contains Fractions; "--crop", r.Contains Crop; "--resize", r.Contains Resize; "--seeds", r.Contains Seeds; "--eval-split", r.Contains Eval_Split; "--val-split", r.Contains Val_Split ] do
             if given then raise (ConfigException(sprintf "%s belongs to the folder profile; with --profile %s use --set (e.g. --set Data.Crop=96)" flag name, flag))
     let p =
         match name, r.TryGetResult Data_Root with
-        | ("quick" | "default"), Some root -> { p with Base = ConfigOverrides.Apply(p.Base, [ "Data.Root=" + root ]) }
+        | ("quick" | "default" | "ablations"), Some root -> { p with Base = ConfigOverrides.Apply(p.Base, [ "Data.Root=" + root ]) }
         | _ -> p
     let p = { p with Base = ConfigOverrides.Apply(p.Base, dataAssignments (r.TryGetResult Dataset) None) }
     let p = { p with Base = ConfigOverrides.Apply(p.Base, r.GetResults Set) }

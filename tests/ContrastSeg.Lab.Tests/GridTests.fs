@@ -33,7 +33,7 @@ let tests =
         }
 
         test "every profile's cells have unique keys per seed and valid stage configs" {
-            for p in [ quick runs; defaultProfile runs ] do
+            for p in [ quick runs; defaultProfile runs; ablationsProfile runs ] do
                 let keys = p.Cells |> List.map (fun c -> c.Key)
                 Expect.equal (keys |> List.distinct |> List.length) (p.Cells |> List.distinctBy (fun c -> c.Experiment, c.Setting, c.Method, c.Seed) |> List.length) "keys identify cells"
                 for c in p.Cells do
@@ -41,13 +41,18 @@ let tests =
                         s.Validate() |> ignore
         }
 
-        test "the default profile has the paper's six studies, 3 seeds for label efficiency" {
+        test "the default profile is the label-efficiency study with 3 seeds; the ablations profile has the paper's other studies" {
             let p = defaultProfile runs
-            let exps = p.Cells |> List.map (fun c -> c.Experiment) |> List.distinct |> Set.ofList
-            Expect.equal exps (set [ "label-efficiency"; "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised" ]) "studies"
-            let seeds = p.Cells |> List.filter (fun c -> c.Experiment = "label-efficiency") |> List.map (fun c -> c.Seed) |> List.distinct
+            Expect.equal (p.Cells |> List.map (fun c -> c.Experiment) |> List.distinct) [ "label-efficiency" ] "one study"
+            let seeds = p.Cells |> List.map (fun c -> c.Seed) |> List.distinct
             Expect.equal seeds [ 0; 1; 2 ] "three seeds"
             Expect.isSome p.Tsne "t-SNE study (default profile)"
+            let a = ablationsProfile runs
+            let exps = a.Cells |> List.map (fun c -> c.Experiment) |> List.distinct |> Set.ofList
+            Expect.equal exps (set [ "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised" ]) "studies"
+            Expect.equal (a.Cells |> List.map (fun c -> c.Seed) |> List.distinct) [ 0 ] "one seed"
+            Expect.equal (a.CeSteps, a.PretrainSteps, a.FinetuneSteps) (p.CeSteps, p.PretrainSteps, p.FinetuneSteps) "the default's schedule"
+            Expect.equal p.CeSteps (p.PretrainSteps + p.FinetuneSteps) "equal step budgets"
         }
 
         test "fine-tuning starts from its own contrastive pretraining with the paper's learning rates" {
@@ -64,11 +69,11 @@ let tests =
         }
 
         test "cells that mean the same training share their stage runs" {
-            let p = defaultProfile runs
-            let a = find p "label-efficiency" "labelled=10" "contrastive+finetune"
+            let p = ablationsProfile runs
+            let a = find (defaultProfile runs) "label-efficiency" "labelled=10" "contrastive+finetune"
             let b = find p "distortions" "distortions=on" "contrastive+finetune"
             let names c = stages p c c.Recipe None |> List.map (fun s -> s.RunName)
-            Expect.equal (names a) (names b) "same runs, trained once"
+            Expect.equal (stages (defaultProfile runs) a a.Recipe None |> List.map (fun s -> s.RunName)) (names b) "same runs, trained once"
             let off = find p "distortions" "distortions=off" "contrastive+finetune"
             Expect.notEqual (names off) (names a) "distortions off is another run"
             let cross = find p "loss-variant" "variant=cross-image" "contrastive+finetune"
@@ -76,7 +81,7 @@ let tests =
         }
 
         test "the semi-supervised student trains on pseudo-labels under other run names than its teacher" {
-            let p = defaultProfile runs
+            let p = ablationsProfile runs
             let cell = p.Cells |> List.find (fun c -> c.Experiment = "semi-supervised" && c.Setting.Contains "pseudo=on")
             let folder = (pseudoFolder p cell).Value
             let teacher = match cell.Recipe with SemiSupervised t -> stages p cell t None | _ -> failwith "recipe"
