@@ -217,7 +217,7 @@ type AblationArgs =
         member a.Usage =
             match a with
             | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
-            | Steps _ -> "cap every stage (and the classification pretraining) at this many steps: a smoke run of a paper profile."
+            | Steps _ -> "cap every stage (and the classification pretraining) at this many steps (warm-up at a tenth of it): a smoke run of a paper profile, a short study."
             | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes), ablations (the paper's other studies on them, 1 seed), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU)."
             | Dataset _ -> "the dataset kind of the profile's runs (default: the profile's own): " + datasetUsage
             | Data_Root _ -> "dataset root for the folder/voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
@@ -286,7 +286,9 @@ let profileOf (r: ParseResults<AblationArgs>) =
     let p =
         match r.TryGetResult Steps with
         | Some n ->
-            { p with CeSteps = min n p.CeSteps; PretrainSteps = min n p.PretrainSteps; FinetuneSteps = min n p.FinetuneSteps
+            let warmup = min p.Base.Optimizer.WarmupSteps (n / 10) // a capped schedule keeps a proportionate warm-up
+            { p with Base = ConfigOverrides.Apply(p.Base, [ sprintf "Optimizer.WarmupSteps=%d" warmup ])
+                     CeSteps = min n p.CeSteps; PretrainSteps = min n p.PretrainSteps; FinetuneSteps = min n p.FinetuneSteps
                      Classification = ContrastSeg.Lab.Configs.update <@ fun c -> c.Steps @> (min n p.Classification.Steps) p.Classification }
         | None -> p
     let p =

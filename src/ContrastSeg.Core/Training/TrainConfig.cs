@@ -180,7 +180,8 @@ public sealed record TrainConfig
         Check(o.Momentum is >= 0 and < 1, "Optimizer.Momentum", o.Momentum, "must be in [0, 1)");
         Check(o.WeightDecay >= 0, "Optimizer.WeightDecay", o.WeightDecay, "must be >= 0");
         Check(o.Steps >= 1, "Optimizer.Steps", o.Steps, "must be >= 1");
-        Check(o.WarmupSteps >= 0 && o.WarmupSteps < o.Steps, "Optimizer.WarmupSteps", o.WarmupSteps, "must be in [0, Steps)");
+        Check(o.WarmupSteps >= 0 && o.WarmupSteps < o.Steps, "Optimizer.WarmupSteps", o.WarmupSteps,
+            $"must be in [0, Optimizer.Steps = {o.Steps}) (a short run needs a shorter warm-up: --set Optimizer.WarmupSteps={Math.Max(0, o.Steps / 10)})");
         Check(o.BatchSize >= 1, "Optimizer.BatchSize", o.BatchSize, "must be >= 1");
         Check(o.Accumulation >= 1, "Optimizer.Accumulation", o.Accumulation, "must be >= 1");
         var d = Data;

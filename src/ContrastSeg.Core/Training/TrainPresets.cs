@@ -40,10 +40,14 @@ public static class TrainPresets
         Data = new DataSettings { ScaleMin = 1.0, ScaleMax = 1.0 },
         Model = new ModelSettings { Stem = EncoderStem.Small },
         EvalEvery = 200,
+        // The default study's schedule: CE 600 steps = pretraining 300 + fine-tuning 300. CE's own tuned LR is 0.1
+        // (val mIoU 37.0 vs 27.0 at 0.03 after 1,500 steps on all scenes); fine-tuning at 0.03, a fraction of it as
+        // in the paper (11.2 vs 11.0 at 0.1 after 300 + 300 steps at 10 scenes).
         Optimizer = new OptimizerSettings
         {
-            Steps = stage == TrainingStage.Baseline ? 600 : 400,
-            LearningRate = stage switch { TrainingStage.Contrastive => 0.1, _ => 0.03 },
+            Steps = stage == TrainingStage.Baseline ? 600 : 300,
+            LearningRate = stage switch { TrainingStage.FineTune => 0.03, _ => 0.1 },
+            WarmupSteps = 100,
             BatchSize = 8,
         },
     };
