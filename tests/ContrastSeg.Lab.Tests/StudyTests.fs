@@ -117,6 +117,7 @@ let exportTests =
             let scenes = FashionMnistScenes(FashionMnistSceneOptions(Split = SceneSplit.Train, TrainScenes = 6), FashionMnistSource.Open())
             let folder = FolderDataset(root, FolderOptions(Split = "train"))
             Expect.equal folder.Ids.Count 6 "train ids"
+            Expect.equal (List.ofSeq folder.Ids) (List.ofSeq scenes.Ids) "the scenes' ids (they already name their split)"
             Expect.equal (List.ofSeq folder.Info.ClassNames) (List.ofSeq scenes.Info.ClassNames) "classes"
             for i in 0 .. 5 do
                 let a, b = scenes.Load i, folder.Load i

@@ -32,8 +32,8 @@ public static class FolderWriter
         for (var i = 0; i < count; i++)
         {
             var sample = dataset.Load(i);
-            // Ids are prefixed with the split so the splits of a dataset whose ids restart per split never collide.
-            var id = $"{split}-{sample.Id}";
+            // Ids carry the split so the splits of a dataset whose ids restart per split never collide.
+            var id = sample.Id.StartsWith(split + "-", StringComparison.Ordinal) ? sample.Id : $"{split}-{sample.Id}";
             ImageCodec.WriteRgbPng(Path.Combine(root, "images", id + ".png"), sample.Image);
             if (sample.Labels is { } labels) ImageCodec.WriteIndexPng(Path.Combine(root, "masks", id + ".png"), labels, dataset.Info.Palette);
             ids.Add(id);
