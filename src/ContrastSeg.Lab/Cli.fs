@@ -32,7 +32,7 @@ let private parse<'T when 'T :> IArgParserTemplate> (program: string) (argv: str
     ArgumentParser.Create<'T>(programName = program).ParseCommandLine(argv, raiseOnUsage = true)
 
 /// The dataset names `--dataset` takes (Data.Dataset).
-let datasetNames = [ "fashion-mnist-scenes"; "folder"; "voc"; "cityscapes" ]
+let datasetNames = List.ofSeq DataSettings.Datasets
 
 let private datasetUsage = "dataset kind: " + String.Join("|", datasetNames) + " (fashion-mnist-scenes is the embedded default; folder = your own images/ + masks/ folder)."
 

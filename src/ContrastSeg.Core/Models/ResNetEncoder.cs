@@ -61,17 +61,15 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
         bn1 = new BatchNorm2d(builder.Inplanes);
         relu = nn.ReLU();
         maxpool = small ? nn.Identity() : nn.MaxPool2d(3, stride: 2, padding: 1);
-        layer1 = builder.Stage(options.Scale(64), blockCounts[0], 1, false);
-        var channels = new List<int> { builder.Inplanes };
-        layer2 = builder.Stage(options.Scale(128), blockCounts[1], 2, dilate[0]);
-        channels.Add(builder.Inplanes);
-        layer3 = builder.Stage(options.Scale(256), blockCounts[2], 2, dilate[1]);
-        channels.Add(builder.Inplanes);
-        layer4 = builder.Stage(options.Scale(512), blockCounts[3], 2, dilate[2]);
-        HighLevelChannels = builder.Inplanes;
         // The decoder's low-level features: the stage at stride 4 (layer1 after the ImageNet stem, layer3 after the small one).
         LowLevelStage = small ? 3 : 1;
-        LowLevelChannels = channels[LowLevelStage - 1];
+        layer1 = builder.Stage(options.Scale(64), blockCounts[0], 1, false);
+        if (LowLevelStage == 1) LowLevelChannels = builder.Inplanes;
+        layer2 = builder.Stage(options.Scale(128), blockCounts[1], 2, dilate[0]);
+        layer3 = builder.Stage(options.Scale(256), blockCounts[2], 2, dilate[1]);
+        if (LowLevelStage == 3) LowLevelChannels = builder.Inplanes;
+        layer4 = builder.Stage(options.Scale(512), blockCounts[3], 2, dilate[2]);
+        HighLevelChannels = builder.Inplanes;
         RegisterComponents();
         ModelInit.KaimingConvUnitBatchNorm(this);
     }
@@ -81,9 +79,6 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
 
     /// <summary>The stage (1-4) whose output is <see cref="EncoderOutput.LowLevel"/>: the one at stride 4.</summary>
     public int LowLevelStage { get; }
-
-    /// <summary>Stride of <see cref="EncoderOutput.LowLevel"/>: always 4, so the decoder features are at 1/4 of the input.</summary>
-    public const int LowLevelStride = 4;
 
     /// <summary>Channels of <see cref="EncoderOutput.LowLevel"/>: layer1 after the ImageNet stem, 64 (ResNet-18/34) or 256 (ResNet-50/101) at width 1; layer3 after the small stem.</summary>
     public int LowLevelChannels { get; }

@@ -55,8 +55,7 @@ public static class ThreadPolicy
     /// </summary>
     public static string ApplyForRun()
     {
-        var text = Environment.GetEnvironmentVariable(TorchRuntime.ThreadsVariable);
-        if (!string.IsNullOrWhiteSpace(text) && !text.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase))
+        if (TorchRuntime.FixedThreadsSetting() is { } text)
             return $"threads: {TorchSharp.torch.get_num_threads()} ({TorchRuntime.ThreadsVariable}={text})";
         var cores = Environment.ProcessorCount;
         var busy = MeasureBusyCores(TimeSpan.FromMilliseconds(500));

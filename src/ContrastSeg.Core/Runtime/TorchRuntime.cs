@@ -128,10 +128,16 @@ public static class TorchRuntime
         return bytes.AsSpan().IndexOf(needle) >= 0;
     }
 
+    /// <summary>The <c>CONTRASTSEG_THREADS</c> value when it fixes the thread count (set, and not <c>auto</c>), else null.</summary>
+    internal static string? FixedThreadsSetting()
+    {
+        var text = Environment.GetEnvironmentVariable(ThreadsVariable);
+        return string.IsNullOrWhiteSpace(text) || text.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : text;
+    }
+
     private static RuntimeStatus Apply()
     {
-        var threadsText = Environment.GetEnvironmentVariable(ThreadsVariable);
-        if (!string.IsNullOrWhiteSpace(threadsText) && !threadsText.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase))
+        if (FixedThreadsSetting() is { } threadsText)
         {
             if (!int.TryParse(threadsText, out var threads) || threads < 1)
                 throw new TorchRuntimeException($"{ThreadsVariable}='{threadsText}' is not a positive whole number of threads (or auto).");

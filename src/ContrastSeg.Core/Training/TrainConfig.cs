@@ -21,6 +21,9 @@ public enum TrainingStage
 /// <summary>Where the images come from.</summary>
 public sealed record DataSettings
 {
+    /// <summary>The values <see cref="Dataset"/> takes.</summary>
+    public static IReadOnlyList<string> Datasets { get; } = new[] { "fashion-mnist-scenes", "folder", "voc", "cityscapes" };
+
     /// <summary><c>fashion-mnist-scenes</c> (embedded default), <c>voc</c>, <c>cityscapes</c> or <c>folder</c>.</summary>
     public string Dataset { get; init; } = "fashion-mnist-scenes";
     /// <summary>Dataset root (not needed for the embedded scenes; a Fashion-MNIST folder there).</summary>
@@ -185,8 +188,7 @@ public sealed record TrainConfig
         Check(o.BatchSize >= 1, "Optimizer.BatchSize", o.BatchSize, "must be >= 1");
         Check(o.Accumulation >= 1, "Optimizer.Accumulation", o.Accumulation, "must be >= 1");
         var d = Data;
-        var datasets = new[] { "fashion-mnist-scenes", "voc", "cityscapes", "folder" };
-        Check(datasets.Contains(d.Dataset), "Data.Dataset", d.Dataset, $"must be one of {string.Join(", ", datasets)}");
+        Check(DataSettings.Datasets.Contains(d.Dataset), "Data.Dataset", d.Dataset, $"must be one of {string.Join(", ", DataSettings.Datasets)}");
         Check(d.Dataset == "fashion-mnist-scenes" || !string.IsNullOrWhiteSpace(d.Root), "Data.Root", d.Root, $"is required for {d.Dataset}");
         Check(d.Root is null || Directory.Exists(d.Root), "Data.Root", d.Root, "folder does not exist");
         Check(d.Crop is >= 16 and <= 2048, "Data.Crop", d.Crop, "must be between 16 and 2048 pixels");
