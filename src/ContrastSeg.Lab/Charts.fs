@@ -66,7 +66,7 @@ let learningCurves (folder: string) (split: string) (curves: (string * (float * 
 
 /// One grouped bar chart per ablation other than label efficiency.
 let ablationBars (folder: string) (split: string) (summaries: Summary list) =
-    for exp, cells in summaries |> List.filter (fun s -> s.Experiment <> "label-efficiency") |> List.groupBy (fun s -> s.Experiment) do
+    for exp, cells in summaries |> List.filter (fun s -> s.Experiment <> "label-efficiency" && s.Experiment <> "regime") |> List.groupBy (fun s -> s.Experiment) do
         let settings = cells |> List.map (fun c -> c.Setting) |> List.distinct |> List.sortBy settingOrder
         let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
         let get m s = cells |> List.tryFind (fun c -> c.Method = m && c.Setting = s) |> Option.map (fun c -> 100.0 * c.MeanIoU, 100.0 * c.Std)
@@ -98,3 +98,29 @@ let tsne (folder: string) (classNames: string[]) (panels: (string * (float32 * f
     |> Chart.withTitle "t-SNE of softmax-input features (sampled pixels)"
     |> saveHtml (Path.Combine(folder, "tsne.html"))
     Png.scatter (Path.Combine(folder, "tsne.png")) "t-SNE of softmax-input features (sampled pixels)" classNames panels
+
+/// The regime map (regime-map.png/.html): contrastive minus cross-entropy mIoU in points, rows = capacity and
+/// step budget, columns = label counts; red where cross-entropy wins, blue where contrastive does.
+let regimeMap (folder: string) (split: string) (map: Regime.MapCell list) =
+    if not map.IsEmpty then
+        let rows, columns = Regime.axes map
+        let rowName (capacity: string, steps: int) = sprintf "%s, %d steps" capacity steps
+        let find (capacity, steps) n = map |> List.tryFind (fun c -> c.Capacity = capacity && c.Steps = steps && c.Labelled = n)
+        let gains = rows |> List.map (fun r -> columns |> List.map (fun n -> find r n |> Option.bind (fun c -> c.Gain)))
+        let title = sprintf "Contrastive + fine-tuning minus cross-entropy (%s mIoU points)" split
+        Chart.Heatmap(zData = (gains |> List.map (List.map (fun g -> match g with Some v -> v | None -> nan))),
+                      X = (columns |> List.map (sprintf "labelled=%d")), Y = (rows |> List.map rowName),
+                      ColorScale = StyleParam.Colorscale.RdBu, ReverseScale = false)
+        |> Chart.withTitle title
+        |> saveHtml (Path.Combine(folder, "regime-map.html"))
+        let scale = gains |> List.concat |> List.choose id |> List.map abs |> List.fold max 1.0
+        let label i j =
+            match find rows.[i] columns.[j] with
+            | Some c ->
+                let side = function Some (s: Summary) -> sprintf "%.1f" (100.0 * s.MeanIoU) | None -> "-"
+                match c.Gain with
+                | Some g -> sprintf "%s / %s (%+.1f)" (side c.CrossEntropy) (side c.Contrastive) g
+                | None -> sprintf "%s / %s" (side c.CrossEntropy) (side c.Contrastive)
+            | None -> "-"
+        Png.heatmap (Path.Combine(folder, "regime-map.png")) (sprintf "Contrastive + fine-tuning minus cross-entropy (%s mIoU)\ncells: cross-entropy / contrastive (gain in points); blue: contrastive ahead, red: behind" split) (rows |> List.map rowName)
+            (columns |> List.map (sprintf "labelled=%d")) gains label scale

@@ -218,7 +218,7 @@ type AblationArgs =
             match a with
             | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
             | Steps _ -> "cap every stage (and the classification pretraining) at this many steps (warm-up at a tenth of it): a smoke run of a paper profile, a short study."
-            | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes), ablations (the paper's other studies on them, 1 seed), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU)."
+            | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes), ablations (the paper's other studies on them, 1 seed), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU); default-regime / folder-regime: the regime map (label count x stem x step budget, seed 0) of default / folder."
             | Dataset _ -> "the dataset kind of the profile's runs (default: the profile's own): " + datasetUsage
             | Data_Root _ -> "dataset root for the folder/voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
             | Fractions _ -> "folder profile: labelled images as fractions of the training split, e.g. --fractions 1/16 1/8 1/4 all (the default)."
@@ -249,8 +249,11 @@ let parseFraction (text: string) =
     | t -> number t
 
 let profileOf (r: ParseResults<AblationArgs>) =
-    let name = r.GetResult(Profile, "default")
-    // The ablations share stages with the default study (e.g. distortions on = its 10-scene runs): same runs folder.
+    let requested = r.GetResult(Profile, "default")
+    // `<profile>-regime`: the regime map over that profile's label counts.
+    let regime = requested.EndsWith("-regime", StringComparison.Ordinal)
+    let name = if regime then requested.Substring(0, requested.Length - "-regime".Length) else requested
+    // The ablations and regime maps share stages with their study (e.g. distortions on = its 10-scene runs): same runs folder.
     let runs = r.GetResult(Runs, Path.Combine("runs", (if name = "ablations" then "default" else name)))
     let needRoot () =
         match r.TryGetResult Data_Root with
@@ -273,7 +276,12 @@ let profileOf (r: ParseResults<AblationArgs>) =
                     Resize = r.GetResult(Resize, d.Resize)
                     ValSplit = r.GetResult(Val_Split, d.ValSplit)
                     EvalSplit = r.GetResult(Eval_Split, d.EvalSplit) }
-        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, ablations, folder, voc or cityscapes" other, "--profile"))
+        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, ablations, folder, voc or cityscapes (or default-regime, folder-regime)" requested, "--profile"))
+    let p =
+        match regime, name with
+        | false, _ -> p
+        | true, ("default" | "folder" | "quick") -> regimeOf p
+        | true, _ -> raise (ConfigException(sprintf "profile '%s': regime maps exist for default, folder and quick" requested, "--profile"))
     if name <> "folder" then
         for flag, given in [ "--fractions", r.Contains Fractions; "--crop", r.Contains Crop; "--resize", r.Contains Resize; "--seeds", r.Contains Seeds; "--eval-split", r.Contains Eval_Split; "--val-split", r.Contains Val_Split ] do
             if given then raise (ConfigException(sprintf "%s belongs to the folder profile; with --profile %s use --set (e.g. --set Data.Crop=96)" flag name, flag))
@@ -289,6 +297,8 @@ let profileOf (r: ParseResults<AblationArgs>) =
             let warmup = min p.Base.Optimizer.WarmupSteps (n / 10) // a capped schedule keeps a proportionate warm-up
             { p with Base = ConfigOverrides.Apply(p.Base, [ sprintf "Optimizer.WarmupSteps=%d" warmup ])
                      CeSteps = min n p.CeSteps; PretrainSteps = min n p.PretrainSteps; FinetuneSteps = min n p.FinetuneSteps
+                     Cells = p.Cells |> List.map (fun c ->
+                         { c with Budget = c.Budget |> Option.map (fun b -> { CeSteps = min n b.CeSteps; PretrainSteps = min n b.PretrainSteps; FinetuneSteps = min n b.FinetuneSteps }) })
                      Classification = ContrastSeg.Lab.Configs.update <@ fun c -> c.Steps @> (min n p.Classification.Steps) p.Classification }
         | None -> p
     let p =
@@ -310,6 +320,8 @@ let report (p: Profile) (store: ResultStore) (command: string) (console: TextWri
     Charts.labelEfficiency folder p.EvalSplit summaries
     Charts.ablationBars folder p.EvalSplit summaries
     Charts.learningCurves folder p.Base.Data.ValSplit (Runner.learningCurves rows)
+    let map = Regime.cells summaries
+    Charts.regimeMap folder p.EvalSplit map
     File.WriteAllText(Path.Combine(folder, "results.csv"), csv rows)
     let wall = rows |> List.sumBy (fun r -> r.WallSeconds)
     let md = Text.StringBuilder()
@@ -320,6 +332,8 @@ let report (p: Profile) (store: ResultStore) (command: string) (console: TextWri
       .AppendLine(sprintf "- cells: %d, summed wall time of their runs: %.1f min" rows.Length (wall / 60.0))
       .AppendLine(sprintf "- metric: mIoU (%%) on the `%s` split, mean ± sample std over seeds (n = seeds)\n" p.EvalSplit)
       .AppendLine(markdown summaries) |> ignore
+    if not map.IsEmpty then
+        md.AppendLine("### regime map\n").AppendLine(Regime.markdown p.EvalSplit map).AppendLine("![regime map](regime-map.png)\n") |> ignore
     if not space.IsEmpty then
         md.AppendLine("### feature space (softmax-input features of sampled pixels)\n")
           .AppendLine("| model | intra-class (lower = compact) | inter-class (higher = separated) | ratio | nearest-centroid accuracy |")

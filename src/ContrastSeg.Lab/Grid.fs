@@ -20,6 +20,17 @@ type Recipe =
     /// The teacher recipe, pseudo-labels for the unlabelled images, then the same recipe on labelled + pseudo-labelled.
     | SemiSupervised of teacher: Recipe
 
+/// A model capacity the regime map varies: the encoder's stem and width multiplier.
+type Capacity =
+    { Stem: EncoderStem
+      Width: float }
+
+/// A step budget the regime map varies: cross-entropy steps, and pretraining + fine-tuning steps.
+type Budget =
+    { CeSteps: int
+      PretrainSteps: int
+      FinetuneSteps: int }
+
 /// One unit of the grid: a row of the results.
 type Cell =
     { Experiment: string
@@ -27,7 +38,11 @@ type Cell =
       Method: string
       Seed: int
       Labelled: int option
-      Recipe: Recipe }
+      Recipe: Recipe
+      /// The profile's model with another stem and width (None: the profile's).
+      Capacity: Capacity option
+      /// Another step budget than the profile's (None: the profile's).
+      Budget: Budget option }
 
     /// A stable name for the cell (file names, `--run`).
     member c.Key =
@@ -69,16 +84,25 @@ let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option
         p.Base.Data
         |> update <@ fun d -> d.Labelled @> (Option.toNullable cell.Labelled)
         |> update <@ fun d -> d.PseudoLabels @> (Option.toObj pseudo)
-    let common = p.Base |> update <@ fun c -> c.Seed @> cell.Seed |> update <@ fun c -> c.Data @> data
+    let model =
+        match cell.Capacity with
+        | Some c -> p.Base.Model |> update <@ fun m -> m.Stem @> c.Stem |> update <@ fun m -> m.Width @> c.Width
+        | None -> p.Base.Model
+    let ceSteps, pretrainSteps, finetuneSteps =
+        match cell.Budget with
+        | Some b -> b.CeSteps, b.PretrainSteps, b.FinetuneSteps
+        | None -> p.CeSteps, p.PretrainSteps, p.FinetuneSteps
+    let common =
+        p.Base |> update <@ fun c -> c.Seed @> cell.Seed |> update <@ fun c -> c.Data @> data |> update <@ fun c -> c.Model @> model
     let stage s (init: string) = common |> update <@ fun c -> c.Stage @> s |> update <@ fun c -> c.InitFrom @> init
-    let ce init = withOptimizer (stage TrainingStage.Baseline init) p.CeSteps p.CeLearningRate
+    let ce init = withOptimizer (stage TrainingStage.Baseline init) ceSteps p.CeLearningRate
     let twoStage variant distortion init =
         let pre =
             stage TrainingStage.Contrastive init
             |> update <@ fun c -> c.Data @> (data |> update <@ fun d -> d.ContrastiveDistortion @> distortion)
             |> update <@ fun c -> c.Contrastive @> (common.Contrastive |> update <@ fun k -> k.Variant @> variant)
-        let pre = withOptimizer pre p.PretrainSteps p.PretrainLearningRate
-        let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) p.FinetuneSteps p.FinetuneLearningRate
+        let pre = withOptimizer pre pretrainSteps p.PretrainLearningRate
+        let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) finetuneSteps p.FinetuneLearningRate
         [ pre; fine ]
     match recipe with
     | CrossEntropy -> [ ce null ]
@@ -98,7 +122,8 @@ let pseudoFolder (p: Profile) (cell: Cell) =
 let private cells experiment seeds (rows: (string * string * int option * Recipe) list) =
     [ for seed in seeds do
         for setting, meth, labelled, recipe in rows ->
-            { Experiment = experiment; Setting = setting; Method = meth; Seed = seed; Labelled = labelled; Recipe = recipe } ]
+            { Experiment = experiment; Setting = setting; Method = meth; Seed = seed; Labelled = labelled; Recipe = recipe
+              Capacity = None; Budget = None } ]
 
 let private ce, con = "cross-entropy", "contrastive+finetune"
 
@@ -110,6 +135,23 @@ let labelEfficiencyGrid (labelCounts: int list) (seeds: int list) =
         [ for n in labelCounts do
             yield sprintf "labelled=%d" n, ce, Some n, CrossEntropy
             yield sprintf "labelled=%d" n, con, Some n, within ]
+
+/// A stem as written in settings and names: imagenet, small.
+let stemSlug (s: EncoderStem) = s.ToString().ToLowerInvariant()
+
+/// The regime map: cross-entropy against contrastive pretraining + fine-tuning (within-image, distortions on)
+/// at every label count x capacity x step budget. Budgets are equal per cell: CE gets as many steps as
+/// pretraining + fine-tuning. Settings read "labelled=10,stem=small,width=0.25,steps=600".
+let regimeGrid (labelCounts: int list) (capacities: Capacity list) (budgets: Budget list) (seeds: int list) =
+    let within = ContrastiveFineTune(ContrastiveVariant.WithinImage, true)
+    [ for seed in seeds do
+        for capacity in capacities do
+            for budget in budgets do
+                for n in labelCounts do
+                    let setting = sprintf "labelled=%d,stem=%s,width=%g,steps=%d" n (stemSlug capacity.Stem) capacity.Width budget.CeSteps
+                    for meth, recipe in [ ce, CrossEntropy; con, within ] ->
+                        { Experiment = "regime"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = recipe
+                          Capacity = Some capacity; Budget = Some budget } ]
 
 /// The paper's ablations on a profile's label counts (the lowest count for the one-setting ablations).
 let paperGrid (labelCounts: int list) (seeds: int list) (ablationSeeds: int list) =
@@ -215,6 +257,24 @@ let defaultProfile (runs: string) =
 let ablationsProfile (runs: string) =
     let cells = paperGrid [ 10 ] [ 0 ] [ 0 ] |> List.filter (fun c -> c.Experiment <> "label-efficiency")
     scenesStudy runs "ablations" (scenesDescription + "; the paper's ablations at 10 labelled scenes, seed 0") cells None
+
+/// The capacities and budgets of the regime map at CPU scale: torchvision's stem against the small stem
+/// (ResNet-18 width 0.25), and the study's budget against three times as many steps.
+let regimeCapacities = [ { Stem = EncoderStem.ImageNet; Width = 0.25 }; { Stem = EncoderStem.Small; Width = 0.25 } ]
+
+let regimeBudgets (p: Profile) =
+    [ 1; 3 ] |> List.map (fun k -> { CeSteps = k * p.CeSteps; PretrainSteps = k * p.PretrainSteps; FinetuneSteps = k * p.FinetuneSteps })
+
+/// A profile's regime map: its label counts (those of its label-efficiency cells) x `regimeCapacities` x
+/// `regimeBudgets`, seed 0, as profile `<name>-regime`. Stages it shares with the profile train once when
+/// both use the same runs folder.
+let regimeOf (p: Profile) =
+    let counts = p.Cells |> List.choose (fun c -> if c.Experiment = "label-efficiency" then c.Labelled else None) |> List.distinct |> List.sort
+    { p with
+        Name = p.Name + "-regime"
+        Description = p.Description + "; regime map: label count x stem x step budget, seed 0"
+        Cells = regimeGrid counts regimeCapacities (regimeBudgets p) [ 0 ]
+        Tsne = None }
 
 /// Paper-scale profiles (meant for GPU machines): DeepLabV3+ ResNet-50, 513 crops, batch 16.
 let private paperBase (runs: string) (dataset: string) (root: string) (crop: int) =

@@ -132,6 +132,37 @@ let bars (path: string) (title: string) (yLabel: string) (categories: string lis
     axes canvas fr title "" yLabel
     save path surface
 
+/// A table of coloured cells: `values.[row].[column]` (None: not measured), red below 0, blue above,
+/// white at 0 and full colour at +-`scale`; each cell shows `label row column`.
+let heatmap (path: string) (title: string) (rows: string list) (columns: string list) (values: float option list list)
+            (label: int -> int -> string) (scale: float) =
+    let cellW, cellH, top = 200.0f, 56.0f, 100.0f
+    let left = 20.0f + 7.5f * float32 (rows |> List.map String.length |> List.fold max 10)
+    let width = max 700.0f (left + cellW * float32 columns.Length + 20.0f)
+    use surface = SKSurface.Create(SKImageInfo(int width, int (top + cellH * float32 rows.Length) + 30))
+    let canvas = surface.Canvas
+    canvas.Clear SKColors.White
+    title.Split('\n') |> Array.iteri (fun i line -> text canvas line (width / 2.0f) (30.0f + 22.0f * float32 i) (if i = 0 then 18.0f else 13.0f) SKTextAlign.Center)
+    columns |> List.iteri (fun j c -> text canvas c (left + cellW * (float32 j + 0.5f)) (top - 14.0f) 13.0f SKTextAlign.Center)
+    let shade (v: float) =
+        let t = min 1.0 (abs v / max scale 1e-9)
+        let towards (c: byte) = byte (255.0 - t * (255.0 - float c))
+        if v < 0.0 then SKColor(towards 214uy, towards 39uy, towards 40uy) else SKColor(towards 31uy, towards 119uy, towards 180uy)
+    use border = paint (SKColor(160uy, 160uy, 160uy)) 1.0f
+    rows |> List.iteri (fun i r ->
+        let y = top + cellH * float32 i
+        text canvas r (left - 10.0f) (y + cellH / 2.0f + 5.0f) 13.0f SKTextAlign.Right
+        columns |> List.iteri (fun j _ ->
+            let x = left + cellW * float32 j
+            match values |> List.tryItem i |> Option.bind (List.tryItem j) |> Option.flatten with
+            | Some v ->
+                use p = fill (shade v)
+                canvas.DrawRect(x, y, cellW, cellH, p)
+            | None -> ()
+            canvas.DrawRect(x, y, cellW, cellH, border)
+            text canvas (label i j) (x + cellW / 2.0f) (y + cellH / 2.0f + 5.0f) 12.0f SKTextAlign.Center))
+    save path surface
+
 /// Side-by-side scatter panels of 2-D points coloured by class.
 let scatter (path: string) (title: string) (classNames: string[]) (panels: (string * (float32 * float32 * int)[]) list) =
     let panelW, panelH = 520, 520

@@ -1,0 +1,85 @@
+/// The regime map: its grid (label count x stem x budget), the map's cells and verdicts, the CLI profiles.
+module ContrastSeg.Lab.Tests.RegimeTests
+
+open System
+open System.IO
+open Expecto
+open ContrastSeg.Models
+open ContrastSeg.Training
+open ContrastSeg.Lab
+open ContrastSeg.Lab.Grid
+open ContrastSeg.Lab.Results
+
+let private runs = Path.Combine(Path.GetTempPath(), "contrastseg-regime-tests")
+
+let private summary setting meth (values: float list) =
+    summarise [ for i, v in List.indexed values ->
+                  { Experiment = "regime"; Setting = setting; Method = meth; Seed = i; Run = sprintf "%s.%s.%d" setting meth i; Stages = [||]
+                    MeanIoU = v; PixelAccuracy = 0.0; Extras = Collections.Generic.Dictionary(); Settings = Collections.Generic.Dictionary()
+                    WallSeconds = 0.0; Machine = ""; Finished = DateTimeOffset.UnixEpoch } ]
+    |> List.exactlyOne
+
+let tests =
+    testList "regime" [
+        test "the default regime map: label counts x stems x budgets, equal budgets, seed 0, stages shared with default" {
+            let d = defaultProfile runs
+            let p = regimeOf d
+            Expect.equal p.Name "default-regime" "name"
+            Expect.equal p.Cells.Length (3 * 2 * 2 * 2) "3 label counts x 2 stems x 2 budgets x (CE, contrastive)"
+            for c in p.Cells do
+                let staged = stages p c c.Recipe None |> List.map (fun s -> s.Validate())
+                let cap, budget = c.Capacity.Value, c.Budget.Value
+                for s in staged do
+                    Expect.equal (s.Model.Stem, s.Model.Width, s.Seed) (cap.Stem, cap.Width, 0) "the cell's stem and width, seed 0"
+                Expect.equal (budget.PretrainSteps + budget.FinetuneSteps) budget.CeSteps "equal total steps"
+                match c.Recipe with
+                | CrossEntropy -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.CeSteps ] "CE steps"
+                | _ -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.PretrainSteps; budget.FinetuneSteps ] "pretraining, fine-tuning"
+                Expect.stringContains c.Setting (sprintf "stem=%s,width=0.25,steps=%d" (stemSlug cap.Stem) budget.CeSteps) "setting names the point"
+            Expect.equal (p.Cells |> List.map (fun c -> c.Budget.Value.CeSteps) |> List.distinct |> List.sort) [ d.CeSteps; 3 * d.CeSteps ] "1x and 3x the study's budget"
+            // The point of the map that is the default study itself trains the same stages (one runs folder).
+            let names (q: Profile) (c: Cell) = stages q c c.Recipe None |> List.map (fun s -> s.RunName)
+            for c in d.Cells |> List.filter (fun c -> c.Seed = 0) do
+                let twin =
+                    p.Cells |> List.find (fun r -> r.Labelled = c.Labelled && r.Method = c.Method && r.Capacity.Value.Stem = EncoderStem.Small && r.Budget.Value.CeSteps = d.CeSteps)
+                Expect.equal (names p twin) (names d c) "same run names as the default study's seed-0 cells"
+        }
+
+        test "the map pairs both methods per point, names the winner and calls gains inside the seed spread a tie" {
+            let s = [ summary "labelled=10,stem=small,width=0.25,steps=600" "cross-entropy" [ 0.10; 0.11; 0.12 ]
+                      summary "labelled=10,stem=small,width=0.25,steps=600" "contrastive+finetune" [ 0.17; 0.18; 0.16 ]
+                      summary "labelled=100,stem=small,width=0.25,steps=600" "cross-entropy" [ 0.20; 0.22; 0.18 ]
+                      summary "labelled=100,stem=small,width=0.25,steps=600" "contrastive+finetune" [ 0.10; 0.09; 0.11 ]
+                      summary "labelled=10,stem=imagenet,width=0.25,steps=600" "cross-entropy" [ 0.100; 0.12 ]
+                      summary "labelled=10,stem=imagenet,width=0.25,steps=600" "contrastive+finetune" [ 0.105; 0.11 ]
+                      summary "labelled=100,stem=imagenet,width=0.25,steps=600" "cross-entropy" [ 0.2 ]
+                      summary "distortions=on" "contrastive+finetune" [ 0.3 ] ]
+            let map = Regime.cells s
+            Expect.equal map.Length 4 "the points that name labelled, stem, width and steps"
+            let at stem n = map |> List.find (fun c -> c.Capacity = sprintf "stem=%s,width=0.25" stem && c.Labelled = n)
+            Expect.floatClose Accuracy.medium (at "small" 10).Gain.Value 6.0 "gain in points"
+            Expect.equal (Regime.verdict (at "small" 10)) "contrastive" "contrastive ahead beyond the spread"
+            Expect.equal (Regime.verdict (at "small" 100)) "cross-entropy" "CE ahead"
+            Expect.equal (Regime.verdict (at "imagenet" 10)) "tie" "within the seed spread"
+            Expect.isNone (at "imagenet" 100).Gain "one side missing: no gain"
+            let md = Regime.markdown "test" map
+            Expect.stringContains md "| stem=small,width=0.25 | 600 | 11.0 ± 1.0 / 17.0 ± 1.0 (+6.0, contrastive, n=3) |" "a row of the table"
+            Expect.stringContains md "| stem=imagenet,width=0.25 | 600 |" "every capacity and budget a row"
+            let folder = Directory.CreateTempSubdirectory("contrastseg-regime-").FullName
+            Charts.regimeMap folder "test" map
+            Expect.isTrue (File.Exists(Path.Combine(folder, "regime-map.png")) && File.Exists(Path.Combine(folder, "regime-map.html"))) "chart written"
+        }
+
+        test "the CLI runs <profile>-regime for default and folder, caps its budgets with --steps, refuses others" {
+            let parse args = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(args))
+            let p = parse [| "--profile"; "default-regime" |]
+            Expect.equal p.Name "default-regime" "name"
+            Expect.equal p.Base.OutputRoot (Path.Combine("runs", "default")) "runs shared with the default study"
+            let capped = parse [| "--profile"; "default-regime"; "--steps"; "50" |]
+            Expect.isTrue (capped.Cells |> List.forall (fun c -> c.Budget.Value.CeSteps <= 50 && c.Budget.Value.PretrainSteps <= 50)) "--steps caps every budget"
+            let root = StudyTests.makeFolder 16
+            let f = parse [| "--profile"; "folder-regime"; "--data-root"; root; "--fractions"; "1/4"; "all" |]
+            Expect.equal (f.Cells |> List.choose (fun c -> c.Labelled) |> List.distinct |> List.sort) [ 4; 16 ] "the folder study's label counts"
+            Expect.throwsT<ConfigException> (fun () -> parse [| "--profile"; "voc-regime"; "--data-root"; root |] |> ignore) "no paper-scale regime map"
+        }
+    ]
