@@ -8,7 +8,7 @@ open Expecto
 open Xunit
 
 module AllTests =
-    let root = testList "ContrastSeg.Lab" [ LossProperties.tests; ResultsTests.tests; GridTests.tests; StudyTests.tests; StudyTests.exportTests; KillResumeTests.tests ]
+    let root = testList "ContrastSeg.Lab" [ LossProperties.tests; ResultsTests.tests; GridTests.tests; StudyTests.tests; StudyTests.exportTests; KillResumeTests.tests; CliTests.tests ]
 
     let flat =
         Test.toTestCodeList root

@@ -124,6 +124,7 @@ public static class Experiment
     /// <summary>Writes index PNGs and colour overlays of the predictions for a split.</summary>
     public static int Predict(string runOrCheckpoint, TrainConfig config, string outputFolder, InferenceOptions? tta = null, int? limit = null)
     {
+        if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "a positive number of images, or null for all");
         TorchRuntime.EnsureInitialized();
         var data = DataFactory.Open(config.Data, config.OutputRoot);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
