@@ -55,6 +55,7 @@ type TrainArgs =
     | Data_Root of path: string
     | Labelled of count: int
     | Init_From of path: string
+    | Allow_Partial
     | [<AltCommandLine("-s")>] Set of assignment: string
     | Print_Config
     interface IArgParserTemplate with
@@ -67,6 +68,7 @@ type TrainArgs =
             | Data_Root _ -> "dataset root (VOCdevkit/VOC2012, Cityscapes root, custom folder, or a Fashion-MNIST folder)."
             | Labelled _ -> "number of labelled training images (a seeded subset, written to a list file and reused)."
             | Init_From _ -> "initial weights: a run folder or checkpoint, or torchvision ResNet weights (.safetensors/.pth)."
+            | Allow_Partial -> "train even when the --init-from weight file fits the encoder only in part (the rest stays freshly initialised); setting AllowPartialInit."
             | Set _ -> "override any setting, e.g. --set Optimizer.LearningRate=0.01 --set Contrastive.Variant=CrossImage (repeatable)."
             | Print_Config -> "print the final config JSON and the run name, and exit without training."
 
@@ -81,6 +83,7 @@ let buildConfig (r: ParseResults<TrainArgs>) =
           yield! dataAssignments (r.TryGetResult Dataset) (r.TryGetResult Data_Root)
           match r.TryGetResult Labelled with Some n -> yield sprintf "Data.Labelled=%d" n | None -> ()
           match r.TryGetResult Init_From with Some p -> yield "InitFrom=" + p | None -> ()
+          if r.Contains Allow_Partial then yield "AllowPartialInit=true"
           yield! r.GetResults Set ]
     ConfigOverrides.Apply(start, assignments).Validate()
 
@@ -134,15 +137,21 @@ let private runConfig (run: string) (split: string option) (data: string list) =
     | Some s -> ConfigOverrides.Apply(c, [ "Data.ValSplit=" + s ])
     | None -> c
 
+/// Runs `make`, reporting an invalid value under the command-line option that gave it.
+let private asOption (flag: string) (make: unit -> 'T) =
+    try make ()
+    with :? ConfigException as e -> raise (ConfigException(e.Message, flag))
+
 let private tta (r: ParseResults<EvalArgs>) =
-    InferenceOptions(r.Contains Flip, (match r.TryGetResult Scales with Some s -> Array.ofList s | None -> null))
+    asOption "--scales" (fun () -> InferenceOptions(r.Contains Flip, (match r.TryGetResult Scales with Some s -> Array.ofList s | None -> null)))
 
 let evaluate (argv: string[]) =
     guard "evaluate" (fun () ->
         let r = parse<EvalArgs> "evaluate" argv
+        let options = tta r
         let run = r.GetResult Run
         let config = runConfig run None (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root))
-        let report = Experiment.Evaluate(run, config.Validate(), tta r, r.TryGetResult Split |> Option.toObj)
+        let report = Experiment.Evaluate(run, config.Validate(), options, r.TryGetResult Split |> Option.toObj)
         printfn "%s on %s: mIoU %.2f %%, pixel accuracy %.2f %%" report.Run report.Split (100.0 * report.Metrics.MeanIoU) (100.0 * report.Metrics.PixelAccuracy)
         report.Metrics.ClassIoU |> Seq.iteri (fun i v -> printfn "  %-14s %s" report.ClassNames.[i] (if Double.IsNaN v then "absent" else sprintf "%.2f" (100.0 * v)))
         match r.TryGetResult Output with
@@ -153,10 +162,14 @@ let evaluate (argv: string[]) =
 let predict (argv: string[]) =
     guard "predict" (fun () ->
         let r = parse<EvalArgs> "predict" argv
+        let options = tta r
+        match r.TryGetResult Limit with
+        | Some n when n < 1 -> raise (ConfigException(sprintf "must be a positive number of images, got %d (without --limit every image is written)" n, "--limit"))
+        | _ -> ()
         let run = r.GetResult Run
         let output = r.GetResult(Output, Path.Combine(run, "predictions"))
         let config = runConfig run (r.TryGetResult Split) (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root))
-        let n = Experiment.Predict(run, config.Validate(), output, tta r, Option.toNullable (r.TryGetResult Limit))
+        let n = Experiment.Predict(run, config.Validate(), output, options, Option.toNullable (r.TryGetResult Limit))
         printfn "wrote %d predictions (index PNG + overlay) to %s" n output
         0)
 
@@ -183,9 +196,11 @@ let pseudolabel (argv: string[]) =
     guard "pseudolabel" (fun () ->
         let r = parse<PseudoArgs> "pseudolabel" argv
         let teacher = r.GetResult Teacher
-        let options =
-            PseudoLabelOptions(r.GetResult(Object_Threshold, 0.8),
-                               (if r.Contains No_Background then Nullable() else Nullable(r.GetResult(Background_Threshold, 0.97))))
+        let objectThreshold = PseudoLabelOptions.Checked(r.GetResult(Object_Threshold, 0.8), "--object-threshold")
+        let background =
+            if r.Contains No_Background then Nullable()
+            else Nullable(PseudoLabelOptions.Checked(r.GetResult(Background_Threshold, 0.97), "--background-threshold"))
+        let options = PseudoLabelOptions(objectThreshold, background)
         let config = runConfig teacher None (dataAssignments (r.TryGetResult PseudoArgs.Dataset) (r.TryGetResult PseudoArgs.Data_Root))
         let report = Experiment.PseudoLabel(teacher, config.Validate(), options, r.GetResult Output)
         printfn "pseudo-labelled %d images, %.1f %% of pixels kept, in %s" report.Images (100.0 * report.Coverage) report.Folder
@@ -253,6 +268,13 @@ let profileOf (r: ParseResults<AblationArgs>) =
     // `<profile>-regime`: the regime map over that profile's label counts.
     let regime = requested.EndsWith("-regime", StringComparison.Ordinal)
     let name = if regime then requested.Substring(0, requested.Length - "-regime".Length) else requested
+    match r.TryGetResult Steps with
+    | Some n when n < 1 -> raise (ConfigException(sprintf "must be a positive number of steps, got %d" n, "--steps"))
+    | _ -> ()
+    match r.TryGetResult Labelled with
+    | Some counts when counts |> List.exists (fun n -> n < 1) ->
+        raise (ConfigException(sprintf "labelled-image counts must be >= 1, got %s" (String.Join(" ", counts)), "--labelled"))
+    | _ -> ()
     // The ablations and regime maps share stages with their study (e.g. distortions on = its 10-scene runs): same runs folder.
     let runs = r.GetResult(Runs, Path.Combine("runs", (if name = "ablations" then "default" else name)))
     let needRoot () =

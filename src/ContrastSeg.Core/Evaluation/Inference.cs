@@ -1,15 +1,30 @@
 using ContrastSeg.Models;
+using ContrastSeg.Training;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Evaluation;
 
 /// <summary>Test-time settings: horizontal flip and multi-scale averaging of softmax probabilities.</summary>
 /// <param name="Flip">Also predict the mirrored image and average.</param>
-/// <param name="Scales">Input scales to average over (1.0 = the image as is).</param>
+/// <param name="Scales">Input scales to average over (1.0 = the image as is), each in (0, <see cref="TrainConfig.MaxScale"/>].</param>
+/// <exception cref="ConfigException">A scale is not a finite number in that range (field <c>Scales</c>).</exception>
 public sealed record InferenceOptions(bool Flip = false, IReadOnlyList<double>? Scales = null)
 {
+    /// <summary>Input scales to average over, checked when the options are made (before any work).</summary>
+    public IReadOnlyList<double>? Scales { get; init; } = Checked(Scales);
+
     /// <summary>Scales in use (default: just 1.0).</summary>
     public IReadOnlyList<double> ScalesOrDefault => Scales is { Count: > 0 } s ? s : new[] { 1.0 };
+
+    /// <summary>Returns <paramref name="scales"/> when every scale is a finite number in (0, <see cref="TrainConfig.MaxScale"/>].</summary>
+    public static IReadOnlyList<double>? Checked(IReadOnlyList<double>? scales)
+    {
+        foreach (var s in scales ?? Array.Empty<double>())
+            if (!(s > 0 && s <= TrainConfig.MaxScale))
+                throw new ConfigException(
+                    $"test-time scale {s.ToString(System.Globalization.CultureInfo.InvariantCulture)} is invalid: each scale must be in (0, {TrainConfig.MaxScale}] (1 = the image as is)", "Scales");
+        return scales;
+    }
 }
 
 /// <summary>Whole-image inference: fully convolutional, logits bilinearly upsampled to the input size.</summary>
@@ -26,11 +41,11 @@ public static class Inference
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var (h, w) = (images.shape[2], images.shape[3]);
+        InferenceOptions.Checked(options.Scales); // again: `with` bypasses the constructor's check
         Tensor? sum = null;
         var views = 0;
         foreach (var scale in options.ScalesOrDefault)
         {
-            if (!(scale > 0)) throw new ArgumentException($"test-time scale must be positive, got {scale}.");
             var input = scale == 1.0 ? images : nn.functional.interpolate(images,
                 new[] { Math.Max(model.OutputStride, (long)Math.Round(h * scale)), Math.Max(model.OutputStride, (long)Math.Round(w * scale)) },
                 mode: InterpolationMode.Bilinear, align_corners: false);

@@ -111,12 +111,16 @@ public sealed class CheckpointStore
         return state;
     }
 
-    /// <summary>Loads only the weights of a checkpoint folder (or a run folder: its best, else latest checkpoint).</summary>
-    public static string LoadWeights(string checkpointOrRun, DeepLabV3Plus model)
+    /// <summary>
+    /// Loads only the weights of a checkpoint folder (or a run folder: its best, else latest checkpoint); with
+    /// <paramref name="exceptClassifier"/> everything but the classifier, which may then have another class count.
+    /// </summary>
+    public static string LoadWeights(string checkpointOrRun, DeepLabV3Plus model, bool exceptClassifier = false)
     {
         var checkpoint = Resolve(checkpointOrRun);
         var file = Path.Combine(checkpoint, "model.bin");
-        try { model.load(file, strict: true); }
+        var skip = WeightFit.CheckCheckpoint(checkpoint, model, exceptClassifier); // names the tensor and setting that do not fit
+        try { model.load(file, strict: true, skip: skip.ToList()); }
         catch (Exception e) when (e is not FileNotFoundException)
         {
             throw new InvalidDataException($"{file} does not fit this model ({e.Message}); was it written with other model settings?", e);

@@ -35,6 +35,7 @@ public static class Experiment
         config.Validate();
         console ??= Console.Out;
         var data = DataFactory.Open(config.Data, config.OutputRoot);
+        if (ClassUsage.Warning(config.Data) is { } unusedClasses) console.WriteLine($"[{config.RunName}] warning: {unusedClasses}");
         Seeding.SeedAll(config.Seed);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
         Initialise(config, model, console);
@@ -87,14 +88,23 @@ public static class Experiment
         if (File.Exists(init))
         {
             var report = PretrainedWeights.LoadEncoder(model.Backbone, init);
-            console.WriteLine($"[{config.RunName}] encoder from {init}: {report}");
-            if (report.Loaded.Count == 0) throw new InvalidDataException($"{init} holds no tensor of this encoder: {report}");
+            WeightFit.RequireFullEncoderMatch(report, init, model.Backbone.Options, config.AllowPartialInit);
+            console.WriteLine($"[{config.RunName}] encoder from {init}{(report.Missing.Count + report.ShapeMismatched.Count > 0 ? " (partial: AllowPartialInit)" : "")}: {report}");
             return;
         }
-        var checkpoint = CheckpointStore.LoadWeights(init, model);
-        console.WriteLine($"[{config.RunName}] weights from {checkpoint}");
-        // Fine-tuning drops the projection head (it is not trained) and starts a fresh classifier.
-        if (config.Stage == TrainingStage.FineTune) model.ResetClassifier();
+        // Fine-tuning drops the projection head (it is not trained) and starts a fresh classifier, so the
+        // checkpoint's classifier is not loaded and may have another class count (pretraining on other data).
+        var fineTune = config.Stage == TrainingStage.FineTune;
+        var checkpoint = CheckpointStore.LoadWeights(init, model, exceptClassifier: fineTune);
+        if (!fineTune)
+        {
+            console.WriteLine($"[{config.RunName}] weights from {checkpoint}");
+            return;
+        }
+        model.ResetClassifier();
+        var stored = WeightFit.CheckpointClasses(checkpoint);
+        console.WriteLine($"[{config.RunName}] weights from {checkpoint}, all but the classifier: a fresh one for {model.NumClasses} classes" +
+                          (stored is { } n && n != model.NumClasses ? $" (the checkpoint's has {n})" : ""));
     }
 
     /// <summary>Confusion matrix of <paramref name="model"/> on <paramref name="split"/> (whole images, optional TTA).</summary>
@@ -124,6 +134,7 @@ public static class Experiment
     /// <summary>Writes index PNGs and colour overlays of the predictions for a split.</summary>
     public static int Predict(string runOrCheckpoint, TrainConfig config, string outputFolder, InferenceOptions? tta = null, int? limit = null)
     {
+        if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "a positive number of images, or null for all");
         TorchRuntime.EnsureInitialized();
         var data = DataFactory.Open(config.Data, config.OutputRoot);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));

@@ -11,9 +11,21 @@ namespace ContrastSeg.Training;
 /// <param name="BackgroundThreshold">Threshold of the background class, or null when the dataset has none (Cityscapes).</param>
 /// <param name="BackgroundClass">Index of the background class.</param>
 /// <param name="PerClass">Per-class overrides (class index -> threshold).</param>
+/// <exception cref="ConfigException">A threshold is not in [0, 1) (the field names it), checked when the options are made.</exception>
 public sealed record PseudoLabelOptions(double ObjectThreshold = 0.8, double? BackgroundThreshold = 0.97, int BackgroundClass = 0,
     IReadOnlyDictionary<int, double>? PerClass = null)
 {
+    /// <summary>Threshold for every class but the background.</summary>
+    public double ObjectThreshold { get; init; } = Checked(ObjectThreshold, nameof(ObjectThreshold));
+
+    /// <summary>Threshold of the background class, or null when the dataset has none.</summary>
+    public double? BackgroundThreshold { get; init; } = BackgroundThreshold is { } bg ? Checked(bg, nameof(BackgroundThreshold)) : null;
+
+    /// <summary>Returns <paramref name="threshold"/> when it is in [0, 1) (1 or more would keep no pixel).</summary>
+    public static double Checked(double threshold, string field) =>
+        threshold is >= 0 and < 1 ? threshold
+            : throw new ConfigException($"{field} = {threshold.ToString(System.Globalization.CultureInfo.InvariantCulture)} is invalid: a softmax confidence threshold must be in [0, 1)", field);
+
     /// <summary>The threshold of each of <paramref name="numClasses"/> classes; values must lie in [0, 1).</summary>
     public double[] Thresholds(int numClasses)
     {

@@ -1,7 +1,9 @@
 using System.Globalization;
+using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using ContrastSeg.Losses;
 using ContrastSeg.Models;
 
@@ -150,6 +152,13 @@ public sealed record TrainConfig
     public ContrastiveSettings Contrastive { get; init; } = new();
     /// <summary>Initial weights: a kit checkpoint folder/run, or torchvision ResNet weights (.safetensors, .pth); null = from scratch.</summary>
     public string? InitFrom { get; init; }
+    /// <summary>
+    /// Train from a weight file that fits the encoder only in part (tensors missing or of another shape keep their
+    /// fresh initialisation). Off: anything below a full match is an error listing what did not fit (CLI: <c>--allow-partial</c>).
+    /// </summary>
+    // Written only when on, so the JSON (and the settings hash in run names) of every config without it stays as it was.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool AllowPartialInit { get; init; }
     /// <summary>Folder that holds runs.</summary>
     public string OutputRoot { get; init; } = "runs";
     /// <summary>Explicit run name (default: derived from the settings, see <see cref="RunName"/>).</summary>
@@ -171,6 +180,9 @@ public sealed record TrainConfig
     /// <summary>The run's folder.</summary>
     public string RunDirectory => Path.Combine(OutputRoot, RunName);
 
+    /// <summary>The largest random or test-time scale factor (a 64-pixel crop at 4x is already a 256-pixel image).</summary>
+    public const double MaxScale = 4;
+
     /// <summary>Checks every field before any work starts; the message names the field and the value.</summary>
     public TrainConfig Validate()
     {
@@ -178,10 +190,12 @@ public sealed record TrainConfig
         {
             if (!ok) throw new ConfigException($"{field} = {Format(value)} is invalid: {rule}.", field);
         }
+        static bool Positive(double v) => v > 0 && double.IsFinite(v);
+        Check(Enum.IsDefined(Stage), "Stage", Stage, $"must be one of {string.Join(", ", Enum.GetNames<TrainingStage>())}");
         var o = Optimizer;
-        Check(o.LearningRate > 0 && double.IsFinite(o.LearningRate), "Optimizer.LearningRate", o.LearningRate, "must be a positive number");
+        Check(Positive(o.LearningRate), "Optimizer.LearningRate", o.LearningRate, "must be a positive finite number");
         Check(o.Momentum is >= 0 and < 1, "Optimizer.Momentum", o.Momentum, "must be in [0, 1)");
-        Check(o.WeightDecay >= 0, "Optimizer.WeightDecay", o.WeightDecay, "must be >= 0");
+        Check(o.WeightDecay >= 0 && double.IsFinite(o.WeightDecay), "Optimizer.WeightDecay", o.WeightDecay, "must be a finite number >= 0");
         Check(o.Steps >= 1, "Optimizer.Steps", o.Steps, "must be >= 1");
         Check(o.WarmupSteps >= 0 && o.WarmupSteps < o.Steps, "Optimizer.WarmupSteps", o.WarmupSteps,
             $"must be in [0, Optimizer.Steps = {o.Steps}) (a short run needs a shorter warm-up: --set Optimizer.WarmupSteps={Math.Max(0, o.Steps / 10)})");
@@ -192,30 +206,46 @@ public sealed record TrainConfig
         Check(d.Dataset == "fashion-mnist-scenes" || !string.IsNullOrWhiteSpace(d.Root), "Data.Root", d.Root, $"is required for {d.Dataset}");
         Check(d.Root is null || Directory.Exists(d.Root), "Data.Root", d.Root, "folder does not exist");
         Check(d.Crop is >= 16 and <= 2048, "Data.Crop", d.Crop, "must be between 16 and 2048 pixels");
-        Check(d.Resize is > 0 and <= 4, "Data.Resize", d.Resize, "must be in (0, 4] (1 = images as stored)");
-        Check(d.ScaleMin > 0 && d.ScaleMin <= d.ScaleMax, "Data.ScaleMin", d.ScaleMin, "must be positive and <= Data.ScaleMax");
+        Check(d.Resize is > 0 and <= MaxScale, "Data.Resize", d.Resize, $"must be in (0, {MaxScale}] (1 = images as stored)");
+        Check(d.ScaleMax is > 0 and <= MaxScale, "Data.ScaleMax", d.ScaleMax, $"must be in (0, {MaxScale}]");
+        Check(d.ScaleMin > 0 && d.ScaleMin <= d.ScaleMax, "Data.ScaleMin", d.ScaleMin, $"must be positive and <= Data.ScaleMax = {Format(d.ScaleMax)}");
         Check(d.Labelled is null or >= 1, "Data.Labelled", d.Labelled, "must be >= 1 (or null for all)");
         Check(d.DistortionStrength is >= 0 and <= 2, "Data.DistortionStrength", d.DistortionStrength, "must be in [0, 2]");
-        Check(d.Workers >= 0, "Data.Workers", d.Workers, "must be >= 0");
+        Check(d.Workers is >= 0 and <= 256, "Data.Workers", d.Workers, "must be in [0, 256] (0: automatic)");
         Check(d.SceneSize is >= 16 and <= 1024, "Data.SceneSize", d.SceneSize, "must be between 16 and 1024");
-        Check(d.TrainScenes >= 1 && d.ValScenes >= 1, "Data.TrainScenes", d.TrainScenes, "scene counts must be >= 1");
+        Check(d.TrainScenes >= 1, "Data.TrainScenes", d.TrainScenes, "must be >= 1");
+        Check(d.ValScenes >= 1, "Data.ValScenes", d.ValScenes, "must be >= 1");
         var m = Model;
         Check(Enum.IsDefined(m.Depth), "Model.Depth", m.Depth, "must be ResNet18, ResNet34, ResNet50 or ResNet101");
         Check(Enum.IsDefined(m.Stem), "Model.Stem", m.Stem, "must be ImageNet or Small");
         var strides = EncoderOptions.SupportedOutputStridesFor(m.Stem);
         Check(strides.Contains(m.OutputStride), "Model.OutputStride", m.OutputStride, $"must be {string.Join(" or ", strides)} with the {m.Stem} stem");
         Check(m.Width is > 0 and <= 4, "Model.Width", m.Width, "must be in (0, 4]");
-        Check(m.ProjectionLayers >= 1, "Model.ProjectionLayers", m.ProjectionLayers, "must be >= 1");
+        foreach (var (field, channels) in new[] { ("Model.AsppChannels", m.AsppChannels), ("Model.LowLevelChannels", m.LowLevelChannels),
+                                                  ("Model.DecoderChannels", m.DecoderChannels), ("Model.ProjectionChannels", m.ProjectionChannels) })
+            Check(channels is >= 1 and <= 4096, field, channels, "must be between 1 and 4096 channels");
+        Check(m.ProjectionLayers is >= 1 and <= 16, "Model.ProjectionLayers", m.ProjectionLayers, "must be between 1 and 16");
+        Check(m.Dropout is >= 0 and < 1, "Model.Dropout", m.Dropout, "must be in [0, 1)");
         var c = Contrastive;
         Check(Enum.IsDefined(c.Variant), "Contrastive.Variant", c.Variant, "must be WithinImage, CrossImage or Batch");
-        Check(c.Temperature > 0, "Contrastive.Temperature", c.Temperature, "must be > 0");
-        Check(c.ResizeTo >= 0, "Contrastive.ResizeTo", c.ResizeTo, "must be >= 0 (0: no resize)");
+        Check(Positive(c.Temperature), "Contrastive.Temperature", c.Temperature, "must be a positive finite number");
+        Check(c.ResizeTo is >= 0 and <= 1024, "Contrastive.ResizeTo", c.ResizeTo, "must be in [0, 1024] (0: no resize)");
         Check(c.BatchSampleSize >= 2, "Contrastive.BatchSampleSize", c.BatchSampleSize, "must be >= 2");
+        Check(Enum.IsDefined(c.Pairing), "Contrastive.Pairing", c.Pairing, $"must be one of {string.Join(", ", Enum.GetNames<CrossImagePairing>())}");
         Check(Stage != TrainingStage.FineTune || InitFrom is not null, "InitFrom", InitFrom, "fine-tuning needs the contrastive checkpoint to start from");
-        Check(LogEvery >= 1 && CheckpointEvery >= 1 && KeepLast >= 1 && EvalEvery >= 0, "LogEvery/CheckpointEvery/KeepLast/EvalEvery", null, "must be positive (EvalEvery >= 0)");
-        Check(Name is null || (Name.Length > 0 && Name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0), "Name", Name, "must be a valid folder name");
+        Check(LogEvery >= 1, "LogEvery", LogEvery, "must be >= 1");
+        Check(CheckpointEvery >= 1, "CheckpointEvery", CheckpointEvery, "must be >= 1");
+        Check(KeepLast >= 1, "KeepLast", KeepLast, "must be >= 1");
+        Check(EvalEvery >= 0, "EvalEvery", EvalEvery, "must be >= 0 (0: only at the end)");
+        Check(Name is null || IsFolderName(Name), "Name", Name,
+            "must be one folder name inside OutputRoot: not empty, not '.' or '..', no '/' or '\\', not an absolute path");
         return this;
     }
+
+    /// <summary>A single, relative folder name: the run stays inside <see cref="OutputRoot"/> on every OS.</summary>
+    private static bool IsFolderName(string name) =>
+        name.Trim().Length > 0 && name is not ("." or "..") && name.IndexOfAny(['/', '\\']) < 0
+        && name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0 && !Path.IsPathRooted(name);
 
     private static string Format(object? v) => v switch
     {
@@ -238,16 +268,16 @@ public sealed record TrainConfig
 
     /// <summary>
     /// The config without the settings that cannot change the weights (loader workers, logging and
-    /// checkpoint cadence): what must match to resume a run.
+    /// checkpoint cadence, whether a partial weight file may start the run): what must match to resume a run.
     /// </summary>
     public string WeightsDefiningJson() =>
-        (this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true }).ToJson();
+        (this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true, AllowPartialInit = false }).ToJson();
 
     /// <summary>Reads a config from JSON; unknown fields are an error naming the field.</summary>
     public static TrainConfig FromJson(string json)
     {
         try { return JsonSerializer.Deserialize<TrainConfig>(json, Json) ?? throw new ConfigException("empty config", "(root)"); }
-        catch (JsonException e) { throw new ConfigException($"config JSON is invalid at {e.Path}: {e.Message}", e.Path ?? "(root)"); }
+        catch (JsonException e) { throw ConfigSchema.Explain(e, json); }
     }
 
     /// <summary>Reads a config file.</summary>
@@ -271,7 +301,10 @@ public sealed class ConfigException : Exception
 /// <summary>Command-line overrides: <c>Section.Field=value</c>, case-insensitive field names.</summary>
 public static class ConfigOverrides
 {
-    /// <summary>Applies <c>key=value</c> overrides in order; unknown keys and unparsable values name the key.</summary>
+    /// <summary>
+    /// Applies <c>key=value</c> overrides in order. Unknown keys, derived ones (<see cref="TrainConfig.RunName"/>)
+    /// and values of the wrong kind are errors that name the key and say what it takes.
+    /// </summary>
     public static TrainConfig Apply(TrainConfig config, IEnumerable<string> assignments)
     {
         var root = JsonNode.Parse(config.ToJson())!.AsObject();
@@ -280,45 +313,140 @@ public static class ConfigOverrides
             var eq = assignment.IndexOf('=');
             if (eq <= 0) throw new ConfigException($"override '{assignment}' is not key=value", assignment);
             var key = assignment[..eq].Trim();
-            var text = assignment[(eq + 1)..].Trim();
-            var parts = key.Split('.');
-            JsonObject node = root;
-            for (var i = 0; i < parts.Length; i++)
-            {
-                var match = node.Select(p => p.Key).FirstOrDefault(k => k.Equals(parts[i], StringComparison.OrdinalIgnoreCase))
-                    ?? throw new ConfigException($"unknown setting '{key}' (known here: {string.Join(", ", node.Select(p => p.Key))})", key);
-                if (i == parts.Length - 1)
-                    node[match] = ParseValue(key, text, node[match]);
-                else
-                    node = node[match] as JsonObject ?? throw new ConfigException($"'{string.Join('.', parts[..(i + 1)])}' is not a section", key);
-            }
+            var (node, property) = ConfigSchema.Resolve(root, key);
+            node[property.Name] = ConfigSchema.Parse(key, assignment[(eq + 1)..].Trim(), property);
         }
         try { return TrainConfig.FromJson(root.ToJsonString()); }
         catch (ConfigException e) { throw new ConfigException($"override produced an invalid config: {e.Message}", e.Field); }
     }
+}
 
-    /// <summary>Parses the text as the kind of value the setting holds now (string, number, bool; inferred when null).</summary>
-    private static JsonNode? ParseValue(string key, string text, JsonNode? current)
+/// <summary>
+/// The settings of <see cref="TrainConfig"/> as its JSON serialiser sees them (dotted paths, types), so overrides
+/// and config files are read by the same rules and their errors say what a setting takes.
+/// </summary>
+internal static class ConfigSchema
+{
+    private static JsonTypeInfo Info(Type type) => TrainConfig.Json.GetTypeInfo(type);
+
+    private static bool IsSection(Type type) => Info(type).Kind == JsonTypeInfoKind.Object;
+
+    /// <summary>The JSON object holding <paramref name="key"/> and the key's property; unknown and derived keys throw naming the key.</summary>
+    public static (JsonObject Node, JsonPropertyInfo Property) Resolve(JsonObject root, string key)
     {
-        if (text.Equals("null", StringComparison.OrdinalIgnoreCase)) return null;
-        var kind = current?.GetValueKind();
-        var isNumber = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number);
-        switch (kind)
+        var parts = key.Split('.');
+        var node = root;
+        var type = Info(typeof(TrainConfig));
+        for (var i = 0; ; i++)
         {
-            case JsonValueKind.String:
-                return JsonValue.Create(text);
-            case JsonValueKind.True or JsonValueKind.False:
-                return bool.TryParse(text, out var flag) ? JsonValue.Create(flag)
-                    : throw new ConfigException($"'{key}' takes true or false, got '{text}'", key);
-            case JsonValueKind.Number:
-                if (!isNumber) throw new ConfigException($"'{key}' takes a number, got '{text}'", key);
-                return long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var whole) ? JsonValue.Create(whole) : JsonValue.Create(number);
-            default: // null now: infer
-                if (bool.TryParse(text, out var b)) return JsonValue.Create(b);
-                if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l)) return JsonValue.Create(l);
-                return isNumber ? JsonValue.Create(number) : JsonValue.Create(text);
+            var here = string.Join('.', parts[..(i + 1)]);
+            var property = type.Properties.FirstOrDefault(p => p.Name.Equals(parts[i], StringComparison.OrdinalIgnoreCase))
+                ?? throw new ConfigException(Unknown(key, parts[..i], type), key);
+            if (property.Set is null) throw new ConfigException(Derived(here, property.Name), key);
+            if (i == parts.Length - 1) return (node, property);
+            if (!IsSection(property.PropertyType)) throw new ConfigException($"'{here}' is a setting, not a section: use {here}=<value>", key);
+            node = node[property.Name] as JsonObject ?? throw new ConfigException($"section '{here}' is null", key);
+            type = Info(property.PropertyType);
         }
     }
+
+    /// <summary>The value of <paramref name="text"/> for <paramref name="property"/>, parsed as the setting's type.</summary>
+    public static JsonNode? Parse(string key, string text, JsonPropertyInfo property)
+    {
+        var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+        var inv = CultureInfo.InvariantCulture;
+        if (text.Equals("null", StringComparison.OrdinalIgnoreCase))
+            return AcceptsNull(property) ? null : throw new ConfigException($"'{key}' cannot be null: it takes {Describe(type)}", key);
+        if (type == typeof(string)) return JsonValue.Create(text);
+        if (type == typeof(bool) && bool.TryParse(text, out var flag)) return JsonValue.Create(flag);
+        if (type == typeof(int))
+        {
+            if (int.TryParse(text, NumberStyles.AllowLeadingSign, inv, out var whole)) return JsonValue.Create(whole);
+            if (long.TryParse(text, NumberStyles.AllowLeadingSign, inv, out _))
+                throw new ConfigException($"'{key}' takes an integer from {int.MinValue} to {int.MaxValue}, got '{text}'", key);
+        }
+        // NaN and values beyond double's range (1e400 parses as infinity) are no settings and JSON cannot hold them.
+        if (type == typeof(double) && double.TryParse(text, NumberStyles.Float, inv, out var number) && double.IsFinite(number))
+            return JsonValue.Create(number);
+        if (type.IsEnum && Enum.GetNames(type).FirstOrDefault(n => n.Equals(text, StringComparison.OrdinalIgnoreCase)) is { } name)
+            return JsonValue.Create(name);
+        throw new ConfigException($"'{key}' takes {Describe(type)}, got '{text}'", key);
+    }
+
+    /// <summary>What a setting of <paramref name="type"/> takes, as a message says it.</summary>
+    public static string Describe(Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type == typeof(bool)) return "true or false";
+        if (type == typeof(int)) return "an integer";
+        if (type == typeof(double)) return "a finite number";
+        if (type == typeof(string)) return "text";
+        if (type.IsEnum) return "one of " + string.Join(", ", Enum.GetNames(type));
+        return IsSection(type) ? "a section of settings" : type.Name;
+    }
+
+    /// <summary>Every settable leaf setting: dotted path and type.</summary>
+    public static IEnumerable<(string Path, Type Type)> All(Type? section = null, string prefix = "")
+    {
+        foreach (var p in Info(section ?? typeof(TrainConfig)).Properties.Where(p => p.Set is not null))
+        {
+            if (IsSection(p.PropertyType))
+                foreach (var inner in All(p.PropertyType, prefix + p.Name + ".")) yield return inner;
+            else yield return (prefix + p.Name, p.PropertyType);
+        }
+    }
+
+    /// <summary>A config file's JSON error as a message that names the setting and what it takes, where the path is a setting.</summary>
+    public static ConfigException Explain(JsonException e, string json)
+    {
+        var line = e.LineNumber is { } l ? $" (line {l + 1})" : "";
+        var path = e.Path is { Length: > 2 } p && p.StartsWith("$.", StringComparison.Ordinal) ? p[2..] : null;
+        if (path is not null && path.IndexOfAny(['[', '\'']) < 0)
+        {
+            var parts = path.Split('.');
+            var type = Info(typeof(TrainConfig));
+            for (var i = 0; i < parts.Length; i++)
+            {
+                var property = type.Properties.FirstOrDefault(x => x.Name == parts[i]);
+                if (property is null) return new ConfigException($"config JSON{line}: {Unknown(path, parts[..i], type)}", path);
+                if (i == parts.Length - 1)
+                    return new ConfigException($"config JSON{line}: '{path}' takes {Describe(property.PropertyType)}, got {ValueAt(json, parts)}", path);
+                if (!IsSection(property.PropertyType)) break;
+                type = Info(property.PropertyType);
+            }
+        }
+        return new ConfigException($"config JSON is invalid at {e.Path}{line}: {e.Message}", e.Path ?? "(root)");
+    }
+
+    private static string ValueAt(string json, string[] parts)
+    {
+        try
+        {
+            JsonNode? node = JsonNode.Parse(json);
+            foreach (var part in parts) node = node?[part];
+            return node?.ToJsonString() ?? "null";
+        }
+        catch (JsonException) { return "a value that is not valid JSON"; }
+    }
+
+    private static string Unknown(string key, string[] section, JsonTypeInfo type)
+    {
+        var known = type.Properties.Where(p => p.Set is not null).Select(p => p.Name);
+        return $"unknown setting '{key}' (known {(section.Length == 0 ? "" : "in " + string.Join('.', section) + " ")}settings: {string.Join(", ", known)})";
+    }
+
+    private static string Derived(string key, string name) => name switch
+    {
+        nameof(TrainConfig.RunName) =>
+            $"'{key}' is derived (from Name, or from the settings when Name is null) and cannot be set: name the run with Name=<folder name> (--set Name=...)",
+        nameof(TrainConfig.RunDirectory) => $"'{key}' is derived (OutputRoot/RunName) and cannot be set: set OutputRoot and Name instead",
+        _ => $"'{key}' is derived from other settings and cannot be set",
+    };
+
+    private static bool AcceptsNull(JsonPropertyInfo p) =>
+        Nullable.GetUnderlyingType(p.PropertyType) is not null
+        || (!p.PropertyType.IsValueType && p.AttributeProvider is PropertyInfo info
+            && new NullabilityInfoContext().Create(info).WriteState != NullabilityState.NotNull);
 }
 
 /// <summary>Run names that encode the settings, so a results table maps to runs (as mmsegmentation's config names do).</summary>

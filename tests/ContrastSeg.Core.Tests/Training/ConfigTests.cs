@@ -1,4 +1,5 @@
 using ContrastSeg.Losses;
+using ContrastSeg.Models;
 using ContrastSeg.Training;
 using Xunit;
 
@@ -82,6 +83,157 @@ public class ConfigTests
         Assert.Contains("n20+pseudo-", student.RunName);
         Assert.NotEqual(baseline.RunName, student.RunName);
         Assert.NotEqual((baseline with { InitFrom = "runs/a" }).RunName, (baseline with { InitFrom = "runs/b" }).RunName);
+    }
+
+    [Fact]
+    public void Existing_run_names_stay_the_same()
+    {
+        // Run names carry a hash of the settings JSON: a new setting must not move every existing run to a new folder.
+        Assert.Equal("ce_r18w0.25-os8_fmscenes-all_crop64_b8_1500st_lr0.03_s0_5c8722", new TrainConfig().RunName);
+        Assert.Equal("finetune_r18w0.25-os8-small_fmscenes-all_crop64_b8_300st_lr0.03_s0_67ce90", TrainPresets.Cpu(TrainingStage.FineTune).RunName);
+    }
+
+    [Theory]
+    [InlineData("RunName=mine", "Name=")]
+    [InlineData("runname=mine", "Name=")]
+    [InlineData("RunDirectory=/tmp/x", "OutputRoot")]
+    public void Derived_settings_cannot_be_set_and_the_message_says_what_to_set(string assignment, string hint)
+    {
+        // 46f90c8 accepted these and ignored them: the run went to the derived folder.
+        var ex = Assert.Throws<ConfigException>(() => ConfigOverrides.Apply(new TrainConfig(), new[] { assignment }));
+        Assert.Contains("derived", ex.Message);
+        Assert.Contains(hint, ex.Message);
+    }
+
+    [Fact]
+    public void The_unknown_setting_message_lists_only_settable_keys()
+    {
+        var ex = Assert.Throws<ConfigException>(() => ConfigOverrides.Apply(new TrainConfig(), new[] { "Nam=x" }));
+        Assert.Contains("Name", ex.Message);
+        Assert.Contains("AllowPartialInit", ex.Message);
+        Assert.DoesNotContain("RunName", ex.Message);
+        Assert.DoesNotContain("RunDirectory", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("..")]
+    [InlineData(".")]
+    [InlineData("../elsewhere")]
+    [InlineData("..\\elsewhere")]
+    [InlineData("a\\b")]
+    [InlineData("/tmp/abs")]
+    [InlineData(" ")]
+    public void A_name_that_would_leave_OutputRoot_is_rejected_naming_the_value(string name)
+    {
+        var c = ConfigOverrides.Apply(new TrainConfig(), new[] { "Name=" + name });
+        var ex = Assert.Throws<ConfigException>(() => c.Validate());
+        Assert.Equal("Name", ex.Field);
+        Assert.Contains($"'{c.Name}'", ex.Message);
+        Assert.Equal("my-run", ConfigOverrides.Apply(new TrainConfig(), new[] { "Name=my-run" }).Validate().Name);
+    }
+
+    [Theory]
+    [InlineData("Optimizer.LearningRate=NaN", "NaN")]
+    [InlineData("Optimizer.LearningRate=1e400", "1e400")]
+    [InlineData("Optimizer.LearningRate=-Infinity", "-Infinity")]
+    [InlineData("Contrastive.Temperature=Infinity", "Infinity")]
+    [InlineData("Data.Resize=nan", "nan")]
+    public void Non_finite_numbers_are_refused_naming_the_setting_and_value(string assignment, string value)
+    {
+        // 46f90c8: System.ArgumentException from the JSON writer ("... cannot be written as valid JSON").
+        var key = assignment[..assignment.IndexOf('=')];
+        var ex = Assert.Throws<ConfigException>(() => ConfigOverrides.Apply(new TrainConfig(), new[] { assignment }));
+        Assert.Equal($"'{key}' takes a finite number, got '{value}'", ex.Message);
+        Assert.Equal(key, ex.Field);
+    }
+
+    [Theory]
+    [InlineData("Contrastive.Variant=Foo", "'Contrastive.Variant' takes one of WithinImage, CrossImage, Batch, got 'Foo'")]
+    [InlineData("Model.Depth=ResNet19", "'Model.Depth' takes one of ResNet18, ResNet34, ResNet50, ResNet101, got 'ResNet19'")]
+    [InlineData("Stage=Pretrain", "'Stage' takes one of Baseline, Contrastive, FineTune, got 'Pretrain'")]
+    [InlineData("Optimizer.Steps=20.5", "'Optimizer.Steps' takes an integer, got '20.5'")]
+    [InlineData("Optimizer.Steps=3000000000", "'Optimizer.Steps' takes an integer from -2147483648 to 2147483647, got '3000000000'")]
+    [InlineData("Data.Labelled=ten", "'Data.Labelled' takes an integer, got 'ten'")]
+    [InlineData("Optimizer.Steps=null", "'Optimizer.Steps' cannot be null: it takes an integer")]
+    [InlineData("Data.ContrastiveDistortion=yes", "'Data.ContrastiveDistortion' takes true or false, got 'yes'")]
+    [InlineData("Data=5", "'Data' takes a section of settings, got '5'")]
+    public void Enum_integer_and_flag_settings_say_what_they_take(string assignment, string message)
+    {
+        // 46f90c8: "override produced an invalid config: config JSON is invalid at $.Contrastive.Variant: The JSON value could not be converted to ..."
+        var ex = Assert.Throws<ConfigException>(() => ConfigOverrides.Apply(new TrainConfig(), new[] { assignment }));
+        Assert.Equal(message, ex.Message);
+    }
+
+    [Fact]
+    public void Overrides_parse_every_setting_by_its_type()
+    {
+        // Every settable leaf has a type the overrides read (a new setting of another type fails here, not for a user).
+        foreach (var (path, type) in ConfigSchema.All())
+            Assert.DoesNotContain(type.Name, ConfigSchema.Describe(type).Split(' '));
+        var c = ConfigOverrides.Apply(new TrainConfig(), new[] { "Data.Labelled=12", "Data.Labelled=null", "Model.Depth=resnet50", "Optimizer.WeightDecay=1e-4", "Data.Root=null" });
+        Assert.Null(c.Data.Labelled);
+        Assert.Equal(ResNetDepth.ResNet50, c.Model.Depth);
+        Assert.Equal(1e-4, c.Optimizer.WeightDecay);
+        Assert.Contains("'Data.Dataset' cannot be null", Assert.Throws<ConfigException>(() => ConfigOverrides.Apply(c, new[] { "Data.Dataset=null" })).Message);
+    }
+
+    [Fact]
+    public void Config_files_with_a_value_of_the_wrong_kind_name_the_setting_and_what_it_takes()
+    {
+        var ex = Assert.Throws<ConfigException>(() => TrainConfig.FromJson("{\n  \"Contrastive\": { \"Variant\": \"Foo\" }\n}"));
+        Assert.Equal("config JSON (line 2): 'Contrastive.Variant' takes one of WithinImage, CrossImage, Batch, got \"Foo\"", ex.Message);
+        Assert.Equal("Contrastive.Variant", ex.Field);
+        ex = Assert.Throws<ConfigException>(() => TrainConfig.FromJson("{\"Optimizer\": {\"Steps\": 20.5}}"));
+        Assert.Contains("'Optimizer.Steps' takes an integer, got 20.5", ex.Message);
+        ex = Assert.Throws<ConfigException>(() => TrainConfig.FromJson("{\"Optimizer\": {\"LearnRate\": 0.1}}"));
+        Assert.Contains("unknown setting 'Optimizer.LearnRate'", ex.Message);
+        Assert.Contains("LearningRate", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("Optimizer.WeightDecay=-1", "Optimizer.WeightDecay")]
+    [InlineData("Optimizer.Momentum=1", "Optimizer.Momentum")]
+    [InlineData("Contrastive.Temperature=0", "Contrastive.Temperature")]
+    [InlineData("Contrastive.ResizeTo=100000", "Contrastive.ResizeTo")]
+    [InlineData("Data.ScaleMax=1000", "Data.ScaleMax")]
+    [InlineData("Data.ScaleMin=3", "Data.ScaleMin")]
+    [InlineData("Data.ValScenes=0", "Data.ValScenes")]
+    [InlineData("Data.Workers=100000", "Data.Workers")]
+    [InlineData("Data.DistortionStrength=-0.5", "Data.DistortionStrength")]
+    [InlineData("Model.Dropout=1", "Model.Dropout")]
+    [InlineData("Model.AsppChannels=0", "Model.AsppChannels")]
+    [InlineData("Model.LowLevelChannels=0", "Model.LowLevelChannels")]
+    [InlineData("Model.DecoderChannels=-4", "Model.DecoderChannels")]
+    [InlineData("Model.ProjectionChannels=0", "Model.ProjectionChannels")]
+    [InlineData("EvalEvery=-1", "EvalEvery")]
+    [InlineData("KeepLast=0", "KeepLast")]
+    public void Numeric_settings_are_range_checked_naming_the_field(string assignment, string field)
+    {
+        var c = ConfigOverrides.Apply(new TrainConfig(), new[] { assignment });
+        var ex = Assert.Throws<ConfigException>(() => c.Validate());
+        Assert.Equal(field, ex.Field);
+        Assert.Contains(assignment[(assignment.IndexOf('=') + 1)..], ex.Message);
+    }
+
+    [Fact]
+    public void Non_finite_values_set_from_code_are_rejected_too()
+    {
+        var c = new TrainConfig();
+        Assert.Equal("Optimizer.WeightDecay", Assert.Throws<ConfigException>(() => (c with { Optimizer = c.Optimizer with { WeightDecay = double.PositiveInfinity } }).Validate()).Field);
+        Assert.Equal("Contrastive.Temperature", Assert.Throws<ConfigException>(() => (c with { Contrastive = c.Contrastive with { Temperature = double.PositiveInfinity } }).Validate()).Field);
+        Assert.Equal("Data.ScaleMax", Assert.Throws<ConfigException>(() => (c with { Data = c.Data with { ScaleMax = double.NaN } }).Validate()).Field);
+        Assert.Equal("Contrastive.Variant", Assert.Throws<ConfigException>(() => TrainConfig.FromJson("{\"Contrastive\": {\"Variant\": 7}}").Validate()).Field);
+    }
+
+    [Fact]
+    public void AllowPartialInit_is_a_setting_that_leaves_the_run_and_its_json_alone()
+    {
+        var c = ConfigOverrides.Apply(new TrainConfig(), new[] { "allowpartialinit=true" });
+        Assert.True(c.AllowPartialInit);
+        Assert.Equal(new TrainConfig().RunName, c.RunName);
+        Assert.Equal(new TrainConfig().WeightsDefiningJson(), c.WeightsDefiningJson());
+        Assert.True(TrainConfig.FromJson(c.ToJson()).AllowPartialInit);
+        Assert.DoesNotContain("AllowPartialInit", new TrainConfig().ToJson());
     }
 
     [Fact]

@@ -35,6 +35,21 @@ public class PseudoLabelTests
         Assert.Equal(new long[] { 1, 0 }, PseudoLabels.Select(p, none with { ObjectThreshold = 0.6 }).flatten().data<long>().ToArray());
         var ex = Assert.Throws<ArgumentException>(() => new PseudoLabelOptions(PerClass: new Dictionary<int, double> { [5] = 0.5 }).Thresholds(3));
         Assert.Contains("class 5", ex.Message);
-        Assert.Throws<ArgumentException>(() => new PseudoLabelOptions(ObjectThreshold: 1.5).Thresholds(3));
+    }
+
+    [Theory]
+    [InlineData(1.5, null, "ObjectThreshold")]
+    [InlineData(-0.1, null, "ObjectThreshold")]
+    [InlineData(double.NaN, null, "ObjectThreshold")]
+    [InlineData(0.8, 1.0, "BackgroundThreshold")]
+    public void Thresholds_outside_0_to_1_are_refused_when_the_options_are_made(double objects, double? background, string field)
+    {
+        // 46f90c8 accepted them and failed with an ArgumentException at the first batch (a stack trace from pseudolabel).
+        var ex = Assert.Throws<ConfigException>(() => new PseudoLabelOptions(objects, background ?? 0.97));
+        Assert.Equal(field, ex.Field);
+        Assert.Contains("[0, 1)", ex.Message);
+        var o = new PseudoLabelOptions(0.5, BackgroundThreshold: null);
+        Assert.Equal(0.5, o.ObjectThreshold);
+        Assert.Null(o.BackgroundThreshold);
     }
 }
