@@ -48,6 +48,7 @@ public class FolderMaskTests
         Assert.Equal([data.Mask("a"), data.Mask("c")], report.Issues.Select(i => i.File));
         Assert.All(report.Issues, i => Assert.Contains("has no mask", i.Message));
         Assert.Equal(1, report.Issues.Count(i => i.Message.Contains("#unlabelled")));
+        Assert.DoesNotContain("declared unlabelled", report.ToString().Split('\n')[0]);
         var e = Assert.Throws<DatasetException>(() => new FolderDataset(data.Root, new FolderOptions { Split = "train" }));
         Assert.Contains("and 1 more problem", e.Message);
     }

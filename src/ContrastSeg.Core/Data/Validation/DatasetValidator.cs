@@ -92,7 +92,7 @@ public static class DatasetValidator
         var issues = new IssueList();
         var r = FolderDataset.Resolve(root, options, issues);
         var what = $"Folder dataset at {Path.GetFullPath(root)}" + (options.Split is null ? "" : $", split {options.Split}");
-        var unlabelled = r is { } resolved ? Enumerable.Range(0, resolved.Source.Ids.Count).Count(i => resolved.Source.MaskPath(i) is null) : 0;
+        var unlabelled = r is { AllowsUnlabelled: true } resolved ? Enumerable.Range(0, resolved.Source.Ids.Count).Count(i => resolved.Source.MaskPath(i) is null) : 0;
         if (unlabelled > 0) what += $" ({unlabelled} image{(unlabelled == 1 ? "" : "s")} without a mask, declared unlabelled)";
         return Run(what, issues, r?.Source, maxParallelism);
     }
