@@ -339,7 +339,8 @@ let folderDefaults (root: string) =
 /// the validation/evaluation splits) at CPU scale: the `cpu` preset's model and schedule on crops of the images.
 let folderProfile (runs: string) (study: FolderStudy) =
     let train = ContrastSeg.Data.FolderDataset(study.Root, ContrastSeg.Data.FolderOptions(Split = "train"))
-    let counts = labelCountsOf train.Ids.Count study.Fractions
+    let withMask = train.LabelledIndices.Count // the training images; a split may declare others, without a mask, unlabelled
+    let counts = labelCountsOf withMask study.Fractions
     let b = scenes runs
     let data =
         b.Data
@@ -353,7 +354,7 @@ let folderProfile (runs: string) (study: FolderStudy) =
     { Name = "folder"
       Description =
         sprintf "folder dataset %s (%d training images; labelled %s = %s), crop %d, resize %g, DeepLabV3+ ResNet-18 (width 0.25, OS 8), SGD + cosine"
-            study.Root train.Ids.Count fractions (String.Join("/", counts)) study.Crop study.Resize
+            study.Root withMask fractions (String.Join("/", counts)) study.Crop study.Resize
       Base = b |> update <@ fun c -> c.Data @> data
       CeSteps = 800; CeLearningRate = 0.1
       PretrainSteps = 400; PretrainLearningRate = 0.1

@@ -5,7 +5,7 @@ namespace ContrastSeg.Data;
 /// nearest neighbour, so labels stay labels): the study's working resolution (<c>Data.Resize</c>), applied
 /// to training and evaluation alike, so metrics are measured at that resolution.
 /// </summary>
-public sealed class ResizedDataset : ISegmentationDataset
+public sealed class ResizedDataset : ISegmentationDataset, IQuickCheckable
 {
     private readonly ISegmentationDataset _inner;
 
@@ -32,12 +32,20 @@ public sealed class ResizedDataset : ISegmentationDataset
     public SegmentationSample Load(int index)
     {
         var sample = _inner.Load(index);
-        var width = Math.Max(1, (int)Math.Round(sample.Image.Width * Factor));
-        var height = Math.Max(1, (int)Math.Round(sample.Image.Height * Factor));
+        var (width, height) = SizeOf(sample.Image.Width, sample.Image.Height);
         return sample with
         {
             Image = Resample.Bilinear(sample.Image, width, height),
             Labels = sample.Labels is { } labels ? Resample.Nearest(labels, width, height) : null,
         };
     }
+
+    /// <summary>The size an image of <paramref name="width"/> x <paramref name="height"/> is loaded at.</summary>
+    public (int Width, int Height) SizeOf(int width, int height) =>
+        (Math.Max(1, (int)Math.Round(width * Factor)), Math.Max(1, (int)Math.Round(height * Factor)));
+
+    QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink) =>
+        _inner is IQuickCheckable inner && inner.CheckQuick(index, sink) is { } r
+            ? r with { ImageSize = r.ImageSize is { } s ? SizeOf(s.Width, s.Height) : null }
+            : null;
 }

@@ -2,23 +2,97 @@ using ContrastSeg.Data;
 
 namespace ContrastSeg.Training;
 
+/// <summary>The parts of a run's data a command reads (see <see cref="RunData.CheckBeforeRun"/>).</summary>
+[Flags]
+public enum RunParts
+{
+    /// <summary>Nothing.</summary>
+    None = 0,
+    /// <summary>The training images (<see cref="RunData.Labelled"/>), with their labels.</summary>
+    Training = 1,
+    /// <summary>The validation images that are scored (<see cref="RunData.ValScored"/>), with their labels.</summary>
+    Scoring = 2,
+    /// <summary>Every image of the validation split, labels where there are (prediction).</summary>
+    ValImages = 4,
+    /// <summary>The unlabelled training images (<see cref="RunData.Unlabelled"/>; pseudo-labelling).</summary>
+    UnlabelledImages = 8,
+}
+
 /// <summary>The datasets of a run, opened from its <see cref="DataSettings"/>.</summary>
 /// <param name="Train">The whole training split.</param>
 /// <param name="Val">The validation split.</param>
-/// <param name="Labelled">Indices into <paramref name="Train"/> of the labelled images used for training.</param>
-/// <param name="Unlabelled">Indices of the remaining training images.</param>
+/// <param name="Labelled">Indices into <paramref name="Train"/> of the images trained on: the labelled subset, and pseudo-labelled images when there are.</param>
+/// <param name="Unlabelled">Indices of the other training images: outside the labelled subset, or without a mask in a split declared unlabelled.</param>
 /// <param name="SubsetFile">The list file of the labelled subset (null when all images are labelled).</param>
 /// <param name="Source">Where the data came from (recorded with results).</param>
 public sealed record RunData(ISegmentationDataset Train, ISegmentationDataset Val, IReadOnlyList<int> Labelled, IReadOnlyList<int> Unlabelled, string? SubsetFile, string Source)
 {
+    private readonly IReadOnlyList<int>? _valScored;
+
     /// <summary>Classes, palette, ignore label.</summary>
     public DatasetInfo Info => Train.Info;
+
+    /// <summary>Indices into <see cref="Val"/> of the images validation and evaluation score: those with a mask (all, unless the split is declared unlabelled).</summary>
+    public IReadOnlyList<int> ValScored
+    {
+        get => _valScored ?? Enumerable.Range(0, Val.Ids.Count).ToArray();
+        init => _valScored = value;
+    }
+
+    /// <summary>The training split in messages, e.g. "training split 'train'".</summary>
+    public string TrainName { get; init; } = "training split";
+
+    /// <summary>The validation split in messages, e.g. "validation split 'val'".</summary>
+    public string ValName { get; init; } = "validation split";
+
+    /// <summary>Training images without a mask (in a split declared unlabelled); part of <see cref="Unlabelled"/>.</summary>
+    public int TrainWithoutMask { get; init; }
+
+    /// <summary>Of <see cref="Labelled"/>, the images whose labels are pseudo-labels.</summary>
+    public int PseudoLabelled { get; init; }
+
+    /// <summary>
+    /// Checks every file of <paramref name="parts"/> before the command's first step (header-level image checks,
+    /// masks in full; see <see cref="DatasetValidator.CheckBeforeRun"/>), so that a bad file stops the run at once
+    /// instead of after hours of training; returns what was checked.
+    /// </summary>
+    /// <exception cref="DatasetException">The first problem, naming its file, and how many more there are.</exception>
+    public ValidationReport CheckBeforeRun(RunParts parts)
+    {
+        var list = new List<DataPart>();
+        if (parts.HasFlag(RunParts.Training)) list.Add(new DataPart(TrainName, Train, Labelled, NeedsLabels: true));
+        if (parts.HasFlag(RunParts.UnlabelledImages)) list.Add(new DataPart(TrainName, Train, Unlabelled, NeedsLabels: false));
+        if (parts.HasFlag(RunParts.ValImages)) list.Add(new DataPart(ValName, Val, Enumerable.Range(0, Val.Ids.Count).ToArray(), NeedsLabels: false));
+        else if (parts.HasFlag(RunParts.Scoring)) list.Add(new DataPart(ValName, Val, ValScored, NeedsLabels: true));
+        var report = DatasetValidator.CheckBeforeRun(list);
+        report.ThrowIfInvalid();
+        return report;
+    }
+
+    /// <summary>The image counts a run uses, for its log: "N training images ..., M validation images ...".</summary>
+    public string Describe(bool withValidation)
+    {
+        var text = $"{Labelled.Count} training image{(Labelled.Count == 1 ? "" : "s")}";
+        var notes = new List<string>();
+        if (PseudoLabelled > 0) notes.Add($"{Labelled.Count - PseudoLabelled} labelled + {PseudoLabelled} pseudo-labelled");
+        if (SubsetFile is not null) notes.Add($"subset {SubsetFile}");
+        if (TrainWithoutMask > 0) notes.Add($"{TrainWithoutMask} image{(TrainWithoutMask == 1 ? "" : "s")} of the {TrainName} without a mask, declared unlabelled, not trained on");
+        if (notes.Count > 0) text += $" ({string.Join("; ", notes)})";
+        if (!withValidation) return text;
+        var unscored = Val.Ids.Count - ValScored.Count;
+        return text + $", {ValScored.Count} validation image{(ValScored.Count == 1 ? "" : "s")}" +
+               (unscored > 0 ? $" ({unscored} of the {ValName} without a mask, declared unlabelled, not scored)" : "");
+    }
 }
 
 /// <summary>Opens datasets by name: <c>fashion-mnist-scenes</c>, <c>voc</c>, <c>cityscapes</c>, <c>folder</c>.</summary>
 public static class DataFactory
 {
-    /// <summary>Opens the training and validation splits and draws (or re-reads) the labelled subset.</summary>
+    /// <summary>
+    /// Opens the training and validation splits and draws (or re-reads) the labelled subset. Only images
+    /// with a mask are trained on and scored; images without one exist only in a folder split declared
+    /// unlabelled (<see cref="FolderDataset.UnlabelledDirective"/>) and join <see cref="RunData.Unlabelled"/>.
+    /// </summary>
     public static RunData Open(DataSettings d, string outputRoot)
     {
         var (train, val, source) = d.Dataset switch
@@ -31,26 +105,54 @@ public static class DataFactory
             "folder" => (new FolderDataset(d.Root!, new FolderOptions { Split = d.TrainSplit }), new FolderDataset(d.Root!, new FolderOptions { Split = d.ValSplit }), $"folder:{Path.GetFullPath(d.Root!)}"),
             _ => throw new ConfigException($"Data.Dataset = '{d.Dataset}' is not a known dataset", "Data.Dataset"),
         };
+        // Taken before resizing wraps the datasets: only a folder split declared unlabelled has images without a mask.
+        var withMask = LabelledOf(train);
+        var valScored = LabelledOf(val);
         if (d.Resize != 1.0)
         {
             (train, val) = (new ResizedDataset(train, d.Resize), new ResizedDataset(val, d.Resize));
             source += $"@resize{d.Resize.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         }
-        var all = Enumerable.Range(0, train.Ids.Count).ToArray();
-        if (d.Labelled is not { } n) return new RunData(train, val, all, Array.Empty<int>(), null, source);
-        if (n > train.Ids.Count)
-            throw new ConfigException($"Data.Labelled = {n} but the training split has only {train.Ids.Count} images", "Data.Labelled");
-        var file = d.LabelledList ?? Path.Combine(outputRoot, "subsets", $"{d.Dataset}-{Path.GetFileNameWithoutExtension(d.TrainSplit)}-n{n}-seed{d.DataSeed}.txt");
-        var subset = LabelSubsets.Choose(train.Ids, n, d.DataSeed, file);
-        IReadOnlyList<int> labelled = subset.LabelledIndices;
-        if (d.PseudoLabels is not null)
+        var names = (Train: $"training split '{d.TrainSplit}'", Val: $"validation split '{d.ValSplit}'");
+        var withoutMask = train.Ids.Count - withMask.Count;
+
+        IReadOnlyList<int> labelled = withMask;
+        string? subsetFile = null;
+        if (d.Labelled is { } n)
         {
-            var pseudo = new PseudoLabelledDataset(train, d.PseudoLabels);
-            return new RunData(pseudo, val, labelled.Concat(subset.UnlabelledIndices.Where(pseudo.HasPseudoLabels)).ToArray(),
-                subset.UnlabelledIndices, subset.ListFile, source + $"+pseudo:{Path.GetFullPath(d.PseudoLabels)}");
+            if (n > withMask.Count)
+                throw new ConfigException($"Data.Labelled = {n} but the {names.Train} has only {withMask.Count} labelled images" +
+                                          (withoutMask > 0 ? $" (and {withoutMask} without a mask, declared unlabelled)" : ""), "Data.Labelled");
+            var file = d.LabelledList ?? Path.Combine(outputRoot, "subsets", $"{d.Dataset}-{Path.GetFileNameWithoutExtension(d.TrainSplit)}-n{n}-seed{d.DataSeed}.txt");
+            // The subset is drawn from the images with a mask (every image, unless the split is declared unlabelled).
+            var subset = LabelSubsets.Choose(withMask.Select(i => train.Ids[i]).ToArray(), n, d.DataSeed, file);
+            labelled = subset.LabelledIndices.Select(k => withMask[k]).ToArray();
+            subsetFile = subset.ListFile;
         }
-        return new RunData(train, val, labelled, subset.UnlabelledIndices, subset.ListFile, source);
+        var inSubset = new bool[train.Ids.Count];
+        foreach (var i in labelled) inSubset[i] = true;
+        IReadOnlyList<int> unlabelled = Enumerable.Range(0, train.Ids.Count).Where(i => !inSubset[i]).ToArray();
+
+        var data = new RunData(train, val, labelled, unlabelled, subsetFile, source)
+        {
+            ValScored = valScored, TrainName = names.Train, ValName = names.Val, TrainWithoutMask = withoutMask,
+        };
+        if (d.PseudoLabels is null) return data;
+        if (unlabelled.Count == 0)
+            throw new ConfigException($"Data.PseudoLabels = {d.PseudoLabels} but every image of the {names.Train} is trained on with its own labels: " +
+                                      "set Data.Labelled below the training split size", "Data.PseudoLabels");
+        var pseudo = new PseudoLabelledDataset(train, d.PseudoLabels);
+        var withPseudo = unlabelled.Where(pseudo.HasPseudoLabels).ToArray();
+        return data with
+        {
+            Train = pseudo, Labelled = labelled.Concat(withPseudo).ToArray(), PseudoLabelled = withPseudo.Length,
+            Source = source + $"+pseudo:{Path.GetFullPath(d.PseudoLabels)}",
+        };
     }
+
+    /// <summary>The indices of <paramref name="split"/>'s images that have labels: a folder split's images with a mask, every image of the others.</summary>
+    private static IReadOnlyList<int> LabelledOf(ISegmentationDataset split) =>
+        split is FolderDataset folder ? folder.LabelledIndices : Enumerable.Range(0, split.Ids.Count).ToArray();
 
     private static (ISegmentationDataset, ISegmentationDataset, string) Scenes(DataSettings d)
     {
@@ -72,7 +174,7 @@ public static class DataFactory
 }
 
 /// <summary>A training split whose unlabelled images take their labels from pseudo-label PNGs.</summary>
-public sealed class PseudoLabelledDataset : ISegmentationDataset
+public sealed class PseudoLabelledDataset : ISegmentationDataset, IQuickCheckable
 {
     private readonly ISegmentationDataset _inner;
     private readonly string _folder;
@@ -105,5 +207,29 @@ public sealed class PseudoLabelledDataset : ISegmentationDataset
         if (labels.Width != sample.Image.Width || labels.Height != sample.Image.Height)
             throw new DatasetException($"pseudo-labels are {labels.Width}x{labels.Height} but the image is {sample.Image.Width}x{sample.Image.Height}", PathOf(index));
         return sample with { Labels = labels };
+    }
+
+    QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink)
+    {
+        var inner = (_inner as IQuickCheckable)?.CheckQuick(index, sink);
+        if (!HasPseudoLabels(index)) return inner;
+        var path = PathOf(index);
+        var image = inner?.Image ?? _inner.Ids[index];
+        try
+        {
+            var labels = ImageCodec.DecodeIndexPng(path);
+            if (inner?.ImageSize is { } size && (size.Width, size.Height) != (labels.Width, labels.Height))
+            {
+                sink.Add(new DatasetIssue(path, DatasetProblem.SizeMismatch, $"pseudo-labels are {labels.Width}x{labels.Height} but the image {image} is {size.Width}x{size.Height}"));
+                return new QuickCheckResult(image, inner.Value.ImageSize, 0);
+            }
+            SampleSource.CheckRange(labels, path, Info);
+            return new QuickCheckResult(image, inner?.ImageSize, labels.Labels.LongCount(v => v != Info.IgnoreLabel));
+        }
+        catch (DatasetException e)
+        {
+            sink.Add(Problems.ToIssue(e, path));
+            return new QuickCheckResult(image, inner?.ImageSize, 0);
+        }
     }
 }

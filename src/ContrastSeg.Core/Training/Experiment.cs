@@ -35,6 +35,11 @@ public static class Experiment
         config.Validate();
         console ??= Console.Out;
         var data = DataFactory.Open(config.Data, config.OutputRoot);
+        var validating = config.Stage != TrainingStage.Contrastive;
+        // Every file the run reads is checked before its first step: a bad validation image found after training would cost the run.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var check = data.CheckBeforeRun(RunParts.Training | (validating ? RunParts.Scoring : RunParts.None));
+        var checkedText = check.SamplesChecked == 0 ? "" : $"; {check.SamplesChecked} samples checked in {clock.Elapsed.TotalSeconds:0.0} s";
         if (ClassUsage.Warning(config.Data) is { } unusedClasses) console.WriteLine($"[{config.RunName}] warning: {unusedClasses}");
         Seeding.SeedAll(config.Seed);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
@@ -45,13 +50,12 @@ public static class Experiment
             : new CrossEntropyObjective(data.Info.IgnoreLabel);
         var d = config.Data;
         var loader = new SegmentationLoader(data.Train, TrainingPipeline(config), TrainingLoaderOptions(config, data), data.Labelled);
-        console.WriteLine($"[{config.RunName}] data {data.Source}: {data.Labelled.Count} training images" +
-                          (data.SubsetFile is null ? "" : $" (subset {data.SubsetFile})") + $", {data.Val.Ids.Count} validation images");
+        console.WriteLine($"[{config.RunName}] data {data.Source}: {data.Describe(validating)}{checkedText}");
 
         ConfusionMatrix? lastMatrix = null;
-        Func<DeepLabV3Plus, SegmentationMetrics>? validate = config.Stage == TrainingStage.Contrastive
-            ? null
-            : m => (lastMatrix = Evaluate(m, data.Val, d, null)).Metrics();
+        Func<DeepLabV3Plus, SegmentationMetrics>? validate = validating
+            ? m => (lastMatrix = Evaluate(m, data.Val, d, null, data.ValScored, data.ValName)).Metrics()
+            : null;
         var result = Trainer.Run(config, model, objective, start => loader.Steps(start), validate, console);
         if (result.Validation is { } metrics && lastMatrix is not null)
         {
@@ -107,15 +111,23 @@ public static class Experiment
                           (stored is { } n && n != model.NumClasses ? $" (the checkpoint's has {n})" : ""));
     }
 
-    /// <summary>Confusion matrix of <paramref name="model"/> on <paramref name="split"/> (whole images, optional TTA).</summary>
-    public static ConfusionMatrix Evaluate(DeepLabV3Plus model, ISegmentationDataset split, DataSettings data, InferenceOptions? tta)
+    /// <summary>
+    /// Confusion matrix of <paramref name="model"/> on the images <paramref name="indices"/> (default: all) of
+    /// <paramref name="split"/> (whole images, optional TTA).
+    /// </summary>
+    /// <exception cref="DatasetException">The images hold no labelled pixel: a metric over them would be NaN, not a score.</exception>
+    public static ConfusionMatrix Evaluate(DeepLabV3Plus model, ISegmentationDataset split, DataSettings data, InferenceOptions? tta,
+                                           IReadOnlyList<int>? indices = null, string? splitName = null)
     {
         var matrix = new ConfusionMatrix(split.Info.NumClasses, split.Info.IgnoreLabel);
-        foreach (var batch in EvalLoader(split, data).Epoch(0))
+        foreach (var batch in EvalLoader(split, data, indices).Epoch(0))
         {
             using var scope = NewDisposeScope();
             using (batch) matrix.Add(Inference.Predict(model, batch.Images, tta), batch.Labels);
         }
+        if (matrix.Metrics().Pixels == 0)
+            throw new DatasetException($"the {splitName ?? "split"} has no labelled pixel to score ({indices?.Count ?? split.Ids.Count} images, " +
+                                       $"every label is the ignore label {split.Info.IgnoreLabel} or missing): its mIoU would be NaN");
         return matrix;
     }
 
@@ -125,9 +137,10 @@ public static class Experiment
         TorchRuntime.EnsureInitialized();
         var d = split is null ? config.Data : config.Data with { ValSplit = split };
         var data = DataFactory.Open(d, config.OutputRoot);
+        data.CheckBeforeRun(RunParts.Scoring);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
         var checkpoint = CheckpointStore.LoadWeights(runOrCheckpoint, model);
-        var matrix = Evaluate(model, data.Val, d, tta);
+        var matrix = Evaluate(model, data.Val, d, tta, data.ValScored, data.ValName);
         return new EvalReport(checkpoint, d.ValSplit, matrix.Metrics(), data.Info.ClassNames, matrix.ToArray());
     }
 
@@ -137,6 +150,7 @@ public static class Experiment
         if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "a positive number of images, or null for all");
         TorchRuntime.EnsureInitialized();
         var data = DataFactory.Open(config.Data, config.OutputRoot);
+        data.CheckBeforeRun(RunParts.ValImages);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
         CheckpointStore.LoadWeights(runOrCheckpoint, model);
         Directory.CreateDirectory(outputFolder);
@@ -169,7 +183,10 @@ public static class Experiment
     {
         TorchRuntime.EnsureInitialized();
         var data = DataFactory.Open(config.Data with { PseudoLabels = null }, config.OutputRoot);
-        if (data.Unlabelled.Count == 0) throw new ConfigException("pseudo-labelling needs unlabelled images: set Data.Labelled below the training split size", "Data.Labelled");
+        if (data.Unlabelled.Count == 0)
+            throw new ConfigException("pseudo-labelling needs unlabelled images: set Data.Labelled below the training split size " +
+                                      $"(or, for a folder dataset, list images without a mask in a training split file that holds the line '{FolderDataset.UnlabelledDirective}')", "Data.Labelled");
+        data.CheckBeforeRun(RunParts.UnlabelledImages);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
         CheckpointStore.LoadWeights(teacherRun, model);
         Directory.CreateDirectory(outputFolder);
@@ -203,6 +220,7 @@ public static class Experiment
     {
         TorchRuntime.EnsureInitialized();
         var data = DataFactory.Open(config.Data, config.OutputRoot);
+        data.CheckBeforeRun(RunParts.Scoring);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
         CheckpointStore.LoadWeights(runOrCheckpoint, model);
         model.eval();
@@ -210,7 +228,7 @@ public static class Experiment
         var feats = new List<Tensor>();
         var labels = new List<Tensor>();
         var seen = 0;
-        foreach (var batch in EvalLoader(data.Val, config.Data).Epoch(0))
+        foreach (var batch in EvalLoader(data.Val, config.Data, data.ValScored).Epoch(0))
         {
             using (batch)
             {
@@ -237,8 +255,8 @@ public static class Experiment
         return (all.index_select(0, pick), ally.index_select(0, pick));
     }
 
-    private static SegmentationLoader EvalLoader(ISegmentationDataset split, DataSettings data) =>
-        new(split, TransformPipeline.Eval(), EvalOptions(data));
+    private static SegmentationLoader EvalLoader(ISegmentationDataset split, DataSettings data, IReadOnlyList<int>? indices = null) =>
+        new(split, TransformPipeline.Eval(), EvalOptions(data), indices);
 
     private static LoaderOptions EvalOptions(DataSettings data) => new()
     {

@@ -85,7 +85,8 @@ public class DatasetValidatorTests
         ImageCodec.WriteGrayscalePng(tmp.File("masks", "a.png"), TestFiles.Labels(8, 8, 2));
         ImageCodec.WriteGrayscalePng(tmp.File("masks", "b.png"), TestFiles.Labels(8, 8, 3)); // label 2 with 2 classes
         var r = DatasetValidator.ValidateFolder(tmp.Path);
-        Assert.Equal([DatasetProblem.LabelOutOfRange, DatasetProblem.CorruptFile], r.Issues.Select(i => i.Problem));
+        Assert.Equal([DatasetProblem.MissingFile, DatasetProblem.LabelOutOfRange, DatasetProblem.CorruptFile], r.Issues.Select(i => i.Problem));
+        Assert.Equal(tmp.File("masks", "c.png"), r.Issues[0].File); // c has no mask
         Assert.Equal(3, r.SamplesChecked);
     }
 }

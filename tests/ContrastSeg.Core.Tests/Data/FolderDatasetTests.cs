@@ -23,7 +23,7 @@ public class FolderDatasetTests
     public void Reads_classes_images_masks_and_unlabelled_images()
     {
         using var tmp = Layout();
-        var ds = new FolderDataset(tmp.Path);
+        var ds = new FolderDataset(tmp.Path, new FolderOptions { AllowUnlabelled = true });
         Assert.Equal(["background", "traffic light", "crack"], ds.Info.ClassNames);
         Assert.Equal(new Rgb(250, 170, 30), ds.Info.Palette[1]);
         Assert.Equal(Palettes.VocColor(2), ds.Info.Palette[2]); // no colour given
@@ -35,12 +35,13 @@ public class FolderDatasetTests
         Assert.Null(unlabelled.Labels);
         Assert.Equal((10, 6), (unlabelled.Image.Width, unlabelled.Image.Height));
 
-        var train = new FolderDataset(tmp.Path, new FolderOptions { Split = "train" });
+        var train = new FolderDataset(tmp.Path, new FolderOptions { Split = "train", AllowUnlabelled = true });
         Assert.Equal(["c", "b"], train.Ids);
         Assert.Equal(TestFiles.Labels(10, 6, 2).Labels, train.Load(0).Labels!.Labels);
 
-        var e = Assert.Throws<DatasetException>(() => new FolderDataset(tmp.Path, new FolderOptions { RequireMasks = true }));
-        Assert.Contains("id 'b'", e.Message);
+        // Without AllowUnlabelled (or a split file's #unlabelled line) an image without its mask is an error.
+        var e = Assert.Throws<DatasetException>(() => new FolderDataset(tmp.Path));
+        Assert.Contains(tmp.File("images", "b.jpg"), e.Message);
         Assert.Contains("has no mask", e.Message);
     }
 
@@ -61,7 +62,7 @@ public class FolderDatasetTests
     {
         using var tmp = Layout();
         TestFiles.WriteJpeg(tmp.File("images", "a.jpg"), 10, 6);
-        var e = Assert.Throws<DatasetException>(() => new FolderDataset(tmp.Path));
+        var e = Assert.Throws<DatasetException>(() => new FolderDataset(tmp.Path, new FolderOptions { AllowUnlabelled = true }));
         Assert.Contains("id 'a' has two images", e.Message);
     }
 

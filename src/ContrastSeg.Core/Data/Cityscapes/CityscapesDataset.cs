@@ -29,7 +29,7 @@ public sealed record CityscapesOptions
 /// with <c>gtFine/&lt;split&gt;/&lt;city&gt;/..._gtFine_labelIds.png</c> mapped to the 19 trainIds (everything else 255).
 /// Cities come from the folders (sorted), frames sorted within a city; ids are frame names.
 /// </summary>
-public sealed class CityscapesDataset : ISegmentationDataset
+public sealed class CityscapesDataset : ISegmentationDataset, IQuickCheckable
 {
     private const string ImageSuffix = "_leftImg8bit.png";
     private readonly SampleSource _source;
@@ -58,6 +58,8 @@ public sealed class CityscapesDataset : ISegmentationDataset
 
     /// <inheritdoc />
     public SegmentationSample Load(int index) => _source.Load(index);
+
+    QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink) => _source.CheckQuick(index, sink);
 
     /// <summary>The image file of sample <paramref name="index"/>.</summary>
     public string ImagePath(int index) => _source.ImagePath(index);

@@ -85,32 +85,75 @@ internal sealed class SampleSource
     }
 
     /// <summary>Throws when mask and image differ in size, naming both files and sizes.</summary>
-    public static void CheckSize(RgbImage image, string imagePath, LabelMap labels, string maskPath)
+    public static void CheckSize(RgbImage image, string imagePath, LabelMap labels, string maskPath) =>
+        CheckSize(image.Width, image.Height, imagePath, labels, maskPath);
+
+    private static void CheckSize(int width, int height, string imagePath, LabelMap labels, string maskPath)
     {
-        if (image.Width == labels.Width && image.Height == labels.Height) return;
+        if (width == labels.Width && height == labels.Height) return;
         throw Problems.Fail(DatasetProblem.SizeMismatch,
-            $"mask is {labels.Width}x{labels.Height} but its image {imagePath} is {image.Width}x{image.Height}", maskPath);
+            $"mask is {labels.Width}x{labels.Height} but its image {imagePath} is {width}x{height}", maskPath);
     }
 
     /// <summary>Decodes sample <paramref name="index"/> fully and adds every problem found to <paramref name="sink"/> (never throws a <see cref="DatasetException"/>).</summary>
-    public void Check(int index, List<DatasetIssue> sink)
+    public void Check(int index, List<DatasetIssue> sink) => Check(index, sink, quick: false);
+
+    /// <summary>
+    /// Checks sample <paramref name="index"/> as a run will read it, fast enough to run before every run:
+    /// the image's header and completeness (<see cref="ImageCodec.ProbeImage"/>, no pixel decode), the mask
+    /// decoded in full (index PNG, size against the image, label range). Adds every problem found to
+    /// <paramref name="sink"/> (never throws a <see cref="DatasetException"/>) and returns the mask's labelled
+    /// (non-ignore) pixels, with the image's size (each null when it is unknown, or when there is no mask).
+    /// </summary>
+    public QuickCheckResult CheckQuick(int index, List<DatasetIssue> sink) => Check(index, sink, quick: true);
+
+    private QuickCheckResult Check(int index, List<DatasetIssue> sink, bool quick)
     {
-        RgbImage? image = null;
-        try { image = ImageCodec.DecodeImage(_images[index]); }
-        catch (DatasetException e) { sink.Add(Problems.ToIssue(e, _images[index])); }
+        var imagePath = _images[index];
+        (int Width, int Height)? size = null;
+        try
+        {
+            if (quick) size = ImageCodec.ProbeImage(imagePath);
+            else
+            {
+                var image = ImageCodec.DecodeImage(imagePath);
+                size = (image.Width, image.Height);
+            }
+        }
+        catch (DatasetException e) { sink.Add(Problems.ToIssue(e, imagePath)); }
 
         var mask = _masks[index];
-        if (mask is null) return;
+        if (mask is null) return new QuickCheckResult(imagePath, size, null);
         LabelMap? labels = null;
         try { labels = ImageCodec.DecodeIndexPng(mask); }
         catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
-        if (labels is null) return;
-        if (image is not null)
+        if (labels is null) return new QuickCheckResult(imagePath, size, 0);
+        if (size is { } s)
         {
-            try { CheckSize(image, _images[index], labels, mask); }
+            try { CheckSize(s.Width, s.Height, imagePath, labels, mask); }
             catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
         }
-        try { CheckRange(Map(labels), mask, Info); }
+        var mapped = Map(labels);
+        try { CheckRange(mapped, mask, Info); }
         catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
+        long labelled = 0;
+        foreach (var v in mapped.Labels) if (v != Info.IgnoreLabel) labelled++;
+        return new QuickCheckResult(imagePath, size, labelled);
     }
+}
+
+/// <summary>What a quick check of one sample learnt besides its problems.</summary>
+/// <param name="Image">The image file.</param>
+/// <param name="ImageSize">The image's size as loaded (null when it cannot be read).</param>
+/// <param name="LabelledPixels">Pixels of its labels that are not the ignore label (0 when the mask cannot be read); null for an unlabelled sample.</param>
+internal readonly record struct QuickCheckResult(string Image, (int Width, int Height)? ImageSize, long? LabelledPixels);
+
+/// <summary>A dataset whose samples are files that can be checked, fast, before a run reads them (see <see cref="DatasetValidator.CheckBeforeRun"/>).</summary>
+internal interface IQuickCheckable
+{
+    /// <summary>
+    /// Adds the problems of sample <paramref name="index"/> to <paramref name="sink"/> (never throws a
+    /// <see cref="DatasetException"/>); null when the sample is not read from files (nothing to check).
+    /// </summary>
+    QuickCheckResult? CheckQuick(int index, List<DatasetIssue> sink);
 }

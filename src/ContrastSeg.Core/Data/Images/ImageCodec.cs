@@ -18,17 +18,8 @@ public static class ImageCodec
     public static unsafe RgbImage DecodeImage(byte[] data, string name)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var kind = Sniff(data, name);
-        using var codec = SKCodec.Create(new MemoryStream(data, writable: false), out var createResult);
-        if (codec is null)
-        {
-            throw createResult == SKCodecResult.IncompleteInput
-                ? Problems.Fail(DatasetProblem.CorruptFile, $"truncated {kind}: the header ends early", name)
-                : Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: cannot read its header ({createResult})", name);
-        }
+        using var codec = OpenCodec(data, name, out var kind);
         var (w, h) = (codec.Info.Width, codec.Info.Height);
-        if (w < 1 || h < 1 || (long)w * h * 4 > int.MaxValue)
-            throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: unusable size {w}x{h}", name);
         var target = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[w * h * 4];
         SKCodecResult result;
@@ -46,6 +37,58 @@ public static class ImageCodec
             rgb[i + 2] = rgba[j + 2];
         }
         return new RgbImage(w, h, rgb);
+    }
+
+    /// <summary>
+    /// The size of a JPEG or PNG file from its header, checked in a fraction of a full decode's time: the
+    /// header must parse (as in <see cref="DecodeImage(string)"/>) and the file must end as a complete image
+    /// does (a JPEG's end-of-image marker, a PNG's IEND chunk). A file that does not end so is decoded in full,
+    /// so that only a real defect (e.g. a truncated file) is reported, with the same message as a decode gives.
+    /// </summary>
+    /// <exception cref="DatasetException">Missing, unreadable, not a JPEG/PNG, corrupt header, or truncated.</exception>
+    public static (int Width, int Height) ProbeImage(string path)
+    {
+        var data = ReadFile(path);
+        int w, h;
+        bool complete;
+        using (var codec = OpenCodec(data, path, out var kind))
+        {
+            (w, h) = (codec.Info.Width, codec.Info.Height);
+            complete = kind == "PNG" ? EndsWithIend(data) : EndsWithEoi(data);
+        }
+        if (complete) return (w, h);
+        var image = DecodeImage(data, path);
+        return (image.Width, image.Height);
+    }
+
+    private static bool EndsWithIend(ReadOnlySpan<byte> data) =>
+        data.Length >= 12 && data[^12..].SequenceEqual((ReadOnlySpan<byte>)[0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82]);
+
+    private static bool EndsWithEoi(ReadOnlySpan<byte> data)
+    {
+        var end = data.Length;
+        while (end > 0 && data[end - 1] == 0) end--; // some writers pad after the marker
+        return end >= 2 && data[end - 2] == 0xFF && data[end - 1] == 0xD9;
+    }
+
+    /// <summary>A codec over <paramref name="data"/> whose header parsed to a usable size; <paramref name="kind"/> is "JPEG" or "PNG".</summary>
+    private static SKCodec OpenCodec(byte[] data, string name, out string kind)
+    {
+        kind = Sniff(data, name);
+        var codec = SKCodec.Create(new MemoryStream(data, writable: false), out var createResult);
+        if (codec is null)
+        {
+            throw createResult == SKCodecResult.IncompleteInput
+                ? Problems.Fail(DatasetProblem.CorruptFile, $"truncated {kind}: the header ends early", name)
+                : Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: cannot read its header ({createResult})", name);
+        }
+        var (w, h) = (codec.Info.Width, codec.Info.Height);
+        if (w < 1 || h < 1 || (long)w * h * 4 > int.MaxValue)
+        {
+            codec.Dispose();
+            throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: unusable size {w}x{h}", name);
+        }
+        return codec;
     }
 
     /// <summary>

@@ -28,6 +28,14 @@ public sealed class ValidationReport
     /// <summary>The problems of one kind.</summary>
     public IReadOnlyList<DatasetIssue> OfKind(DatasetProblem kind) => Issues.Where(i => i.Problem == kind).ToArray();
 
+    /// <summary>Throws the first problem as a <see cref="DatasetException"/> naming its file, and how many more there are.</summary>
+    public void ThrowIfInvalid()
+    {
+        var list = new IssueList();
+        foreach (var issue in Issues) list.Add(issue);
+        list.ThrowIfAny();
+    }
+
     /// <summary>A summary line, counts by kind, then one line per problem.</summary>
     public override string ToString()
     {
@@ -41,6 +49,13 @@ public sealed class ValidationReport
         return sb.ToString().TrimEnd();
     }
 }
+
+/// <summary>Part of the data a run reads, for <see cref="DatasetValidator.CheckBeforeRun"/>.</summary>
+/// <param name="Name">What it is, in messages: e.g. "training split 'train'".</param>
+/// <param name="Dataset">The dataset.</param>
+/// <param name="Indices">The samples of <paramref name="Dataset"/> the run reads.</param>
+/// <param name="NeedsLabels">True when the run trains on or scores these samples (a mask each, some labelled pixels); false when it reads only their images (prediction, pseudo-labelling).</param>
+public sealed record DataPart(string Name, ISegmentationDataset Dataset, IReadOnlyList<int> Indices, bool NeedsLabels);
 
 /// <summary>
 /// Scans a whole dataset and reports every problem at once instead of stopping at the first:
@@ -77,7 +92,56 @@ public static class DatasetValidator
         var issues = new IssueList();
         var r = FolderDataset.Resolve(root, options, issues);
         var what = $"Folder dataset at {Path.GetFullPath(root)}" + (options.Split is null ? "" : $", split {options.Split}");
+        var unlabelled = r is { AllowsUnlabelled: true } resolved ? Enumerable.Range(0, resolved.Source.Ids.Count).Count(i => resolved.Source.MaskPath(i) is null) : 0;
+        if (unlabelled > 0) what += $" ({unlabelled} image{(unlabelled == 1 ? "" : "s")} without a mask, declared unlabelled)";
         return Run(what, issues, r?.Source, maxParallelism);
+    }
+
+    /// <summary>
+    /// Checks every sample a run will read before its first step, fast: each image's header and completeness
+    /// (<see cref="ImageCodec.ProbeImage"/>, no pixel decode) and each mask in full (index PNG, size against
+    /// the image, label range), the same checks as the validator's otherwise. A part that
+    /// <see cref="DataPart.NeedsLabels"/> must have a mask for every sample and at least one labelled
+    /// (non-ignore) pixel in all. Samples that are not files (the embedded scenes) have nothing to check.
+    /// </summary>
+    public static ValidationReport CheckBeforeRun(IReadOnlyList<DataPart> parts, int? maxParallelism = null)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        var all = new List<DatasetIssue>();
+        var checkedSamples = 0;
+        foreach (var part in parts)
+        {
+            if (part.NeedsLabels && part.Indices.Count == 0)
+            {
+                all.Add(new DatasetIssue(part.Name, DatasetProblem.EmptySplit,
+                    $"the {part.Name} has no images with a mask ({part.Dataset.Ids.Count} without one, declared unlabelled): nothing to train on or score"));
+                continue;
+            }
+            if (part.Dataset is not IQuickCheckable dataset) continue;
+            var results = new QuickCheckResult?[part.Indices.Count];
+            var perSample = new List<DatasetIssue>[results.Length];
+            Parallel.For(0, results.Length,
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, maxParallelism ?? Environment.ProcessorCount) },
+                k =>
+                {
+                    var sink = new List<DatasetIssue>();
+                    results[k] = dataset.CheckQuick(part.Indices[k], sink);
+                    perSample[k] = sink;
+                });
+            if (results.Any(r => r is null)) continue; // not read from files
+            checkedSamples += results.Length;
+            var found = perSample.Sum(l => l.Count);
+            foreach (var list in perSample) all.AddRange(list);
+            if (!part.NeedsLabels) continue;
+            foreach (var r in results.Where(r => r!.Value.LabelledPixels is null))
+                all.Add(new DatasetIssue(r!.Value.Image, DatasetProblem.MissingFile, $"image of the {part.Name} has no mask, but the run trains on or scores it"));
+            if (found == 0 && results.All(r => r!.Value.LabelledPixels == 0))
+                all.Add(new DatasetIssue(part.Name, DatasetProblem.EmptySplit,
+                    $"no labelled pixel in the {results.Length} mask{(results.Length == 1 ? "" : "s")} of the {part.Name}: every pixel is the ignore label {part.Dataset.Info.IgnoreLabel}, " +
+                    "so a loss over it would be 0 and its mIoU undefined"));
+        }
+        var what = "data of the run (" + string.Join(", ", parts.Select(p => $"{p.Name}: {p.Indices.Count} samples")) + ")";
+        return new ValidationReport(what, checkedSamples, all);
     }
 
     private static ValidationReport Run(string what, IssueList structural, SampleSource? source, int? maxParallelism)

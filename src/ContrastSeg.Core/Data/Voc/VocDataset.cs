@@ -34,7 +34,7 @@ public sealed record VocOptions
 /// The constructor checks the list and that every file exists; <see cref="Load"/> checks mask size
 /// and label values. Use <c>DatasetValidator.ValidateVoc</c> to see every problem at once.
 /// </summary>
-public sealed class VocDataset : ISegmentationDataset
+public sealed class VocDataset : ISegmentationDataset, IQuickCheckable
 {
     private readonly SampleSource _source;
 
@@ -62,6 +62,8 @@ public sealed class VocDataset : ISegmentationDataset
 
     /// <inheritdoc />
     public SegmentationSample Load(int index) => _source.Load(index);
+
+    QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink) => _source.CheckQuick(index, sink);
 
     /// <summary>The image file of sample <paramref name="index"/>.</summary>
     public string ImagePath(int index) => _source.ImagePath(index);
