@@ -137,7 +137,7 @@ public sealed class CheckpointStore
         var holds = Contents.TryGetValue(Path.GetFileName(path), out var c) ? $" ({c})" : "";
         return new CheckpointWriteException(
             $"writing {what} failed at {path}{holds}: {e.Message.TrimEnd('.')}. The partial folder was removed; the last complete checkpoint is " +
-            $"{Latest() ?? "(none)"}. Free space on that disk (or move the run folder and set OutputRoot) and run again to resume.", e);
+            $"{Latest() ?? "(none)"}. Free space on that disk (or move the run folder and set OutputRoot), then run again to resume.", e);
     }
 
     private void CopyAtomically(string source, string target)

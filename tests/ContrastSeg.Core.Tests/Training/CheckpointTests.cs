@@ -8,7 +8,11 @@ using static TorchSharp.torch;
 
 namespace ContrastSeg.Tests.Training;
 
-/// <summary>The final weights of an uninterrupted 8-step synthetic run, computed once for the resume tests.</summary>
+/// <summary>
+/// Computed once for the resume tests: the final weights of an uninterrupted 8-step synthetic run, and a run of the
+/// same settings killed in its last step (checkpoints at steps 3 and 6: CheckpointEvery 3, KeepLast 2), kept aside
+/// as a template that each test copies back to where it was written (<see cref="Interrupted"/>'s run folder).
+/// </summary>
 public sealed class ReferenceRun : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "contrastseg-reference-" + Guid.NewGuid().ToString("N"));
@@ -16,14 +20,29 @@ public sealed class ReferenceRun : IDisposable
     public ReferenceRun()
     {
         TorchFixture.Init();
-        var config = SyntheticBatches.Config(_root) with { Name = "reference" };
-        using var model = SyntheticBatches.Model(config);
-        using var objective = new CrossEntropyObjective();
-        Trainer.Run(config, model, objective, SyntheticBatches.Source(), null, TextWriter.Null);
-        Weights = CheckpointTests.WeightsOf(model);
+        var config = SyntheticBatches.Config(Path.Combine(_root, "uninterrupted"));
+        using (var model = SyntheticBatches.Model(config))
+        using (var objective = new CrossEntropyObjective())
+        {
+            Trainer.Run(config, model, objective, SyntheticBatches.Source(), null, TextWriter.Null);
+            Weights = CheckpointTests.WeightsOf(model);
+        }
+        Interrupted = SyntheticBatches.Config(Path.Combine(_root, "work"));
+        using (var model = SyntheticBatches.Model(Interrupted))
+        using (var objective = new CrossEntropyObjective())
+            Assert.Throws<IOException>(() => Trainer.Run(Interrupted, model, objective, SyntheticBatches.Source(k => k == 7), null, TextWriter.Null));
+        Assert.Equal(new[] { 3, 6 }, new CheckpointStore(Interrupted.RunDirectory).List().Select(c => c.Step));
+        Template = Path.Combine(_root, "template");
+        Directory.Move(Interrupted.RunDirectory, Template);
     }
 
     public Dictionary<string, float[]> Weights { get; }
+
+    /// <summary>The config of the run killed in step 8; its folder is free for a test to copy <see cref="Template"/> into.</summary>
+    public TrainConfig Interrupted { get; }
+
+    /// <summary>The killed run's folder, moved aside.</summary>
+    public string Template { get; }
 
     public void Dispose()
     {
@@ -53,20 +72,28 @@ public sealed class CheckpointTests : IDisposable, IClassFixture<ReferenceRun>
     public void Dispose()
     {
         if (Directory.Exists(_root)) Directory.Delete(_root, true);
+        if (Directory.Exists(_reference.Interrupted.RunDirectory)) Directory.Delete(_reference.Interrupted.RunDirectory, true);
     }
 
     internal static Dictionary<string, float[]> WeightsOf(DeepLabV3Plus model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.Float32).data<float>().ToArray());
 
-    /// <summary>A run of 8 steps killed in its last step: checkpoints at steps 3 and 6 (CheckpointEvery 3, KeepLast 2).</summary>
-    private TrainConfig Interrupted(string name)
+    /// <summary>
+    /// The run killed in its last step (checkpoints at steps 3 and 6), copied back to the folder it was written in
+    /// (tests of a class run one at a time; <see cref="Dispose"/> removes it).
+    /// </summary>
+    private TrainConfig Interrupted()
     {
-        var config = SyntheticBatches.Config(_root) with { Name = name };
-        using var model = SyntheticBatches.Model(config);
-        using var objective = new CrossEntropyObjective();
-        Assert.Throws<IOException>(() => Trainer.Run(config, model, objective, SyntheticBatches.Source(k => k == 7), null, TextWriter.Null));
-        Assert.Equal(new[] { 3, 6 }, new CheckpointStore(config.RunDirectory).List().Select(c => c.Step));
+        var config = _reference.Interrupted;
+        Copy(_reference.Template, config.RunDirectory);
         return config;
+    }
+
+    private static void Copy(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var dir in Directory.GetDirectories(from)) Copy(dir, Path.Combine(to, Path.GetFileName(dir)));
     }
 
     /// <summary>Runs <paramref name="config"/> again as a new process would (fresh weights, other RNG state).</summary>
@@ -95,7 +122,7 @@ public sealed class CheckpointTests : IDisposable, IClassFixture<ReferenceRun>
         {
             var file = Path.Combine(path, "state.json");
             var json = JsonNode.Parse(File.ReadAllText(file))!.AsObject();
-            Assert.True(json.Remove("Files"));
+            json.Remove("Files"); // (the test then checks that the resume says so)
             File.WriteAllText(file, json.ToJsonString());
         }
     }
@@ -123,7 +150,7 @@ public sealed class CheckpointTests : IDisposable, IClassFixture<ReferenceRun>
     [InlineData("torch_rng.bin", true, "a CPU generator's state is")]
     public void A_damaged_latest_checkpoint_is_skipped_naming_the_file_and_the_run_resumes_from_the_previous_one(string damage, bool old, string reason)
     {
-        var config = Interrupted("damaged");
+        var config = Interrupted();
         if (old) AsOldCheckpoints(config);
         var latest = Step(config, 6);
         Damage(latest, damage);
@@ -147,7 +174,7 @@ public sealed class CheckpointTests : IDisposable, IClassFixture<ReferenceRun>
     [Fact]
     public void When_no_checkpoint_can_be_restored_the_error_names_each_one()
     {
-        var config = Interrupted("all-damaged");
+        var config = Interrupted();
         Damage(Step(config, 3), "model.bin");
         Damage(Step(config, 6), "optimizer.bin");
 
@@ -234,7 +261,7 @@ public sealed class CheckpointTests : IDisposable, IClassFixture<ReferenceRun>
     [Fact]
     public void Partial_folders_left_by_a_failed_write_are_removed_when_a_run_starts()
     {
-        var config = Interrupted("stale");
+        var config = Interrupted();
         var checkpoints = new CheckpointStore(config.RunDirectory).Directory;
         // What a write cut off by a full disk (or a kill) leaves: a temporary folder with part of a checkpoint.
         var stale = Directory.CreateDirectory(Path.Combine(checkpoints, ".tmp-0000009-0123456789abcdef")).FullName;
@@ -263,11 +290,9 @@ public sealed class CheckpointTests : IDisposable, IClassFixture<ReferenceRun>
     [Fact]
     public void A_run_folder_moved_to_another_disk_resumes_under_the_new_output_root()
     {
-        var config = Interrupted("moved");
         var newRoot = Path.Combine(_root, "other-disk");
-        Directory.CreateDirectory(newRoot);
-        Directory.Move(config.RunDirectory, Path.Combine(newRoot, config.RunName));
-        var moved = config with { OutputRoot = newRoot };
+        var moved = _reference.Interrupted with { OutputRoot = newRoot };
+        Copy(_reference.Template, moved.RunDirectory); // as `mv` to another disk would leave it
 
         var (result, weights) = Rerun(moved, TextWriter.Null);
         Assert.Equal(6, result.ResumedFrom);

@@ -88,8 +88,8 @@ public sealed class WeightFileTests : IDisposable
     [Fact]
     public void A_storage_declared_larger_than_its_record_is_refused_naming_the_tensor()
     {
-        // conv1.weight fits the encoder by shape, but its record holds 10 bytes of the 9,408 declared:
-        // before, the missing bytes were left as zeros and the encoder trained from them.
+        // conv1.weight fits the encoder by shape, but its record holds 10 bytes of the 9,408 declared
+        // (before: "Attempted to read past the end of the stream", naming neither the tensor nor the sizes).
         using var encoder = Encoder();
         var shape = encoder.state_dict()["conv1.weight"].shape;
         var entry = TorchSaveFile.Floats("conv1.weight", "0", shape);
