@@ -26,6 +26,8 @@ let private guard (name: string) (body: unit -> int) =
     | :? IO.FileNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.DirectoryNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.InvalidDataException as e -> eprintfn "%s: %s" name e.Message; 2
+    // Disk full and other I/O errors: the message names the path (a CheckpointWriteException also what was being written).
+    | :? IO.IOException as e -> eprintfn "%s: %s" name e.Message; 5
 
 let private parse<'T when 'T :> IArgParserTemplate> (program: string) (argv: string[]) =
     let argv = if argv.Length > 0 && argv.[0] = "--" then argv.[1..] else argv // `dotnet fsi x.fsx -- ...` passes the separator on

@@ -1,6 +1,4 @@
-using System.Collections;
 using ContrastSeg.Models;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Training;
@@ -24,84 +22,58 @@ public sealed record WeightLoadReport(IReadOnlyList<string> Loaded, IReadOnlyLis
 /// Initialises an encoder from torchvision ResNet ImageNet weights given as a file: safetensors
 /// (preferred: no pickle) or a PyTorch <c>.pth</c>/<c>.pt</c> state dict. Keys map 1:1 because the
 /// encoder uses torchvision's names; a <c>module.</c>, <c>backbone.</c> or <c>encoder.</c> prefix is stripped.
+/// The file is read through <see cref="WeightFile"/>: names and shapes are compared first, and only the
+/// tensors that fit the encoder are read, so a file costs at most the encoder's own size in memory.
 /// </summary>
 public static class PretrainedWeights
 {
-    /// <summary>Reads a state dict file into name -> tensor.</summary>
-    public static Dictionary<string, Tensor> Read(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"weight file {path} does not exist.", path);
-        try
-        {
-            if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return Safetensors.LoadStateDict(path);
-            var table = PyTorchUnpickler.UnpickleStateDict(path);
-            var dict = new Dictionary<string, Tensor>();
-            foreach (DictionaryEntry e in table)
-                if (e.Value is Tensor t) dict[(string)e.Key] = t;
-            return dict;
-        }
-        catch (Exception e) when (e is not FileNotFoundException)
-        {
-            throw new InvalidDataException($"{path} is not a readable safetensors or PyTorch state-dict file: {e.Message}", e);
-        }
-    }
-
     /// <summary>
     /// Copies matching tensors from <paramref name="path"/> into <paramref name="encoder"/> and reports
-    /// every key that did not load. With <paramref name="strict"/>, missing or mismatched keys throw
-    /// (unexpected keys such as <c>fc.*</c> never do).
+    /// every key that did not load. With <paramref name="strict"/>, missing or mismatched keys throw before
+    /// anything is copied (unexpected keys such as <c>fc.*</c> never do).
     /// </summary>
     public static WeightLoadReport LoadEncoder(ResNetEncoder encoder, string path, bool strict = false)
     {
-        var file = Read(path);
-        try
+        using var file = WeightFile.Open(path);
+        var declared = Normalise(file.Tensors.Values);
+        var target = encoder.state_dict();
+        var fitting = new List<(string Key, DeclaredTensor Source, Tensor Dest)>();
+        var mismatched = new List<string>();
+        foreach (var (key, dest) in target)
         {
-            var report = Copy(encoder, Normalise(file));
-            if (strict && (report.Missing.Count > 0 || report.ShapeMismatched.Count > 0))
-                throw new InvalidDataException($"{path} does not fit the {encoder.Options.Depth} encoder: {report}");
-            return report;
+            if (!declared.TryGetValue(key, out var src)) continue;
+            if (!src.Shape.SequenceEqual(dest.shape))
+                mismatched.Add($"{key}: file {src.ShapeText} vs model [{string.Join(", ", dest.shape)}]");
+            else fitting.Add((key, src, dest));
         }
-        finally
-        {
-            foreach (var t in file.Values) t.Dispose();
-        }
+        var missing = target.Keys.Where(k => !declared.ContainsKey(k)).ToList();
+        var unexpected = declared.Keys.Where(k => !target.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var report = new WeightLoadReport(fitting.Select(f => f.Key).ToList(), missing, unexpected, mismatched);
+        if (strict && (missing.Count > 0 || mismatched.Count > 0))
+            throw new InvalidDataException($"{path} does not fit the {encoder.Options.Depth} encoder: {report}");
+        using (no_grad())
+            foreach (var (_, source, dest) in fitting)
+            {
+                // One tensor at a time: the file's bytes never sit in memory all at once.
+                using var value = file.Read(source.Name);
+                using var typed = value.to_type(dest.dtype);
+                dest.copy_(typed);
+            }
+        return report;
     }
 
-    private static Dictionary<string, Tensor> Normalise(Dictionary<string, Tensor> file)
+    /// <summary>File tensors by the encoder's names (training-wrapper prefixes stripped).</summary>
+    private static Dictionary<string, DeclaredTensor> Normalise(IEnumerable<DeclaredTensor> file)
     {
         string[] prefixes = { "module.", "backbone.", "encoder." };
-        var result = new Dictionary<string, Tensor>();
-        foreach (var (key, value) in file)
+        var result = new Dictionary<string, DeclaredTensor>();
+        foreach (var tensor in file)
         {
-            var k = key;
+            var k = tensor.Name;
             foreach (var p in prefixes)
                 if (k.StartsWith(p, StringComparison.Ordinal)) k = k[p.Length..];
-            result[k] = value;
+            result[k] = tensor;
         }
         return result;
-    }
-
-    private static WeightLoadReport Copy(nn.Module module, Dictionary<string, Tensor> file)
-    {
-        var target = module.state_dict();
-        var loaded = new List<string>();
-        var mismatched = new List<string>();
-        using (no_grad())
-        {
-            foreach (var (key, dest) in target)
-            {
-                if (!file.TryGetValue(key, out var src)) continue;
-                if (!src.shape.SequenceEqual(dest.shape))
-                {
-                    mismatched.Add($"{key}: file [{string.Join(", ", src.shape)}] vs model [{string.Join(", ", dest.shape)}]");
-                    continue;
-                }
-                dest.copy_(src.to_type(dest.dtype));
-                loaded.Add(key);
-            }
-        }
-        var missing = target.Keys.Where(k => !file.ContainsKey(k)).ToList();
-        var unexpected = file.Keys.Where(k => !target.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        return new WeightLoadReport(loaded, missing, unexpected, mismatched);
     }
 }

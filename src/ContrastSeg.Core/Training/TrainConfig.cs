@@ -268,10 +268,11 @@ public sealed record TrainConfig
 
     /// <summary>
     /// The config without the settings that cannot change the weights (loader workers, logging and
-    /// checkpoint cadence, whether a partial weight file may start the run): what must match to resume a run.
+    /// checkpoint cadence, whether a partial weight file may start the run, where the run folder lies): what must
+    /// match to resume a run.
     /// </summary>
     public string WeightsDefiningJson() =>
-        (this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true, AllowPartialInit = false }).ToJson();
+        (this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true, AllowPartialInit = false, OutputRoot = "" }).ToJson();
 
     /// <summary>Reads a config from JSON; unknown fields are an error naming the field.</summary>
     public static TrainConfig FromJson(string json)

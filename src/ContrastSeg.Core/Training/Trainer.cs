@@ -70,25 +70,29 @@ public static class Trainer
         Directory.CreateDirectory(runDir);
         var configJson = config.ToJson();
         var store = new CheckpointStore(runDir);
+        store.RemoveIncomplete(); // before any write: on a full disk, a failed write's leftovers hold the space needed
         var o = config.Optimizer;
 
         using var optimizer = optim.SGD(objective.Parameters(model), o.LearningRate, o.Momentum, weight_decay: o.WeightDecay);
         var start = 0;
         var bestMetric = double.NaN;
         var bestStep = -1;
-        if (config.Resume && store.Latest() is { } latest)
+        string? resumedFrom = null;
+        void SameRun(CheckpointState state)
         {
-            var state = CheckpointStore.Restore(latest, model, optimizer, objective.Generator);
             if (TrainConfig.FromJson(state.Config).WeightsDefiningJson() != config.WeightsDefiningJson())
                 throw new ConfigException($"{runDir} holds a run with other settings; resume needs the same config (compare {Path.Combine(runDir, "config.json")}) or use another Name/OutputRoot.", "Name");
-            (start, bestMetric, bestStep) = (state.Step, state.BestMetric, state.BestStep);
         }
-        File.WriteAllText(Path.Combine(runDir, "config.json"), configJson);
+        // A damaged checkpoint is reported and skipped: the newest intact one replays the same steps.
+        if (config.Resume && store.RestoreNewestIntact(model, optimizer, objective.Generator, SameRun,
+                line => (console ?? Console.Out).WriteLine($"[{config.RunName}] {line}")) is { } resumed)
+            (start, bestMetric, bestStep, resumedFrom) = (resumed.State.Step, resumed.State.BestMetric, resumed.State.BestStep, resumed.Path);
+        AtomicFile.WriteAllBytes(Path.Combine(runDir, "config.json"), System.Text.Encoding.UTF8.GetBytes(configJson)); // a full disk keeps the old one whole
 
         using var log = new TrainingLog(runDir, console);
         // Threads by the machine's load now (a grid re-decides per stage); see ThreadPolicy.
         log.Line($"[{config.RunName}] {ThreadPolicy.ApplyForRun()}");
-        log.Line(start > 0 ? $"[{config.RunName}] resuming at step {start}/{o.Steps} from {store.Latest()}" : $"[{config.RunName}] training {o.Steps} steps ({config.Stage}) -> {runDir}");
+        log.Line(start > 0 ? $"[{config.RunName}] resuming at step {start}/{o.Steps} from {resumedFrom}" : $"[{config.RunName}] training {o.Steps} steps ({config.Stage}) -> {runDir}");
 
         var windowLoss = 0.0;
         var windowSteps = 0;
