@@ -53,7 +53,7 @@ public sealed class CheckpointStore
     public string? Latest() => List() is { Count: > 0 } all ? all[^1].Path : null;
 
     /// <summary>Writes a checkpoint atomically and prunes old ones (keeping <paramref name="keepLast"/> and the best).</summary>
-    public string Save(CheckpointState state, DeepLabV3Plus model, SGD optimizer, Generator? lossGenerator, int keepLast, bool isBest)
+    public string Save(CheckpointState state, DeepLabV3Plus model, SgdOptimizer optimizer, Generator? lossGenerator, int keepLast, bool isBest)
     {
         System.IO.Directory.CreateDirectory(Directory);
         var final = Path.Combine(Directory, $"{Prefix}{state.Step:D7}");
@@ -80,10 +80,10 @@ public sealed class CheckpointStore
         if (System.IO.Directory.Exists(old)) System.IO.Directory.Delete(old, true);
     }
 
-    private static void WriteContents(string folder, CheckpointState state, DeepLabV3Plus model, SGD optimizer, Generator? lossGenerator)
+    private static void WriteContents(string folder, CheckpointState state, DeepLabV3Plus model, SgdOptimizer optimizer, Generator? lossGenerator)
     {
         model.save(Path.Combine(folder, "model.bin"));
-        optimizer.save_state_dict(Path.Combine(folder, "optimizer.bin"));
+        optimizer.Save(Path.Combine(folder, "optimizer.bin"));
         SaveBytes(Path.Combine(folder, "torch_rng.bin"), get_rng_state());
         if (lossGenerator is not null) SaveBytes(Path.Combine(folder, "loss_rng.bin"), lossGenerator.get_state());
         File.WriteAllText(Path.Combine(folder, "state.json"), JsonSerializer.Serialize(state, StateJson));
@@ -99,11 +99,11 @@ public sealed class CheckpointStore
     }
 
     /// <summary>Restores weights, optimiser state and RNG states from <paramref name="checkpoint"/>.</summary>
-    public static CheckpointState Restore(string checkpoint, DeepLabV3Plus model, SGD? optimizer, Generator? lossGenerator)
+    public static CheckpointState Restore(string checkpoint, DeepLabV3Plus model, SgdOptimizer? optimizer, Generator? lossGenerator)
     {
         var state = ReadState(checkpoint);
         LoadWeights(checkpoint, model);
-        if (optimizer is not null) optimizer.load_state_dict(Path.Combine(checkpoint, "optimizer.bin"));
+        if (optimizer is not null) optimizer.Load(Path.Combine(checkpoint, "optimizer.bin"));
         using (var rng = LoadBytes(Path.Combine(checkpoint, "torch_rng.bin"))) set_rng_state(rng);
         var lossRng = Path.Combine(checkpoint, "loss_rng.bin");
         if (lossGenerator is not null && File.Exists(lossRng))

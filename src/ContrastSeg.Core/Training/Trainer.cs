@@ -3,7 +3,6 @@ using ContrastSeg.Data;
 using ContrastSeg.Evaluation;
 using ContrastSeg.Models;
 using ContrastSeg.Runtime;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Training;
@@ -25,8 +24,8 @@ public sealed class TrainingDivergedException : Exception
 }
 
 /// <summary>
-/// The training loop shared by every stage: SGD with momentum and weight decay, warm-up + cosine
-/// schedule, gradient accumulation, logging, periodic validation, atomic checkpoints and exact
+/// The training loop shared by every stage: SGD with momentum and weight decay (<see cref="SgdOptimizer"/>),
+/// warm-up + cosine schedule, gradient accumulation, logging, periodic validation, atomic checkpoints and exact
 /// resume. What differs between stages is the <see cref="ITrainingObjective"/>.
 /// </summary>
 public static class Trainer
@@ -44,24 +43,32 @@ public static class Trainer
     public static TrainResult Run(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
         Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate = null, TextWriter? console = null)
     {
-        // TorchSharp 0.107 can free a temporary Scalar while libtorch still reads it (see Runtime.Scalars);
-        // libtorch then rejects the call. Resuming from the last checkpoint replays the same steps exactly.
+        // The kit makes no temporary TorchSharp Scalar (Runtime.Scalars), the cause of the libtorch errors this
+        // retry was added for; it stays for other native faults. Resuming from the last checkpoint replays the same
+        // steps exactly; each resume is a "resume" record in metrics.jsonl.
         const int attempts = 3;
+        Resumption? resumption = null;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return RunOnce(config, model, objective, batchesFrom, validate, console);
+                return RunOnce(config, model, objective, batchesFrom, validate, console, resumption);
             }
             catch (System.Runtime.InteropServices.ExternalException e) when (attempt < attempts && new CheckpointStore(config.RunDirectory).Latest() is not null)
             {
-                (console ?? Console.Out).WriteLine($"[{config.RunName}] libtorch error: {e.Message.Split('\n')[0]}; resuming from the last checkpoint (attempt {attempt + 1} of {attempts}).");
+                var error = e.Message.Split('\n')[0];
+                (console ?? Console.Out).WriteLine($"[{config.RunName}] libtorch error: {error}; resuming from the last checkpoint (attempt {attempt + 1} of {attempts}).");
+                resumption = new Resumption(attempt + 1, error);
             }
         }
     }
 
+    /// <summary>Why this attempt resumes: the attempt number and the native error of the previous one.</summary>
+    private sealed record Resumption(int Attempt, string Error);
+
     private static TrainResult RunOnce(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
-        Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate, TextWriter? console)
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate, TextWriter? console,
+        Resumption? resumption)
     {
         TorchRuntime.EnsureInitialized();
         config.Validate();
@@ -72,7 +79,9 @@ public static class Trainer
         var store = new CheckpointStore(runDir);
         var o = config.Optimizer;
 
-        using var optimizer = optim.SGD(objective.Parameters(model), o.LearningRate, o.Momentum, weight_decay: o.WeightDecay);
+        using var optimizer = new SgdOptimizer(objective.Parameters(model), o.LearningRate, o.Momentum, o.WeightDecay);
+        using var held = new HeldScalars();
+        var accumulation = held.Of((long)o.Accumulation);
         var start = 0;
         var bestMetric = double.NaN;
         var bestStep = -1;
@@ -89,6 +98,8 @@ public static class Trainer
         // Threads by the machine's load now (a grid re-decides per stage); see ThreadPolicy.
         log.Line($"[{config.RunName}] {ThreadPolicy.ApplyForRun()}");
         log.Line(start > 0 ? $"[{config.RunName}] resuming at step {start}/{o.Steps} from {store.Latest()}" : $"[{config.RunName}] training {o.Steps} steps ({config.Stage}) -> {runDir}");
+        if (resumption is not null)
+            log.Record("resume", start, new Dictionary<string, double> { ["attempt"] = resumption.Attempt }, new Dictionary<string, string> { ["error"] = resumption.Error });
 
         var windowLoss = 0.0;
         var windowSteps = 0;
@@ -106,11 +117,11 @@ public static class Trainer
             for (var step = start; step < o.Steps; step++)
             {
                 var lr = LearningRateSchedule.At(step, o.Steps, o.LearningRate, o.WarmupSteps);
-                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+                optimizer.LearningRate = lr;
                 SetTrainMode(model, o.FreezeBatchNorm);
                 // One scope per optimiser step: zero_grad and step read p.grad, which makes wrappers too.
                 using var stepScope = NewDisposeScope();
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 var stepLoss = 0.0;
                 for (var micro = 0; micro < o.Accumulation; micro++)
                 {
@@ -123,10 +134,10 @@ public static class Trainer
                         throw new TrainingDivergedException(
                             $"step {step + 1}: loss term '{objective.Term}' is {value} (lr {lr:G4}, batch {string.Join(",", batch.Ids.Take(4))}...). " +
                             $"Stopped; the last good checkpoint is {store.Latest() ?? "(none yet)"}. Lower Optimizer.LearningRate or check the data.");
-                    (loss / o.Accumulation).backward();
+                    loss.div(accumulation).backward();
                     stepLoss += value / o.Accumulation;
                 }
-                optimizer.step();
+                optimizer.Step();
                 stepScope.Dispose();
                 windowLoss += stepLoss;
                 windowSteps++;
