@@ -36,7 +36,7 @@ public static class ClassificationPretraining
         using var encoder = new ResNetEncoder(encoderOptions);
         using var fc = nn.Linear(encoder.HighLevelChannels, FashionMnistItems.ClassNames.Count);
         var parameters = encoder.parameters().Concat(fc.parameters()).ToList();
-        using var optimizer = optim.SGD(parameters, o.LearningRate, 0.9, weight_decay: 4e-5);
+        using var optimizer = new SgdOptimizer(parameters, o.LearningRate, 0.9, 4e-5);
         var rng = new Random(o.Seed);
         var train = source.Train;
         ProgressDisplay.Run("[classification-pretraining]", o.Steps, 0, console, report =>
@@ -44,14 +44,14 @@ public static class ClassificationPretraining
             for (var step = 0; step < o.Steps; step++)
             {
                 using var scope = NewDisposeScope();
-                foreach (var g in optimizer.ParamGroups) g.LearningRate = LearningRateSchedule.At(step, o.Steps, o.LearningRate);
+                optimizer.LearningRate = LearningRateSchedule.At(step, o.Steps, o.LearningRate);
                 encoder.train();
                 var (x, y) = Batch(train, Enumerable.Range(0, o.BatchSize).Select(_ => rng.Next(train.Labels.Length)).ToArray(), o.Canvas, rng);
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 var logits = fc.call(encoder.call(x).HighLevel.mean(new long[] { 2, 3 }));
                 var loss = nn.functional.cross_entropy(logits, y);
                 loss.backward();
-                optimizer.step();
+                optimizer.Step();
                 if ((step + 1) % 50 == 0 || step + 1 == o.Steps) report(step + 1, $"loss {loss.item<float>():F3}");
             }
         });
