@@ -123,9 +123,10 @@ public sealed class GcStressTests : IDisposable
         var (scalars, tensors) = stress.Stop();
         foreach (var r in runs) r.Model.Dispose();
 
-        _output.WriteLine($"{steps} training steps, {stress.Collections} forced collections; finalized: {scalars} Scalars, {tensors} tensors");
-        Assert.True(stress.Collections >= 2, "the stress thread did not run");
         var resumes = runs.Sum(r => Resumes(r.Config));
+        _output.WriteLine($"{steps} training steps, {stress.Collections} forced collections; finalized: {scalars} Scalars, {tensors} tensors; " +
+                          $"libtorch errors (automatic resumes): {resumes}");
+        Assert.True(stress.Collections >= 2, "the stress thread did not run");
         Assert.True(resumes == 0, $"{resumes} automatic resume(s) after libtorch errors");
         Assert.True(scalars == 0, $"{scalars} Scalars were left to the finalizer during {steps} steps: some code path makes temporary Scalars");
         // Every step's tensors live in dispose scopes, so no tensor handle is freed by the finalizer either.
