@@ -149,7 +149,10 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         o.Console.WriteLine(sprintf "=== %s (%s, %s, %s, seed %d)" cell.Key cell.Experiment cell.Setting cell.Method cell.Seed)
         if needsClassification cell.Recipe then
             let encoder = p.Base.Model.ToOptions(11).Encoder
-            ClassificationPretraining.Run(encoder, FashionMnistSource.Open(p.Base.Data.Root), p.Classification, classificationWeights p, o.Console) |> ignore
+            let weights = classificationWeights p
+            let run = ClassificationPretraining.RunDirectory weights
+            inCellPart (sprintf "classification pretraining %s" (Path.GetFileName run)) (Path.Combine(run, "metrics.jsonl")) (fun () ->
+                ClassificationPretraining.Run(encoder, FashionMnistSource.Open(p.Base.Data.Root), p.Classification, weights, o.Console) |> ignore)
         let extras = Dictionary<string, float>()
         let finalStages =
             match cell.Recipe with

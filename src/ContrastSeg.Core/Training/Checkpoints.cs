@@ -53,7 +53,7 @@ public sealed class CheckpointStore
     public string? Latest() => List() is { Count: > 0 } all ? all[^1].Path : null;
 
     /// <summary>Writes a checkpoint atomically and prunes old ones (keeping <paramref name="keepLast"/> and the best).</summary>
-    public string Save(CheckpointState state, DeepLabV3Plus model, SgdOptimizer optimizer, Generator? lossGenerator, int keepLast, bool isBest)
+    public string Save(CheckpointState state, nn.Module model, SgdOptimizer optimizer, Generator? lossGenerator, int keepLast, bool isBest)
     {
         System.IO.Directory.CreateDirectory(Directory);
         var final = Path.Combine(Directory, $"{Prefix}{state.Step:D7}");
@@ -80,7 +80,7 @@ public sealed class CheckpointStore
         if (System.IO.Directory.Exists(old)) System.IO.Directory.Delete(old, true);
     }
 
-    private static void WriteContents(string folder, CheckpointState state, DeepLabV3Plus model, SgdOptimizer optimizer, Generator? lossGenerator)
+    private static void WriteContents(string folder, CheckpointState state, nn.Module model, SgdOptimizer optimizer, Generator? lossGenerator)
     {
         model.save(Path.Combine(folder, "model.bin"));
         optimizer.Save(Path.Combine(folder, "optimizer.bin"));
@@ -99,7 +99,7 @@ public sealed class CheckpointStore
     }
 
     /// <summary>Restores weights, optimiser state and RNG states from <paramref name="checkpoint"/>.</summary>
-    public static CheckpointState Restore(string checkpoint, DeepLabV3Plus model, SgdOptimizer? optimizer, Generator? lossGenerator)
+    public static CheckpointState Restore(string checkpoint, nn.Module model, SgdOptimizer? optimizer, Generator? lossGenerator)
     {
         var state = ReadState(checkpoint);
         LoadWeights(checkpoint, model);
@@ -112,7 +112,7 @@ public sealed class CheckpointStore
     }
 
     /// <summary>Loads only the weights of a checkpoint folder (or a run folder: its best, else latest checkpoint).</summary>
-    public static string LoadWeights(string checkpointOrRun, DeepLabV3Plus model)
+    public static string LoadWeights(string checkpointOrRun, nn.Module model)
     {
         var checkpoint = Resolve(checkpointOrRun);
         var file = Path.Combine(checkpoint, "model.bin");

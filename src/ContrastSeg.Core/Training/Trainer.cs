@@ -33,7 +33,7 @@ public static class Trainer
     /// <summary>
     /// Trains <paramref name="model"/> as <paramref name="config"/> says.
     /// </summary>
-    /// <param name="config">The validated config (saved as config.json in the run folder).</param>
+    /// <param name="config">The config (validated here; saved as config.json in the run folder).</param>
     /// <param name="model">The network, already initialised (from scratch, weights, or a checkpoint).</param>
     /// <param name="objective">The stage's loss.</param>
     /// <param name="batchesFrom">Micro-batches starting at a micro-batch index: the batch at index k must be
@@ -42,6 +42,20 @@ public static class Trainer
     /// <param name="console">Where progress goes (default: the console).</param>
     public static TrainResult Run(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
         Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate = null, TextWriter? console = null)
+    {
+        TorchRuntime.EnsureInitialized();
+        config.Validate();
+        return Run(TrainingRun.Of(config), model, objective, batchesFrom, validate, console);
+    }
+
+    /// <summary>
+    /// Trains any model with an objective for it (the segmentation stages, the classification pretraining):
+    /// the same loop, checkpoints and resume.
+    /// </summary>
+    /// <inheritdoc cref="Run(TrainConfig, DeepLabV3Plus, ITrainingObjective, Func{long, IEnumerable{Batch}}, Func{DeepLabV3Plus, SegmentationMetrics}?, TextWriter?)"/>
+    public static TrainResult Run<TModel>(TrainingRun run, TModel model, ITrainingObjective<TModel> objective,
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<TModel, SegmentationMetrics>? validate = null, TextWriter? console = null)
+        where TModel : nn.Module
     {
         // The kit makes no temporary TorchSharp Scalar (Runtime.Scalars), the cause of the libtorch errors this
         // retry was added for; it stays for other native faults. Resuming from the last checkpoint replays the same
@@ -52,12 +66,12 @@ public static class Trainer
         {
             try
             {
-                return RunOnce(config, model, objective, batchesFrom, validate, console, resumption);
+                return RunOnce(run, model, objective, batchesFrom, validate, console, resumption);
             }
-            catch (System.Runtime.InteropServices.ExternalException e) when (attempt < attempts && new CheckpointStore(config.RunDirectory).Latest() is not null)
+            catch (System.Runtime.InteropServices.ExternalException e) when (attempt < attempts && new CheckpointStore(run.Directory).Latest() is not null)
             {
                 var error = e.Message.Split('\n')[0];
-                (console ?? Console.Out).WriteLine($"[{config.RunName}] libtorch error: {error}; resuming from the last checkpoint (attempt {attempt + 1} of {attempts}).");
+                (console ?? Console.Out).WriteLine($"[{run.Name}] libtorch error: {error}; resuming from the last checkpoint (attempt {attempt + 1} of {attempts}).");
                 resumption = new Resumption(attempt + 1, error);
             }
         }
@@ -66,18 +80,17 @@ public static class Trainer
     /// <summary>Why this attempt resumes: the attempt number and the native error of the previous one.</summary>
     private sealed record Resumption(int Attempt, string Error);
 
-    private static TrainResult RunOnce(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
-        Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate, TextWriter? console,
-        Resumption? resumption)
+    private static TrainResult RunOnce<TModel>(TrainingRun run, TModel model, ITrainingObjective<TModel> objective,
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<TModel, SegmentationMetrics>? validate, TextWriter? console,
+        Resumption? resumption) where TModel : nn.Module
     {
         TorchRuntime.EnsureInitialized();
-        config.Validate();
         var clock = Stopwatch.StartNew();
-        var runDir = config.RunDirectory;
+        var runDir = run.Directory;
         Directory.CreateDirectory(runDir);
-        var configJson = config.ToJson();
+        var configJson = run.ConfigJson;
         var store = new CheckpointStore(runDir);
-        var o = config.Optimizer;
+        var o = run.Optimizer;
 
         using var optimizer = new SgdOptimizer(objective.Parameters(model), o.LearningRate, o.Momentum, o.WeightDecay);
         using var held = new HeldScalars();
@@ -85,10 +98,10 @@ public static class Trainer
         var start = 0;
         var bestMetric = double.NaN;
         var bestStep = -1;
-        if (config.Resume && store.Latest() is { } latest)
+        if (run.Resume && store.Latest() is { } latest)
         {
             var state = CheckpointStore.Restore(latest, model, optimizer, objective.Generator);
-            if (TrainConfig.FromJson(state.Config).WeightsDefiningJson() != config.WeightsDefiningJson())
+            if (run.Identity(state.Config) != run.Identity(configJson))
                 throw new ConfigException($"{runDir} holds a run with other settings; resume needs the same config (compare {Path.Combine(runDir, "config.json")}) or use another Name/OutputRoot.", "Name");
             (start, bestMetric, bestStep) = (state.Step, state.BestMetric, state.BestStep);
         }
@@ -96,8 +109,8 @@ public static class Trainer
 
         using var log = new TrainingLog(runDir, console);
         // Threads by the machine's load now (a grid re-decides per stage); see ThreadPolicy.
-        log.Line($"[{config.RunName}] {ThreadPolicy.ApplyForRun()}");
-        log.Line(start > 0 ? $"[{config.RunName}] resuming at step {start}/{o.Steps} from {store.Latest()}" : $"[{config.RunName}] training {o.Steps} steps ({config.Stage}) -> {runDir}");
+        log.Line($"[{run.Name}] {ThreadPolicy.ApplyForRun()}");
+        log.Line(start > 0 ? $"[{run.Name}] resuming at step {start}/{o.Steps} from {store.Latest()}" : $"[{run.Name}] training {o.Steps} steps ({run.Stage}) -> {runDir}");
         if (resumption is not null)
             log.Record("resume", start, new Dictionary<string, double> { ["attempt"] = resumption.Attempt }, new Dictionary<string, string> { ["error"] = resumption.Error });
 
@@ -108,11 +121,11 @@ public static class Trainer
         using var batches = batchesFrom((long)start * o.Accumulation).GetEnumerator();
 
         void Checkpoint(int step, bool isBest) =>
-            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson), model, optimizer, objective.Generator, config.KeepLast, isBest);
+            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson), model, optimizer, objective.Generator, run.KeepLast, isBest);
         // A step-0 checkpoint, so that a run interrupted before its first periodic one can also resume.
         if (start == 0) Checkpoint(0, false);
 
-        ProgressDisplay.Run($"[{config.Stage}]", o.Steps, start, console ?? Console.Out, report =>
+        ProgressDisplay.Run($"[{run.Stage}]", o.Steps, start, console ?? Console.Out, report =>
         {
             for (var step = start; step < o.Steps; step++)
             {
@@ -143,7 +156,7 @@ public static class Trainer
                 windowSteps++;
                 var done = step + 1;
 
-                if (done % config.LogEvery == 0 || done == o.Steps)
+                if (done % run.LogEvery == 0 || done == o.Steps)
                 {
                     lastLoss = windowLoss / windowSteps;
                     log.Record("train", done, new Dictionary<string, double>
@@ -154,10 +167,10 @@ public static class Trainer
                     windowSteps = 0;
                 }
                 var isBest = false;
-                if (validate is not null && config.EvalEvery > 0 && done % config.EvalEvery == 0 && done != o.Steps)
+                if (validate is not null && run.EvalEvery > 0 && done % run.EvalEvery == 0 && done != o.Steps)
                     isBest = Validate(done);
                 // A new best validation is checkpointed at once, so the best weights are the ones kept and tested.
-                if ((isBest || done % config.CheckpointEvery == 0) && done != o.Steps) Checkpoint(done, isBest);
+                if ((isBest || done % run.CheckpointEvery == 0) && done != o.Steps) Checkpoint(done, isBest);
                 report(done, $"{objective.Term} {stepLoss:F4} lr {lr:G3}");
             }
         });
@@ -165,7 +178,7 @@ public static class Trainer
         var finalIsBest = validate is not null && Validate(o.Steps);
         // Without validation (the contrastive stage) the final weights are the ones to use: mark them best.
         if (start < o.Steps) Checkpoint(o.Steps, finalIsBest || validate is null);
-        log.Line($"[{config.RunName}] finished {o.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s" +
+        log.Line($"[{run.Name}] finished {o.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s" +
                  (finalMetrics is null ? "" : $"; validation mIoU {100 * finalMetrics.MeanIoU:F2}"));
         return new TrainResult(runDir, o.Steps, start, lastLoss, finalMetrics, clock.Elapsed.TotalSeconds);
 
