@@ -86,22 +86,32 @@ public sealed class GcStress : IDisposable
             else if (type == MarkerType) Interlocked.Increment(ref _markers);
         }
 
-        /// <summary>Finalizes all garbage and waits until a marker finalized after it has been counted (events arrive in order).</summary>
+        /// <summary>
+        /// Finalizes all garbage, then a marker, and waits until the marker's event is counted: the finalizer thread
+        /// writes its events in order, and the marker is made only after every earlier finalizer has run (finalizers
+        /// of one collection run in no set order, so a marker collected with them could be reported first).
+        /// </summary>
         public void Flush()
         {
             var seen = Interlocked.Read(ref _markers);
+            CollectAll();
             MakeMarker();
-            for (var i = 0; i < 2; i++)
-            {
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-            }
+            CollectAll();
             var waited = System.Diagnostics.Stopwatch.StartNew();
             while (Interlocked.Read(ref _markers) == seen)
             {
                 if (waited.Elapsed > TimeSpan.FromSeconds(60))
                     throw new InvalidOperationException("the runtime's FinalizeObject events did not arrive: the finalizer count cannot be trusted");
                 Thread.Sleep(20);
+            }
+        }
+
+        private static void CollectAll()
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
             }
         }
 
