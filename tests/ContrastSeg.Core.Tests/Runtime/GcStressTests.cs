@@ -16,7 +16,7 @@ namespace ContrastSeg.Tests.Runtime;
 /// Tiny training runs while another thread forces collections and finalizers without pause. A temporary TorchSharp
 /// Scalar (see <see cref="ContrastSeg.Runtime.Scalars"/>) is then finalized within moments of its native call, which
 /// is what turns it into a use-after-free; the kit must leave no Scalar to the finalizer at all.
-/// <c>CONTRASTSEG_GC_STRESS_STEPS</c> sets the steps per run (default 12) for a longer stress outside the suite:
+/// <c>CONTRASTSEG_GC_STRESS_STEPS</c> sets the steps per run (default 8) for a longer stress outside the suite:
 /// <c>CONTRASTSEG_GC_STRESS_STEPS=2000 dotnet test tests/ContrastSeg.Core.Tests --filter GcStress</c>.
 /// </summary>
 [Collection(ContrastSeg.Tests.Models.ModelsCollection.Name)]
@@ -36,7 +36,7 @@ public sealed class GcStressTests : IDisposable
         if (Directory.Exists(_root)) Directory.Delete(_root, true);
     }
 
-    private static int Steps => int.TryParse(Environment.GetEnvironmentVariable("CONTRASTSEG_GC_STRESS_STEPS"), out var s) && s > 0 ? s : 12;
+    private static int Steps => int.TryParse(Environment.GetEnvironmentVariable("CONTRASTSEG_GC_STRESS_STEPS"), out var s) && s > 0 ? s : 8;
 
     /// <summary>
     /// Batches made before the stress starts (the test's batch generator itself uses temporary Scalars) and handed
