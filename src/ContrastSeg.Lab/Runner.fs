@@ -27,9 +27,23 @@ let rec private needsClassification = function
     | SemiSupervised t -> needsClassification t
     | _ -> false
 
+/// A libtorch error in a cell that the trainer's automatic resumes (Trainer.Run) did not get past. `Log` is
+/// the log of the run it happened in: its metrics.jsonl, which also records each automatic resume.
+type CellNativeException(message: string, log: string, inner: exn) =
+    inherit Exception(message, inner)
+    member _.Log = log
+
+/// Runs one part of a cell (`what`: "training <run>", ...), turning a libtorch error into a
+/// `CellNativeException` that names the part and `log`.
+let inCellPart (what: string) (log: string) (f: unit -> 'T) : 'T =
+    try f ()
+    with :? Runtime.InteropServices.ExternalException as e ->
+        raise (CellNativeException(sprintf "libtorch error while %s: %s (log: %s)" what (e.Message.Split('\n').[0].Trim()) log, log, e))
+
+let private runLog (c: TrainConfig) = Path.Combine(c.RunDirectory, "metrics.jsonl")
+
 let private train (o: RunOptions) (c: TrainConfig) =
-    let r = Experiment.Train(c, o.Console)
-    r
+    inCellPart (sprintf "training %s" c.RunName) (runLog c) (fun () -> Experiment.Train(c, o.Console))
 
 /// Every stage folder a cell writes (to delete them with --force).
 let cellFolders (p: Profile) (cell: Cell) =
@@ -135,7 +149,10 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         o.Console.WriteLine(sprintf "=== %s (%s, %s, %s, seed %d)" cell.Key cell.Experiment cell.Setting cell.Method cell.Seed)
         if needsClassification cell.Recipe then
             let encoder = p.Base.Model.ToOptions(11).Encoder
-            ClassificationPretraining.Run(encoder, FashionMnistSource.Open(p.Base.Data.Root), p.Classification, classificationWeights p, o.Console) |> ignore
+            let weights = classificationWeights p
+            let run = ClassificationPretraining.RunDirectory weights
+            inCellPart (sprintf "classification pretraining %s" (Path.GetFileName run)) (Path.Combine(run, "metrics.jsonl")) (fun () ->
+                ClassificationPretraining.Run(encoder, FashionMnistSource.Open(p.Base.Data.Root), p.Classification, weights, o.Console) |> ignore)
         let extras = Dictionary<string, float>()
         let finalStages =
             match cell.Recipe with
@@ -145,7 +162,9 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
                 let folder = (pseudoFolder p cell).Value
                 let teacherFinal = List.last teacherStages
                 if not (File.Exists(Path.Combine(folder, "pseudo-labels.json"))) then
-                    let report = Experiment.PseudoLabel(teacherFinal.RunDirectory, teacherFinal, p.Pseudo, folder)
+                    let report =
+                        inCellPart (sprintf "pseudo-labelling with %s" teacherFinal.RunName) (runLog teacherFinal)
+                            (fun () -> Experiment.PseudoLabel(teacherFinal.RunDirectory, teacherFinal, p.Pseudo, folder))
                     o.Console.WriteLine(sprintf "[pseudo-labels] %d images, %.1f %% of pixels kept -> %s" report.Images (100.0 * report.Coverage) folder)
                 let report = JsonSerializer.Deserialize<PseudoLabelReport>(File.ReadAllText(Path.Combine(folder, "pseudo-labels.json")))
                 extras.["pseudo_coverage"] <- report.Coverage
@@ -158,7 +177,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
                 s
         let final = List.last finalStages
         let checkpoint = scoredCheckpoint p final
-        let eval = Experiment.Evaluate(checkpoint, final, null, p.EvalSplit)
+        let eval = inCellPart (sprintf "evaluating %s" checkpoint) (runLog final) (fun () -> Experiment.Evaluate(checkpoint, final, null, p.EvalSplit))
         o.Console.WriteLine(sprintf "=== %s: %s mIoU %.2f %%" cell.Key p.EvalSplit (100.0 * eval.Metrics.MeanIoU))
         let settings = flatten final
         settings.["profile"] <- p.Name
@@ -199,8 +218,9 @@ type GridProgress(console: TextWriter, log: TextWriter, total: int, pending: uni
     member _.Total = total
 
 /// Runs `cells` in order with `run`. A cell that cannot run for reasons of its own (a setting or data it
-/// cannot use, a diverged loss) is reported and skipped so the other cells still run; environment failures
-/// (libtorch missing, out of memory, I/O) stop the grid. `reused` tells which cells are served from the
+/// cannot use, a diverged loss, a libtorch error its automatic resumes did not get past) is reported, naming
+/// its log where it has one, and skipped so the other cells still run; environment failures (libtorch
+/// missing, out of memory, I/O) stop the grid. `reused` tells which cells are served from the
 /// store. Returns the failed cells' keys and messages.
 let runAllWith (progress: GridProgress) (error: TextWriter) (reused: Cell -> bool) (run: Cell -> ResultRow) (cells: Cell list) =
     let failures = List<string * string>()
@@ -216,7 +236,8 @@ let runAllWith (progress: GridProgress) (error: TextWriter) (reused: Cell -> boo
                 let row = run c
                 progress.Line(sprintf "[ablations] %s done in %.1f min: %s, %s mIoU %.2f %%" k clock.Elapsed.TotalMinutes c.Key (match row.Settings.TryGetValue "eval_split" with | true, s -> s | _ -> "eval") (100.0 * row.MeanIoU))
             with
-            | :? ConfigException | :? DatasetException | :? TrainingDivergedException as e ->
+            | :? ConfigException | :? DatasetException | :? TrainingDivergedException | :? CellNativeException
+            | :? Runtime.InteropServices.ExternalException as e ->
                 progress.Line(sprintf "[ablations] %s failed after %.1f min: %s" k clock.Elapsed.TotalMinutes c.Key)
                 error.WriteLine(sprintf "[ablations] cell %s failed: %s" c.Key e.Message)
                 failures.Add((c.Key, e.Message)))

@@ -152,6 +152,36 @@ let tests =
             Expect.throwsT<ContrastSeg.Runtime.TorchRuntimeException> (fun () -> Runner.runAll TextWriter.Null TextWriter.Null environment cells |> ignore) "stops"
         }
 
+        test "a libtorch error fails its cell only, naming the cell's log" {
+            let p = quick runs
+            let cells = p.Cells |> List.distinctBy (fun c -> c.Key) |> List.truncate 3
+            let failing = cells.[1]
+            let log = Path.Combine(runs, "a-stage", "metrics.jsonl")
+            // A real libtorch error (shapes that cannot be multiplied), as TorchSharp raises it.
+            let nativeError () =
+                use a = TorchSharp.torch.zeros(2L, 3L)
+                use b = a.mm(a)
+                ResultsTests.row failing.Experiment failing.Setting failing.Method failing.Seed 0.1
+            let attempted = List<string>()
+            let stub inStage (c: Cell) =
+                attempted.Add c.Key
+                if c.Key = failing.Key then inStage nativeError
+                else ResultsTests.row c.Experiment c.Setting c.Method c.Seed 0.1
+            let errors = new StringWriter()
+            let failures = Runner.runAll TextWriter.Null errors (stub (Runner.inCellPart "training a-stage" log)) cells
+            Expect.equal (List.ofSeq attempted) (cells |> List.map (fun c -> c.Key)) "the cells after it still run"
+            Expect.equal (failures |> List.map fst) [ failing.Key ] "only that cell failed"
+            let message = snd failures.Head
+            Expect.stringContains message "libtorch error while training a-stage" "says what the cell was doing"
+            Expect.stringContains message log "names the log"
+            Expect.stringContains (errors.ToString()) log "the error output names the log too"
+            // A libtorch error outside a cell part fails its cell as well.
+            attempted.Clear()
+            let failures = Runner.runAll TextWriter.Null TextWriter.Null (stub (fun f -> f ())) cells
+            Expect.equal (failures |> List.map fst) [ failing.Key ] "only that cell failed"
+            Expect.equal attempted.Count cells.Length "every cell attempted"
+        }
+
         test "a cell stored under other settings is trained again and left out of the report" {
             let missing = "Data.Root=/nonexistent-so-training-would-fail"
             let p = { quick runs with Base = ConfigOverrides.Apply((quick runs).Base, [ missing ]) }

@@ -1,3 +1,4 @@
+using ContrastSeg.Runtime;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Analysis;
@@ -18,15 +19,16 @@ public static class FeatureSpace
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
+        using var held = new HeldScalars();
         var f = nn.functional.normalize(features.to_type(ScalarType.Float64), dim: 1);
         var classes = labels.unique().Item1.data<long>().ToArray();
         if (classes.Length < 2) throw new ArgumentException($"need features of at least two classes, got {classes.Length}.");
-        var centroids = stack(classes.Select(c => f[labels == c].mean(new long[] { 0 })).ToArray());
+        var centroids = stack(classes.Select(c => f[labels.eq(held.Of(c))].mean(new long[] { 0 })).ToArray());
         var index = zeros_like(labels);
-        for (var i = 0; i < classes.Length; i++) index.masked_fill_(labels == classes[i], i);
+        for (var i = 0; i < classes.Length; i++) index.masked_fill_(labels.eq(held.Of(classes[i])), held.Of(i));
         var own = centroids.index_select(0, index);
-        var intra = (f - own).pow(2).sum(1).mean().item<double>();
-        var dist = cdist(centroids, centroids).pow(2);
+        var intra = (f - own).pow(Scalars.Two).sum(1).mean().item<double>();
+        var dist = cdist(centroids, centroids).pow(Scalars.Two);
         var pairs = classes.Length * (classes.Length - 1);
         var inter = dist.sum().item<double>() / pairs;
         var nearest = cdist(f, centroids).argmin(1);

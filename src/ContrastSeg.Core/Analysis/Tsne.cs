@@ -27,6 +27,7 @@ public static class Tsne
         if (options.Perplexity <= 0 || options.Perplexity >= n) throw new ArgumentException($"perplexity must be in (0, N = {n}), got {options.Perplexity}.");
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
+        using var held = new HeldScalars();
         var x = points.to_type(ScalarType.Float64);
         x = x - x.mean(new long[] { 0 }, keepdim: true);
         if (options.PcaDimensions > 0 && x.shape[1] > options.PcaDimensions)
@@ -39,10 +40,12 @@ public static class Tsne
 
         using var gen = new Generator(0, CPU);
         gen.manual_seed(options.Seed);
-        var y = randn(new[] { n, 2L }, ScalarType.Float64, generator: gen) * 1e-4;
+        var y = randn(new[] { n, 2L }, ScalarType.Float64, generator: gen).mul(held.Of(1e-4));
         var update = zeros_like(y);
         var gains = ones_like(y);
-        var learningRate = Math.Max(n / options.EarlyExaggeration / 4, 50);
+        var learningRate = held.Of(Math.Max(n / options.EarlyExaggeration / 4, 50));
+        var (earlyExaggeration, earlyMomentum, momentum) = (held.Of(options.EarlyExaggeration), held.Of(0.5), held.Of(0.8));
+        var (four, minimumQ, gainDecay, gainGrowth, minimumGain) = (held.Of(4.0), held.Of(1e-12), held.Of(0.8), held.Of(0.2), held.Of(0.01));
         // The two N x N matrices of a step live in buffers allocated once: a fresh N x N allocation per step
         // (about ten of them) let glibc's heap grow by tens of MB per step, to 20 GB RSS for 550 points.
         var num = empty(new[] { n, n }, ScalarType.Float64);
@@ -50,21 +53,21 @@ public static class Tsne
         for (var it = 0; it < options.Iterations; it++)
         {
             using var step = NewDisposeScope();
-            var exaggeration = it < 250 ? options.EarlyExaggeration : 1.0;
-            var momentum = it < 250 ? 0.5 : 0.8;
-            var sq = y.pow(2).sum(1);
+            var exaggeration = it < 250 ? earlyExaggeration : Scalars.One;
+            var stepMomentum = it < 250 ? earlyMomentum : momentum;
+            var sq = y.pow(Scalars.Two).sum(1);
             // num = 1 / (1 + |y_i - y_j|^2), zero diagonal
-            num.addmm_(y, y.t(), beta: 0, alpha: -2).add_(sq.unsqueeze(1)).add_(sq.unsqueeze(0)).clamp_min_(0)
-               .add_(1.0).reciprocal_().masked_fill_(eye, 0.0);
+            num.addmm_(y, y.t(), beta: 0, alpha: -2).add_(sq.unsqueeze(1), Scalars.One).add_(sq.unsqueeze(0), Scalars.One).clamp_min_(Scalars.Zero)
+               .add_(Scalars.One, Scalars.One).reciprocal_().masked_fill_(eye, Scalars.Zero);
             var total = num.sum();
             // w = (exaggeration * P - Q) * num with Q = max(num / total, 1e-12)
-            w.copy_(num).div_(total).clamp_min_(1e-12).neg_().add_(p, alpha: exaggeration).mul_(num);
-            var grad = 4 * (w.sum(1, keepdim: true) * y - w.mm(y));      // dC/dy_i
+            w.copy_(num).div_(total).clamp_min_(minimumQ).neg_().add_(p, exaggeration).mul_(num);
+            var grad = (w.sum(1, keepdim: true) * y - w.mm(y)).mul(four); // dC/dy_i
             // Adaptive gains as in the reference implementation.
-            var sameSign = (grad > 0) == (update > 0);
-            gains.copy_(where(sameSign, gains * 0.8, gains + 0.2).clamp_min(0.01));
-            update.copy_(momentum * update - learningRate * gains * grad);
-            y.add_(update);
+            var sameSign = grad.gt(Scalars.Zero) == update.gt(Scalars.Zero);
+            gains.copy_(where(sameSign, gains.mul(gainDecay), gains.add(gainGrowth, Scalars.One)).clamp_min(minimumGain));
+            update.copy_(update.mul(stepMomentum) - gains.mul(learningRate) * grad);
+            y.add_(update, Scalars.One);
         }
         return (y - y.mean(new long[] { 0 }, keepdim: true)).to_type(ScalarType.Float32).MoveToOuterDisposeScope();
     }
@@ -73,12 +76,14 @@ public static class Tsne
     private static Tensor JointProbabilities(Tensor x, double perplexity)
     {
         var n = x.shape[0];
-        var sq = x.pow(2).sum(1);
-        var d = (sq.unsqueeze(1) + sq.unsqueeze(0) - 2 * x.mm(x.t())).clamp_min(0);
+        using var held = new HeldScalars();
+        var sq = x.pow(Scalars.Two).sum(1);
+        var d = (sq.unsqueeze(1).add(sq.unsqueeze(0), Scalars.One) - x.mm(x.t()).mul(Scalars.Two)).clamp_min(Scalars.Zero);
         var eye = TorchSharp.torch.eye(n, dtype: ScalarType.Bool);
-        var target = Math.Log(perplexity);
-        var lo = full(new[] { n, 1L }, 1e-20, ScalarType.Float64);
-        var hi = full(new[] { n, 1L }, 1e20, ScalarType.Float64);
+        var target = held.Of(Math.Log(perplexity));
+        var (tiny, unbounded) = (held.Of(1e-300), held.Of(1e19));
+        var lo = full(new[] { n, 1L }, held.Of(1e-20), ScalarType.Float64);
+        var hi = full(new[] { n, 1L }, held.Of(1e20), ScalarType.Float64);
         var beta = ones(new[] { n, 1L }, ScalarType.Float64);
         Tensor conditional = null!;
         const int bisections = 64;
@@ -86,17 +91,17 @@ public static class Tsne
         {
             // One scope per bisection step: only the bounds (and the last step's rows) outlive it.
             using var stepScope = NewDisposeScope();
-            var logits = (-d * beta).masked_fill(eye, double.NegativeInfinity);
+            var logits = (-d * beta).masked_fill(eye, Scalars.NegativeInfinity);
             var rows = logits.softmax(1);
-            var entropy = -(rows * rows.clamp_min(1e-300).log()).sum(1, keepdim: true);
-            var tooFlat = entropy > target; // entropy too high: narrow the Gaussian (raise beta)
+            var entropy = -(rows * rows.clamp_min(tiny).log()).sum(1, keepdim: true);
+            var tooFlat = entropy.gt(target); // entropy too high: narrow the Gaussian (raise beta)
             var (newLo, newHi) = (where(tooFlat, beta, lo), where(tooFlat, hi, beta));
-            var newBeta = where(newHi >= 1e19, beta * 2, (newLo + newHi) / 2);
+            var newBeta = where(newHi.ge(unbounded), beta.mul(Scalars.Two), newLo.add(newHi, Scalars.One).div(Scalars.Two));
             lo.Dispose(); hi.Dispose(); beta.Dispose();
             (lo, hi, beta) = (newLo.MoveToOuterDisposeScope(), newHi.MoveToOuterDisposeScope(), newBeta.MoveToOuterDisposeScope());
             if (i == bisections - 1) conditional = rows.MoveToOuterDisposeScope();
         }
-        var p = (conditional + conditional.t()) / (2.0 * n);
-        return p.clamp_min(1e-12);
+        var p = conditional.add(conditional.t(), Scalars.One).div(held.Of(2.0 * n));
+        return p.clamp_min(held.Of(1e-12));
     }
 }

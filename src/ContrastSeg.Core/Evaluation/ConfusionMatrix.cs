@@ -1,3 +1,4 @@
+using ContrastSeg.Runtime;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Evaluation;
@@ -37,16 +38,18 @@ public sealed class ConfusionMatrix
         if (!predictions.shape.SequenceEqual(labels.shape))
             throw new ArgumentException($"predictions [{string.Join(", ", predictions.shape)}] and labels [{string.Join(", ", labels.shape)}] differ in shape.");
         using var scope = NewDisposeScope();
+        using var held = new HeldScalars();
+        var classes = held.Of(NumClasses);
         var y = labels.to_type(ScalarType.Int64).flatten();
         var p = predictions.to_type(ScalarType.Int64).flatten();
-        var counted = y != IgnoreLabel;
-        var bad = counted & ((y < 0) | (y >= NumClasses));
+        var counted = y.ne(held.Of(IgnoreLabel));
+        var bad = counted & (y.lt(Scalars.ZeroInt) | y.ge(classes));
         if (bad.any().item<bool>())
             throw new ArgumentException($"label value {y.masked_select(bad)[0].item<long>()} is outside 0..{NumClasses - 1} and is not the ignore label {IgnoreLabel}.");
-        var badPrediction = (p < 0) | (p >= NumClasses);
+        var badPrediction = p.lt(Scalars.ZeroInt) | p.ge(classes);
         if (badPrediction.any().item<bool>())
             throw new ArgumentException($"prediction {p.masked_select(badPrediction)[0].item<long>()} is outside 0..{NumClasses - 1}.");
-        var index = y.masked_select(counted) * NumClasses + p.masked_select(counted);
+        var index = y.masked_select(counted).mul(classes).add(p.masked_select(counted), Scalars.OneInt);
         var counts = index.bincount(null, NumClasses * NumClasses).cpu().data<long>().ToArray();
         for (var t = 0; t < NumClasses; t++)
             for (var q = 0; q < NumClasses; q++)

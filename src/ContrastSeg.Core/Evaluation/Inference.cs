@@ -1,4 +1,5 @@
 using ContrastSeg.Models;
+using ContrastSeg.Runtime;
 using ContrastSeg.Training;
 using static TorchSharp.torch;
 
@@ -57,11 +58,12 @@ public static class Inference
                 if (logits.shape[2] != h || logits.shape[3] != w)
                     logits = nn.functional.interpolate(logits, new[] { h, w }, mode: InterpolationMode.Bilinear, align_corners: false);
                 var p = logits.softmax(1);
-                sum = sum is null ? p : sum + p;
+                sum = sum is null ? p : sum.add(p, Scalars.One);
                 views++;
             }
         }
-        return (sum! / views).MoveToOuterDisposeScope();
+        using var count = new HeldScalars();
+        return sum!.div(count.Of(views)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Predicted class per pixel [B, H, W] (int64).</summary>

@@ -1,3 +1,4 @@
+using ContrastSeg.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -99,7 +100,8 @@ public static class ContrastiveKernel
     public static Tensor FullMatrix(Tensor embeddings, Tensor labels, Tensor valid, Tensor? views, double temperature)
     {
         using var scope = NewDisposeScope();
-        var logits = embeddings.mm(embeddings.t()) / temperature;
+        using var held = new HeldScalars();
+        var logits = embeddings.mm(embeddings.t()).div(held.Of(temperature));
         var pairValid = valid.unsqueeze(1) & valid.unsqueeze(0);
         var same = labels.unsqueeze(1) == labels.unsqueeze(0);
         var positive = (same & pairValid).to_type(ScalarType.Float32);
@@ -109,17 +111,19 @@ public static class ContrastiveKernel
         var validity = pairValid.to_type(ScalarType.Float32);
 
         // Subtracting a per-row constant leaves every ratio below unchanged.
-        var rowMax = logits.masked_fill(~pairValid, double.NegativeInfinity).max(1, keepdim: true).values.detach();
-        rowMax = rowMax.masked_fill(rowMax.isinf(), 0.0);
+        var rowMax = logits.masked_fill(~pairValid, Scalars.NegativeInfinity).max(1, keepdim: true).values.detach();
+        rowMax = rowMax.masked_fill(rowMax.isinf(), Scalars.Zero);
         var exp = (logits - rowMax).exp() * validity;
-        var denominator = exp + (exp * negative).sum(1, keepdim: true);
-        var ratio = where(denominator > 0, exp / denominator.clamp_min(1e-38), zeros_like(exp));
-        var nll = -(ratio * validity + (1 - validity)).log();
+        var denominator = exp.add((exp * negative).sum(1, keepdim: true), Scalars.One);
+        var ratio = where(denominator.gt(Scalars.Zero), exp / denominator.clamp_min(held.Of(1e-38)), zeros_like(exp));
+        var invalid = validity.neg().add_(Scalars.One, Scalars.One); // 1 - validity
+        var nll = -(ratio * validity).add_(invalid, Scalars.One).log();
 
         var positives = positive.sum(1, keepdim: true);
-        var perAnchor = (nll * positive / positives.clamp_min(1e-6)).sum(1);
-        var anchorValid = (positives.squeeze(1) > 0).to_type(ScalarType.Float32);
-        var loss = (perAnchor * anchorValid).sum() / anchorValid.sum().clamp_min(1e-6);
+        var minimum = held.Of(1e-6);
+        var perAnchor = (nll * positive / positives.clamp_min(minimum)).sum(1);
+        var anchorValid = positives.squeeze(1).gt(Scalars.Zero).to_type(ScalarType.Float32);
+        var loss = (perAnchor * anchorValid).sum() / anchorValid.sum().clamp_min(minimum);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -139,9 +143,11 @@ public static class ContrastiveKernel
         {
             var (x, eps) = ((Tensor)vars[0], (double)vars[1]);
             using var noGrad = no_grad();
+            using var held = new HeldScalars();
+            var epsilon = held.Of(eps);
             var norm = x.norm(1, keepdim: true);
-            var clamped = norm < eps; // there y = x / eps, whose gradient is g / eps
-            var divisor = norm.clamp_min_(eps);
+            var clamped = norm.lt(epsilon); // there y = x / eps, whose gradient is g / eps
+            var divisor = norm.clamp_min_(epsilon);
             ctx.save_for_backward(new List<Tensor> { x, divisor, clamped });
             return x / divisor;
         }
@@ -154,8 +160,8 @@ public static class ContrastiveKernel
             using (var scope = NewDisposeScope())
             {
                 // (x . g) / n^2, zero where the norm was clamped.
-                var radial = (g * x).sum(1, keepdim: true).div_(divisor).div_(divisor).masked_fill_(clamped, 0.0);
-                dx = x.mul(radial.neg_()).add_(g).div_(divisor).MoveToOuterDisposeScope();
+                var radial = (g * x).sum(1, keepdim: true).div_(divisor).div_(divisor).masked_fill_(clamped, Scalars.Zero);
+                dx = x.mul(radial.neg_()).add_(g, Scalars.One).div_(divisor).MoveToOuterDisposeScope();
             }
             foreach (var t in saved) t.Dispose();
             return new List<Tensor> { dx, null! };
@@ -246,7 +252,7 @@ public static class ContrastiveKernel
         }
     }
 
-    private static GroupKeys Keys(KernelCall call, Group group, Tensor?[] invNorms, Accumulators gradients)
+    private static GroupKeys Keys(KernelCall call, Group group, Tensor?[] invNorms, Accumulators gradients, Constants c)
     {
         var parts = new List<KeyPart>();
         var labels = new List<Tensor>();
@@ -265,7 +271,7 @@ public static class ContrastiveKernel
             var x = call.Embeddings[s.Input][s.Item];
             parts.Add(new KeyPart { X = x, InvNorm = invNorms[s.Input]?[s.Item], Grad = gradients.Of(s.Input)?[s.Item] });
             labels.Add(call.Labels[s.Input][s.Item]);
-            if (group.ByView) views.Add(s.PixelViews ?? full(x.shape[0], s.View, ScalarType.Int64, x.device));
+            if (group.ByView) views.Add(s.PixelViews ?? full(x.shape[0], c.Of(s.View), ScalarType.Int64, x.device));
         }
         if (gathered.Count > 0)
         {
@@ -283,7 +289,7 @@ public static class ContrastiveKernel
                 part.InvNorm?.narrow(0, offset, n).copy_(invNorms[s.Input]![s.Item].index_select(0, rows));
                 if (gradients.Wanted(s.Input)) part.Scatter.Add((s.Input, s.Item, rows, offset));
                 labels.Add(call.Labels[s.Input][s.Item].index_select(0, rows));
-                if (group.ByView) views.Add(s.PixelViews?.index_select(0, rows) ?? full(n, s.View, ScalarType.Int64, x.device));
+                if (group.ByView) views.Add(s.PixelViews?.index_select(0, rows) ?? full(n, c.Of(s.View), ScalarType.Int64, x.device));
                 offset += n;
             }
             parts.Add(part);
@@ -306,19 +312,36 @@ public static class ContrastiveKernel
     }
 
     /// <summary>
-    /// The scalar constants of the blocks, made once per call. TorchSharp turns every number passed to an operation
-    /// into a native Scalar that only the finalizer frees; thousands of them, scattered between the blocks' freed
-    /// tensors, fragment the heap (with small blocks the process grew by 100+ MB that no tensor held).
+    /// The call's Scalars (besides the process-wide <see cref="Scalars"/>), held until the call ends, and a zero of the
+    /// embeddings' type for <c>softplus(m) = logaddexp(m, 0)</c> (TorchSharp's <c>softplus()</c> makes two temporary
+    /// Scalars per block). Temporary Scalars are also a use-after-free hazard (see <see cref="Scalars"/>), and
+    /// thousands of them, freed only by the finalizer between the blocks' freed tensors, fragment the heap (with
+    /// small blocks the process grew by 100+ MB that no tensor held).
     /// </summary>
     private sealed class Constants : IDisposable
     {
-        public readonly Scalar Zero = 0.0, One = 1.0, MinusOne = -1.0, NegativeInfinity = double.NegativeInfinity, Epsilon = NormEpsilon, InverseTemperature;
+        private readonly HeldScalars _held = new();
+        public readonly Scalar Epsilon, InverseTemperature;
+        public readonly Tensor ZeroTensor;
 
-        public Constants(double temperature) => InverseTemperature = 1.0 / temperature;
+        public Constants(double temperature, KernelCall call)
+        {
+            Epsilon = _held.Of(NormEpsilon);
+            InverseTemperature = _held.Of(1.0 / temperature);
+            var first = call.Embeddings.FirstOrDefault();
+            ZeroTensor = zeros(Array.Empty<long>(), first?.dtype ?? ScalarType.Float32, first?.device ?? CPU).DetachFromDisposeScope();
+        }
+
+        /// <summary>A Scalar held until the call ends.</summary>
+        public Scalar Of(double value) => _held.Of(value);
+
+        /// <inheritdoc cref="Of(double)"/>
+        public Scalar Of(long value) => _held.Of(value);
 
         public void Dispose()
         {
-            foreach (var s in new[] { Zero, One, MinusOne, NegativeInfinity, Epsilon, InverseTemperature }) s.Dispose();
+            _held.Dispose();
+            ZeroTensor.Dispose();
         }
     }
 
@@ -343,20 +366,20 @@ public static class ContrastiveKernel
         var same = labels.unsqueeze(1).eq(keys.Labels.unsqueeze(0));                           // positives P(p)
         var notPositive = same.logical_not();
         var notNegative = keys.Views is null ? same : same.logical_or(keys.Views.narrow(0, a.Offset + start, length).unsqueeze(1).ne(keys.Views.unsqueeze(0)));
-        var positives = same.sum(1, keepdim: true, type: ScalarType.Float32).clamp_min_(c.One); // |P(p)| >= 1 (the self-pair)
+        var positives = same.sum(1, keepdim: true, type: ScalarType.Float32).clamp_min_(Scalars.One); // |P(p)| >= 1 (the self-pair)
 
         // exp(s_pk - max) on the negatives, 0 elsewhere; the max over N(p) keeps it in range.
-        var negExp = logits.masked_fill(notNegative, c.NegativeInfinity);
+        var negExp = logits.masked_fill(notNegative, Scalars.NegativeInfinity);
         var rowMax = negExp.amax(new long[] { 1 }, keepdim: true);
-        rowMax.masked_fill_(rowMax.isinf(), c.Zero); // no negatives: exp(-inf) = 0 below
-        negExp.add_(rowMax, c.MinusOne).exp_();
+        rowMax.masked_fill_(rowMax.isinf(), Scalars.Zero); // no negatives: exp(-inf) = 0 below
+        negExp.add_(rowMax, Scalars.MinusOne).exp_();
         var negSum = negExp.sum(1, keepdim: true);
         // logsumexp over N(p); -inf without negatives, where softplus(-inf) = 0, i.e. l_pq = -log(1).
-        var logSumExp = negSum.log().add_(rowMax, c.One);
+        var logSumExp = negSum.log().add_(rowMax, Scalars.One);
 
         // l_pq = softplus(margin), margin = logsumexp_p - s_pq, on the positives (in the logits buffer).
-        var margin = logits.neg_().add_(logSumExp, c.One);
-        var perPair = margin.softplus().masked_fill_(notPositive, c.Zero);
+        var margin = logits.neg_().add_(logSumExp, Scalars.One);
+        var perPair = margin.logaddexp(c.ZeroTensor).masked_fill_(notPositive, Scalars.Zero); // softplus(margin)
         var perAnchor = perPair.sum(1, keepdim: true).div_(positives);
         var lossSum = perAnchor.to_type(ScalarType.Float64).sum().item<double>();
         perPair.Dispose();
@@ -369,10 +392,10 @@ public static class ContrastiveKernel
             var rowFactor = positives.reciprocal_().mul_(gradientScale);
             if (rowScale is null) rowFactor.mul_(c.InverseTemperature);
             else rowFactor.mul_(rowScale);
-            var sig = margin.sigmoid_().masked_fill_(notPositive, c.Zero).mul_(rowFactor);
+            var sig = margin.sigmoid_().masked_fill_(notPositive, Scalars.Zero).mul_(rowFactor);
             var gamma = sig.sum(1, keepdim: true);
-            var softmaxScale = gamma.div_(negSum).masked_fill_(negSum.eq(c.Zero), c.Zero);
-            var g = negExp.mul_(softmaxScale).add_(sig, c.MinusOne);                           // H, [L, N]
+            var softmaxScale = gamma.div_(negSum).masked_fill_(negSum.eq(Scalars.Zero), Scalars.Zero);
+            var g = negExp.mul_(softmaxScale).add_(sig, Scalars.MinusOne);                     // H, [L, N]
             if (keys.ColumnScale is { } columnScale2) g.mul_(columnScale2);
             var anchorGrad = a.Grad?.narrow(0, start, length);
             foreach (var t in keys.Parts)
@@ -401,8 +424,8 @@ public static class ContrastiveKernel
                 var xs = x[b].narrow(0, start, length);
                 var a = accumulated[b].narrow(0, start, length);
                 var n = norms[b].narrow(0, start, length).unsqueeze(1);
-                var radial = xs.mul(a).sum(1, keepdim: true).div_(n.clamp_min(c.Epsilon).square()).masked_fill_(n.lt(c.Epsilon), c.Zero);
-                a.addcmul_(xs, radial, c.MinusOne);
+                var radial = xs.mul(a).sum(1, keepdim: true).div_(n.clamp_min(c.Epsilon).pow(Scalars.Two)).masked_fill_(n.lt(c.Epsilon), Scalars.Zero);
+                a.addcmul_(xs, radial, Scalars.MinusOne);
             }
     }
 
@@ -418,7 +441,7 @@ public static class ContrastiveKernel
             // The accumulators live on (saved for backward): created outside the scope below.
             var gradients = new Accumulators(call);
             double mean = 0;
-            using (var constants = new Constants(call.Temperature))
+            using (var constants = new Constants(call.Temperature, call))
             using (var scope = NewDisposeScope())
             {
                 var norms = call.Normalize ? call.Embeddings.Select(x => x.norm(2, keepdim: false)).ToArray() : null;
@@ -426,10 +449,10 @@ public static class ContrastiveKernel
                 foreach (var group in call.Groups)
                 {
                     using var groupScope = NewDisposeScope();
-                    var keys = Keys(call, group, invNorms, gradients);
+                    var keys = Keys(call, group, invNorms, gradients, constants);
                     if (keys.Count == 0) continue; // no valid pixel: the group's loss is 0
                     // Every valid pixel is an anchor with a positive (itself), so a group's loss is the mean over its N pixels.
-                    using Scalar? gradientScale = gradients.Any ? 1.0 / ((double)call.Groups.Length * keys.Count) : null;
+                    var gradientScale = gradients.Any ? constants.Of(1.0 / ((double)call.Groups.Length * keys.Count)) : null;
                     var blockRows = ResolveBlockSize(call.BlockSize, keys.Count);
                     double total = 0;
                     foreach (var part in keys.Parts)
@@ -439,7 +462,7 @@ public static class ContrastiveKernel
                     {
                         part.X.Dispose(); // the gathered copy is done with: free it before the accumulators take their memory
                         foreach (var (input, item, rows, offset) in part.Scatter)
-                            gradients.Of(input)![item].index_add_(0, rows, part.Grad!.narrow(0, offset, rows.shape[0]), constants.One);
+                            gradients.Of(input)![item].index_add_(0, rows, part.Grad!.narrow(0, offset, rows.shape[0]), Scalars.One);
                     }
                     mean += total / keys.Count / call.Groups.Length;
                 }

@@ -183,7 +183,9 @@ public sealed class PixelContrastiveLoss : IDisposable
     {
         if (output == 1) return zeros(1, ScalarType.Int64, device);
         var scale = (double)(input - 1) / (output - 1);
-        return arange(output, ScalarType.Float64, device).mul_(scale).round_().to_type(ScalarType.Int64).clamp_(0, input - 1);
+        using var held = new HeldScalars();
+        return arange(Scalars.ZeroInt, held.Of(output), Scalars.OneInt, ScalarType.Float64, device)
+            .mul_(held.Of(scale)).round_().to_type(ScalarType.Int64).clamp_(Scalars.ZeroInt, held.Of(input - 1));
     }
 
     /// <summary>Validates shapes, resizes, (optionally) normalises, flattens to [B, P, D] embeddings, [B, P] labels and [B, P] validity.</summary>
@@ -209,7 +211,8 @@ public sealed class PixelContrastiveLoss : IDisposable
         var flatX = x.flatten(2).transpose(1, 2); // [B, P, D], a view: the kernels, cat and index_select read strided rows
         var flatY = y.reshape(batch, -1);                     // [B, P]
         var valid = ones_like(flatY, ScalarType.Bool);
-        foreach (var ignored in Options.IgnoreLabels) valid = valid & (flatY != ignored);
+        using var held = new HeldScalars();
+        foreach (var ignored in Options.IgnoreLabels) valid = valid & flatY.ne(held.Of(ignored));
         return (flatX, flatY, valid);
     }
 
@@ -251,6 +254,7 @@ public sealed class PixelContrastiveLoss : IDisposable
     {
         var batch = x[0].shape[0];
         var groups = new List<PixelGroup>();
+        using var held = new HeldScalars();
         switch (Options.Variant)
         {
             case ContrastiveVariant.WithinImage:
@@ -265,7 +269,7 @@ public sealed class PixelContrastiveLoss : IDisposable
                 break;
             default:
                 // The same sample as the full-matrix path (indices into all views' pixels), split by image.
-                var pixels = x[0].shape[1];
+                var pixels = held.Of(x[0].shape[1]);
                 var candidates = SampleCandidates(cat(valid.Select(v => v.reshape(-1)).ToArray()));
                 var image = candidates.div(pixels, rounding_mode: RoundingMode.floor);
                 var pixel = candidates.remainder(pixels);
@@ -273,7 +277,7 @@ public sealed class PixelContrastiveLoss : IDisposable
                 for (var v = 0; v < x.Length; v++)
                     for (long b = 0; b < batch; b++)
                     {
-                        var mine = image == v * batch + b;
+                        var mine = image.eq(held.Of(v * batch + b));
                         if (!mine.any().item<bool>()) continue;
                         segments.Add(new GroupSegment(v, b, Rows: pixel.masked_select(mine)));
                     }
@@ -304,7 +308,7 @@ public sealed class PixelContrastiveLoss : IDisposable
         var allX = x.reshape(-1, x.shape[2]);
         var allY = y.reshape(-1);
         var candidates = SampleCandidates(valid.reshape(-1));
-        if (candidates.shape[0] == 0) return (allX.sum() * 0).to_type(ScalarType.Float32); // nothing to contrast; keeps the graph
+        if (candidates.shape[0] == 0) return allX.sum().mul(Scalars.ZeroInt).to_type(ScalarType.Float32); // nothing to contrast; keeps the graph
         var sampledValid = ones(candidates.shape[0], ScalarType.Bool, allX.device);
         return Group(allX.index_select(0, candidates), allY.index_select(0, candidates), sampledValid, null);
     }

@@ -1,3 +1,4 @@
+using ContrastSeg.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,10 +26,11 @@ public static class SegmentationCrossEntropy
             throw new ArgumentException($"labels must hold integer labels, got {labels.dtype}.", nameof(labels));
 
         using var scope = NewDisposeScope();
+        using var held = new HeldScalars();
         var classes = logits.shape[1];
         var target = labels.to_type(ScalarType.Int64);
-        var counted = target != ignoreIndex;
-        var outOfRange = counted & ((target < 0) | (target >= classes));
+        var counted = target.ne(held.Of(ignoreIndex));
+        var outOfRange = counted & (target.lt(Scalars.ZeroInt) | target.ge(held.Of(classes)));
         if (outOfRange.any().item<bool>())
         {
             var bad = target.masked_select(outOfRange)[0].item<long>();
@@ -41,7 +43,7 @@ public static class SegmentationCrossEntropy
         if (x.shape[2] != target.shape[1] || x.shape[3] != target.shape[2])
             x = nn.functional.interpolate(x, new[] { target.shape[1], target.shape[2] }, mode: InterpolationMode.Bilinear, align_corners: false);
         var sum = nn.functional.cross_entropy(x, target, ignore_index: ignoreIndex, reduction: nn.Reduction.Sum);
-        var loss = sum / counted.sum().to_type(ScalarType.Float32).clamp_min(1.0);
+        var loss = sum / counted.sum().to_type(ScalarType.Float32).clamp_min(Scalars.One);
         return loss.MoveToOuterDisposeScope();
     }
 }

@@ -46,6 +46,6 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         var identity = downsample is null ? x : downsample.call(x);
         var y = relu.call(bn1.call(conv1.call(x)));
         y = bn2.call(conv2.call(y));
-        return relu.call(y.add_(identity, Scalars.One)).MoveToOuterDisposeScope(); // held alpha: see Scalars
+        return relu.call(y.add_(identity, Scalars.One)).MoveToOuterDisposeScope(); // held alpha: see Runtime.Scalars
     }
 }

@@ -1,3 +1,4 @@
+using ContrastSeg.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -10,10 +11,10 @@ namespace ContrastSeg.Models;
 /// </summary>
 /// <remarks>
 /// Used instead of TorchSharp's <c>BatchNorm2d</c>, whose training forward calls
-/// <c>num_batches_tracked.add_(1)</c>: the alpha <c>Scalar</c> built there is reachable only through its
-/// handle while libtorch runs, so the finalizer can free it mid-call and libtorch reads a reused handle
+/// <c>num_batches_tracked.add_(1)</c> with two temporary <c>Scalar</c>s: reachable only through their
+/// handles while libtorch runs, the finalizer can free them mid-call and libtorch reads a reused handle
 /// ("For integral input tensors, argument alpha must not be a floating point number", seen after ~450
-/// steps). Here every scalar is held until the native call returns.
+/// steps). Here the increment uses the process-wide <see cref="Scalars.OneInt"/>.
 /// </remarks>
 public sealed class BatchNorm2d : nn.Module<Tensor, Tensor>
 {
@@ -57,9 +58,8 @@ public sealed class BatchNorm2d : nn.Module<Tensor, Tensor>
             throw new ArgumentException($"BatchNorm2d({Features}) expects [B, {Features}, H, W], got [{string.Join(", ", input.shape)}].", nameof(input));
         if (training)
         {
-            using var one = (Scalar)1L;
             using var noGrad = no_grad();
-            get_buffer("num_batches_tracked")!.add_(one, one);
+            get_buffer("num_batches_tracked")!.add_(Scalars.OneInt, Scalars.OneInt);
         }
         return nn.functional.batch_norm(input, running_mean, running_var, weight, bias, training, _momentum, _eps);
     }

@@ -51,6 +51,6 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         var y = relu.call(bn1.call(conv1.call(x)));
         y = relu.call(bn2.call(conv2.call(y)));
         y = bn3.call(conv3.call(y));
-        return relu.call(y.add_(identity, Scalars.One)).MoveToOuterDisposeScope(); // held alpha: see Scalars
+        return relu.call(y.add_(identity, Scalars.One)).MoveToOuterDisposeScope(); // held alpha: see Runtime.Scalars
     }
 }

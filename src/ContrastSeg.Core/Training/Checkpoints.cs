@@ -96,7 +96,7 @@ public sealed class CheckpointStore
 
     /// <summary>Writes a checkpoint atomically and prunes old ones (keeping <paramref name="keepLast"/> and the best).</summary>
     /// <exception cref="CheckpointWriteException">A file could not be written; the partial folder is removed.</exception>
-    public string Save(CheckpointState state, DeepLabV3Plus model, SGD optimizer, Generator? lossGenerator, int keepLast, bool isBest)
+    public string Save(CheckpointState state, nn.Module model, SgdOptimizer optimizer, Generator? lossGenerator, int keepLast, bool isBest)
     {
         var final = Path.Combine(Directory, $"{Prefix}{state.Step:D7}");
         var temp = Path.Combine(Directory, $"{TempPrefix}{state.Step:D7}-{Guid.NewGuid():N}");
@@ -173,16 +173,14 @@ public sealed class CheckpointStore
     }
 
     // Optimiser state in and out: the only lines that know the optimiser's type.
-    private static void SaveOptimizer(SGD optimizer, Stream stream)
+    private static void SaveOptimizer(SgdOptimizer optimizer, Stream stream)
     {
-        using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
-        optimizer.save_state_dict(writer);
+        optimizer.Save(stream);
     }
 
-    private static void LoadOptimizer(SGD optimizer, string file)
+    private static void LoadOptimizer(SgdOptimizer optimizer, string file)
     {
-        using var reader = new BinaryReader(File.OpenRead(file));
-        optimizer.load_state_dict(reader);
+        optimizer.Load(file);
     }
 
     /// <summary>Where checkpoint files are opened for writing (a test seam: a stream that reports a full disk).</summary>
@@ -285,7 +283,7 @@ public sealed class CheckpointStore
 
     /// <summary>Restores weights, optimiser state and RNG states from <paramref name="checkpoint"/>, after <see cref="Verify"/>.</summary>
     /// <exception cref="InvalidDataException">A file is damaged or does not fit; the message names it.</exception>
-    public static CheckpointState Restore(string checkpoint, DeepLabV3Plus model, SGD? optimizer, Generator? lossGenerator)
+    public static CheckpointState Restore(string checkpoint, nn.Module model, SgdOptimizer? optimizer, Generator? lossGenerator)
     {
         var needed = new List<string> { ModelFile, TorchRngFile };
         if (optimizer is not null) needed.Add(OptimizerFile);
@@ -321,7 +319,7 @@ public sealed class CheckpointStore
     /// Returns null when there is no checkpoint.
     /// </summary>
     /// <exception cref="InvalidDataException">Checkpoints exist but none can be restored.</exception>
-    public Resumed? RestoreNewestIntact(DeepLabV3Plus model, SGD optimizer, Generator? lossGenerator, Action<CheckpointState> sameRun, Action<string> report)
+    public Resumed? RestoreNewestIntact(nn.Module model, SgdOptimizer optimizer, Generator? lossGenerator, Action<CheckpointState> sameRun, Action<string> report)
     {
         var skipped = new List<string>();
         foreach (var (_, path) in List().Reverse())
@@ -386,7 +384,7 @@ public sealed class CheckpointStore
         return checkpoint;
     }
 
-    private static void LoadModel(string file, DeepLabV3Plus model, bool verified, IEnumerable<string>? skip = null)
+    private static void LoadModel(string file, nn.Module model, bool verified, IEnumerable<string>? skip = null)
     {
         try { model.load(file, strict: true, skip: skip?.ToList()); }
         catch (Exception e) when (e is not (FileNotFoundException or OutOfMemoryException))

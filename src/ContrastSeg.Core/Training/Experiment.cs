@@ -245,9 +245,10 @@ public static class Experiment
         using var gen = new Generator(0, CPU);
         gen.manual_seed(seed);
         var chosen = new List<Tensor>();
+        using var held = new HeldScalars();
         for (var c = 0; c < data.Info.NumClasses; c++)
         {
-            var idx = (ally == c).nonzero().squeeze(1);
+            var idx = ally.eq(held.Of(c)).nonzero().squeeze(1);
             if (idx.shape[0] == 0) continue;
             chosen.Add(idx.index_select(0, randperm(idx.shape[0], generator: gen).narrow(0, 0, Math.Min(perClass, idx.shape[0]))));
         }

@@ -6,20 +6,25 @@ using static TorchSharp.torch;
 
 namespace ContrastSeg.Training;
 
-/// <summary>The loss of one training stage on one batch, and the parameters that stage trains.</summary>
-public interface ITrainingObjective : IDisposable
+/// <summary>The loss of one training stage on one batch, and the parameters that stage trains, for a model of type <typeparamref name="TModel"/>.</summary>
+public interface ITrainingObjective<in TModel> : IDisposable where TModel : nn.Module
 {
     /// <summary>Name of the loss term (for logs and NaN messages).</summary>
     string Term { get; }
 
     /// <summary>The scalar float32 loss of <paramref name="batch"/>.</summary>
-    Tensor Loss(DeepLabV3Plus model, Batch batch);
+    Tensor Loss(TModel model, Batch batch);
 
     /// <summary>What the optimiser updates.</summary>
-    IEnumerable<Parameter> Parameters(DeepLabV3Plus model);
+    IEnumerable<Parameter> Parameters(TModel model);
 
     /// <summary>The loss's own random generator (checkpointed), if any.</summary>
     Generator? Generator { get; }
+}
+
+/// <summary>The objective of a segmentation stage (cross-entropy, contrastive pretraining, fine-tuning).</summary>
+public interface ITrainingObjective : ITrainingObjective<DeepLabV3Plus>
+{
 }
 
 /// <summary>Pixel-wise cross-entropy on the classifier (baseline and fine-tuning).</summary>

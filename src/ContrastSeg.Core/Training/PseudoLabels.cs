@@ -1,3 +1,4 @@
+using ContrastSeg.Runtime;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Training;
@@ -53,17 +54,19 @@ public static class PseudoLabels
     public static Tensor Select(Tensor probabilities, PseudoLabelOptions options, long ignoreLabel = 255)
     {
         using var scope = NewDisposeScope();
+        using var held = new HeldScalars();
         var classes = (int)probabilities.shape[1];
         var thresholds = tensor(options.Thresholds(classes), ScalarType.Float32, probabilities.device);
         var (confidence, predicted) = probabilities.max(1);
         var keep = confidence > thresholds.index_select(0, predicted.flatten()).reshape(predicted.shape);
-        return predicted.masked_fill(keep.logical_not(), ignoreLabel).MoveToOuterDisposeScope();
+        return predicted.masked_fill(keep.logical_not(), held.Of(ignoreLabel)).MoveToOuterDisposeScope();
     }
 
     /// <summary>Fraction of pixels that kept a label (how much of the unlabelled data is used).</summary>
     public static double Coverage(Tensor pseudoLabels, long ignoreLabel = 255)
     {
         using var scope = NewDisposeScope();
-        return (pseudoLabels != ignoreLabel).to_type(ScalarType.Float64).mean().item<double>();
+        using var held = new HeldScalars();
+        return pseudoLabels.ne(held.Of(ignoreLabel)).to_type(ScalarType.Float64).mean().item<double>();
     }
 }

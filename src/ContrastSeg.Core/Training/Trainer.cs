@@ -3,7 +3,6 @@ using ContrastSeg.Data;
 using ContrastSeg.Evaluation;
 using ContrastSeg.Models;
 using ContrastSeg.Runtime;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Training;
@@ -25,8 +24,8 @@ public sealed class TrainingDivergedException : Exception
 }
 
 /// <summary>
-/// The training loop shared by every stage: SGD with momentum and weight decay, warm-up + cosine
-/// schedule, gradient accumulation, logging, periodic validation, atomic checkpoints and exact
+/// The training loop shared by every stage: SGD with momentum and weight decay (<see cref="SgdOptimizer"/>),
+/// warm-up + cosine schedule, gradient accumulation, logging, periodic validation, atomic checkpoints and exact
 /// resume. What differs between stages is the <see cref="ITrainingObjective"/>.
 /// </summary>
 public static class Trainer
@@ -34,7 +33,7 @@ public static class Trainer
     /// <summary>
     /// Trains <paramref name="model"/> as <paramref name="config"/> says.
     /// </summary>
-    /// <param name="config">The validated config (saved as config.json in the run folder).</param>
+    /// <param name="config">The config (validated here; saved as config.json in the run folder).</param>
     /// <param name="model">The network, already initialised (from scratch, weights, or a checkpoint).</param>
     /// <param name="objective">The stage's loss.</param>
     /// <param name="batchesFrom">Micro-batches starting at a micro-batch index: the batch at index k must be
@@ -44,55 +43,80 @@ public static class Trainer
     public static TrainResult Run(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
         Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate = null, TextWriter? console = null)
     {
-        // TorchSharp 0.107 can free a temporary Scalar while libtorch still reads it (see Runtime.Scalars);
-        // libtorch then rejects the call. Resuming from the last checkpoint replays the same steps exactly.
+        TorchRuntime.EnsureInitialized();
+        config.Validate();
+        return Run(TrainingRun.Of(config), model, objective, batchesFrom, validate, console);
+    }
+
+    /// <summary>
+    /// Trains any model with an objective for it (the segmentation stages, the classification pretraining):
+    /// the same loop, checkpoints and resume.
+    /// </summary>
+    /// <inheritdoc cref="Run(TrainConfig, DeepLabV3Plus, ITrainingObjective, Func{long, IEnumerable{Batch}}, Func{DeepLabV3Plus, SegmentationMetrics}?, TextWriter?)"/>
+    public static TrainResult Run<TModel>(TrainingRun run, TModel model, ITrainingObjective<TModel> objective,
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<TModel, SegmentationMetrics>? validate = null, TextWriter? console = null)
+        where TModel : nn.Module
+    {
+        // The kit makes no temporary TorchSharp Scalar (Runtime.Scalars), the cause of the libtorch errors this
+        // retry was added for; it stays for other native faults. Resuming from the last checkpoint replays the same
+        // steps exactly; each resume is a "resume" record in metrics.jsonl.
         const int attempts = 3;
+        Resumption? resumption = null;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return RunOnce(config, model, objective, batchesFrom, validate, console);
+                return RunOnce(run, model, objective, batchesFrom, validate, console, resumption);
             }
-            catch (System.Runtime.InteropServices.ExternalException e) when (attempt < attempts && new CheckpointStore(config.RunDirectory).Latest() is not null)
+            catch (System.Runtime.InteropServices.ExternalException e) when (attempt < attempts && new CheckpointStore(run.Directory).Latest() is not null)
             {
-                (console ?? Console.Out).WriteLine($"[{config.RunName}] libtorch error: {e.Message.Split('\n')[0]}; resuming from the last checkpoint (attempt {attempt + 1} of {attempts}).");
+                var error = e.Message.Split('\n')[0];
+                (console ?? Console.Out).WriteLine($"[{run.Name}] libtorch error: {error}; resuming from the last checkpoint (attempt {attempt + 1} of {attempts}).");
+                resumption = new Resumption(attempt + 1, error);
             }
         }
     }
 
-    private static TrainResult RunOnce(TrainConfig config, DeepLabV3Plus model, ITrainingObjective objective,
-        Func<long, IEnumerable<Batch>> batchesFrom, Func<DeepLabV3Plus, SegmentationMetrics>? validate, TextWriter? console)
+    /// <summary>Why this attempt resumes: the attempt number and the native error of the previous one.</summary>
+    private sealed record Resumption(int Attempt, string Error);
+
+    private static TrainResult RunOnce<TModel>(TrainingRun run, TModel model, ITrainingObjective<TModel> objective,
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<TModel, SegmentationMetrics>? validate, TextWriter? console,
+        Resumption? resumption) where TModel : nn.Module
     {
         TorchRuntime.EnsureInitialized();
-        config.Validate();
         var clock = Stopwatch.StartNew();
-        var runDir = config.RunDirectory;
+        var runDir = run.Directory;
         Directory.CreateDirectory(runDir);
-        var configJson = config.ToJson();
+        var configJson = run.ConfigJson;
         var store = new CheckpointStore(runDir);
         store.RemoveIncomplete(); // before any write: on a full disk, a failed write's leftovers hold the space needed
-        var o = config.Optimizer;
+        var o = run.Optimizer;
 
-        using var optimizer = optim.SGD(objective.Parameters(model), o.LearningRate, o.Momentum, weight_decay: o.WeightDecay);
+        using var optimizer = new SgdOptimizer(objective.Parameters(model), o.LearningRate, o.Momentum, o.WeightDecay);
+        using var held = new HeldScalars();
+        var accumulation = held.Of((long)o.Accumulation);
         var start = 0;
         var bestMetric = double.NaN;
         var bestStep = -1;
         string? resumedFrom = null;
         void SameRun(CheckpointState state)
         {
-            if (TrainConfig.FromJson(state.Config).WeightsDefiningJson() != config.WeightsDefiningJson())
+            if (run.Identity(state.Config) != run.Identity(configJson))
                 throw new ConfigException($"{runDir} holds a run with other settings; resume needs the same config (compare {Path.Combine(runDir, "config.json")}) or use another Name/OutputRoot.", "Name");
         }
         // A damaged checkpoint is reported and skipped: the newest intact one replays the same steps.
-        if (config.Resume && store.RestoreNewestIntact(model, optimizer, objective.Generator, SameRun,
-                line => (console ?? Console.Out).WriteLine($"[{config.RunName}] {line}")) is { } resumed)
+        if (run.Resume && store.RestoreNewestIntact(model, optimizer, objective.Generator, SameRun,
+                line => (console ?? Console.Out).WriteLine($"[{run.Name}] {line}")) is { } resumed)
             (start, bestMetric, bestStep, resumedFrom) = (resumed.State.Step, resumed.State.BestMetric, resumed.State.BestStep, resumed.Path);
         AtomicFile.WriteAllBytes(Path.Combine(runDir, "config.json"), System.Text.Encoding.UTF8.GetBytes(configJson)); // a full disk keeps the old one whole
 
         using var log = new TrainingLog(runDir, console);
         // Threads by the machine's load now (a grid re-decides per stage); see ThreadPolicy.
-        log.Line($"[{config.RunName}] {ThreadPolicy.ApplyForRun()}");
-        log.Line(start > 0 ? $"[{config.RunName}] resuming at step {start}/{o.Steps} from {resumedFrom}" : $"[{config.RunName}] training {o.Steps} steps ({config.Stage}) -> {runDir}");
+        log.Line($"[{run.Name}] {ThreadPolicy.ApplyForRun()}");
+        log.Line(start > 0 ? $"[{run.Name}] resuming at step {start}/{o.Steps} from {resumedFrom}" : $"[{run.Name}] training {o.Steps} steps ({run.Stage}) -> {runDir}");
+        if (resumption is not null)
+            log.Record("resume", start, new Dictionary<string, double> { ["attempt"] = resumption.Attempt }, new Dictionary<string, string> { ["error"] = resumption.Error });
 
         var windowLoss = 0.0;
         var windowSteps = 0;
@@ -101,20 +125,20 @@ public static class Trainer
         using var batches = batchesFrom((long)start * o.Accumulation).GetEnumerator();
 
         void Checkpoint(int step, bool isBest) =>
-            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson), model, optimizer, objective.Generator, config.KeepLast, isBest);
+            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson), model, optimizer, objective.Generator, run.KeepLast, isBest);
         // A step-0 checkpoint, so that a run interrupted before its first periodic one can also resume.
         if (start == 0) Checkpoint(0, false);
 
-        ProgressDisplay.Run($"[{config.Stage}]", o.Steps, start, console ?? Console.Out, report =>
+        ProgressDisplay.Run($"[{run.Stage}]", o.Steps, start, console ?? Console.Out, report =>
         {
             for (var step = start; step < o.Steps; step++)
             {
                 var lr = LearningRateSchedule.At(step, o.Steps, o.LearningRate, o.WarmupSteps);
-                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+                optimizer.LearningRate = lr;
                 SetTrainMode(model, o.FreezeBatchNorm);
                 // One scope per optimiser step: zero_grad and step read p.grad, which makes wrappers too.
                 using var stepScope = NewDisposeScope();
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 var stepLoss = 0.0;
                 for (var micro = 0; micro < o.Accumulation; micro++)
                 {
@@ -127,16 +151,16 @@ public static class Trainer
                         throw new TrainingDivergedException(
                             $"step {step + 1}: loss term '{objective.Term}' is {value} (lr {lr:G4}, batch {string.Join(",", batch.Ids.Take(4))}...). " +
                             $"Stopped; the last good checkpoint is {store.Latest() ?? "(none yet)"}. Lower Optimizer.LearningRate or check the data.");
-                    (loss / o.Accumulation).backward();
+                    loss.div(accumulation).backward();
                     stepLoss += value / o.Accumulation;
                 }
-                optimizer.step();
+                optimizer.Step();
                 stepScope.Dispose();
                 windowLoss += stepLoss;
                 windowSteps++;
                 var done = step + 1;
 
-                if (done % config.LogEvery == 0 || done == o.Steps)
+                if (done % run.LogEvery == 0 || done == o.Steps)
                 {
                     lastLoss = windowLoss / windowSteps;
                     log.Record("train", done, new Dictionary<string, double>
@@ -147,10 +171,10 @@ public static class Trainer
                     windowSteps = 0;
                 }
                 var isBest = false;
-                if (validate is not null && config.EvalEvery > 0 && done % config.EvalEvery == 0 && done != o.Steps)
+                if (validate is not null && run.EvalEvery > 0 && done % run.EvalEvery == 0 && done != o.Steps)
                     isBest = Validate(done);
                 // A new best validation is checkpointed at once, so the best weights are the ones kept and tested.
-                if ((isBest || done % config.CheckpointEvery == 0) && done != o.Steps) Checkpoint(done, isBest);
+                if ((isBest || done % run.CheckpointEvery == 0) && done != o.Steps) Checkpoint(done, isBest);
                 report(done, $"{objective.Term} {stepLoss:F4} lr {lr:G3}");
             }
         });
@@ -158,7 +182,7 @@ public static class Trainer
         var finalIsBest = validate is not null && Validate(o.Steps);
         // Without validation (the contrastive stage) the final weights are the ones to use: mark them best.
         if (start < o.Steps) Checkpoint(o.Steps, finalIsBest || validate is null);
-        log.Line($"[{config.RunName}] finished {o.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s" +
+        log.Line($"[{run.Name}] finished {o.Steps} steps in {clock.Elapsed.TotalSeconds:F1} s" +
                  (finalMetrics is null ? "" : $"; validation mIoU {100 * finalMetrics.MeanIoU:F2}"));
         return new TrainResult(runDir, o.Steps, start, lastLoss, finalMetrics, clock.Elapsed.TotalSeconds);
 

@@ -28,11 +28,15 @@ public sealed class TrainingLog : IDisposable
     /// <summary>Path of the JSON-lines metrics file.</summary>
     public string MetricsPath { get; }
 
-    /// <summary>Writes one record: to metrics.jsonl and, for numeric fields, to TensorBoard under <paramref name="kind"/>/field.</summary>
-    public void Record(string kind, int step, IReadOnlyDictionary<string, double> values)
+    /// <summary>
+    /// Writes one record: to metrics.jsonl and, for numeric fields, to TensorBoard under <paramref name="kind"/>/field.
+    /// <paramref name="text"/> fields (e.g. an error message) go to metrics.jsonl only.
+    /// </summary>
+    public void Record(string kind, int step, IReadOnlyDictionary<string, double> values, IReadOnlyDictionary<string, string>? text = null)
     {
         var row = new Dictionary<string, object> { ["kind"] = kind, ["step"] = step, ["time"] = DateTimeOffset.UtcNow.ToString("O") };
         foreach (var (k, v) in values) row[k] = double.IsFinite(v) ? v : v.ToString(CultureInfo.InvariantCulture);
+        if (text is not null) foreach (var (k, v) in text) row[k] = v;
         _metrics.WriteLine(JsonSerializer.Serialize(row));
         if (_tensorboard is not null)
             foreach (var (k, v) in values)

@@ -151,6 +151,12 @@ public sealed class TrainerTests : IDisposable
         Assert.True(failed);
         Assert.Contains("resuming from the last checkpoint", log.ToString());
         Assert.Equal(8, result.Steps);
+        // Each automatic resume is counted in metrics.jsonl, with the step it resumed from and the error.
+        var resumes = File.ReadAllLines(Path.Combine(flaky.RunDirectory, "metrics.jsonl")).Where(l => l.Contains("\"kind\":\"resume\"")).ToList();
+        var resume = Assert.Single(resumes);
+        Assert.Contains("\"step\":3", resume);
+        Assert.Contains("\"attempt\":2", resume);
+        Assert.Contains("simulated libtorch error", resume);
         foreach (var (name, values) in reference)
             Assert.True(values.SequenceEqual(Weights(model2)[name]), $"{name} differs after recovery");
     }

@@ -54,7 +54,7 @@ public sealed class WeightFitTests : IDisposable
     {
         manual_seed(11);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(classes));
-        using var sgd = optim.SGD(model.parameters(), 0.01);
+        using var sgd = new SgdOptimizer(model.parameters(), 0.01, 0.9, 0.0);
         var run = Path.Combine(_root, "checkpoints", name);
         return new CheckpointStore(run).Save(new CheckpointState(1, double.NaN, -1, recordConfig ? config.ToJson() : ""), model, sgd, null, 1, false);
     }

@@ -1,0 +1,58 @@
+namespace ContrastSeg.Training;
+
+/// <summary>
+/// What <see cref="Trainer"/> needs of a run: its folder, schedule and cadence, the config it writes next to its
+/// checkpoints, and what identifies it on resume. A segmentation stage's comes from its <see cref="TrainConfig"/>
+/// (<see cref="Of"/>); the classification pretraining makes its own.
+/// </summary>
+public sealed record TrainingRun
+{
+    /// <summary>The run's name (log lines).</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The run's folder (config.json, metrics.jsonl, tb/, checkpoints/).</summary>
+    public required string Directory { get; init; }
+
+    /// <summary>What is trained, for the progress line (e.g. <c>Baseline</c>).</summary>
+    public required string Stage { get; init; }
+
+    /// <summary>Rate, momentum, weight decay, steps, warm-up, batch size, accumulation.</summary>
+    public required OptimizerSettings Optimizer { get; init; }
+
+    /// <summary>Log every N steps.</summary>
+    public int LogEvery { get; init; } = 25;
+
+    /// <summary>Validate every N steps (0: only at the end).</summary>
+    public int EvalEvery { get; init; }
+
+    /// <summary>Checkpoint every N steps (and at the end).</summary>
+    public int CheckpointEvery { get; init; } = 250;
+
+    /// <summary>Checkpoints kept besides the best one.</summary>
+    public int KeepLast { get; init; } = 2;
+
+    /// <summary>Continue from the run's last checkpoint when there is one.</summary>
+    public bool Resume { get; init; } = true;
+
+    /// <summary>The config, as written to config.json and into every checkpoint.</summary>
+    public required string ConfigJson { get; init; }
+
+    /// <summary>The part of a config JSON (this run's or a checkpoint's) that must match for a resume: what defines the weights.</summary>
+    public required Func<string, string> Identity { get; init; }
+
+    /// <summary>The run of a validated segmentation config.</summary>
+    public static TrainingRun Of(TrainConfig config) => new()
+    {
+        Name = config.RunName,
+        Directory = config.RunDirectory,
+        Stage = config.Stage.ToString(),
+        Optimizer = config.Optimizer,
+        LogEvery = config.LogEvery,
+        EvalEvery = config.EvalEvery,
+        CheckpointEvery = config.CheckpointEvery,
+        KeepLast = config.KeepLast,
+        Resume = config.Resume,
+        ConfigJson = config.ToJson(),
+        Identity = json => TrainConfig.FromJson(json).WeightsDefiningJson(),
+    };
+}
