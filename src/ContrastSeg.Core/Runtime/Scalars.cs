@@ -31,21 +31,27 @@ public static class Scalars
 public sealed class HeldScalars : IDisposable
 {
     private readonly List<Scalar> _held = new();
+    private bool _disposed;
 
     /// <summary>A floating-point Scalar held until disposal.</summary>
-    public Scalar Of(double value) => Hold(value.ToScalar());
+    public Scalar Of(double value)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return Hold(value.ToScalar());
+    }
 
     /// <summary>An integral Scalar held until disposal (for int64 and bool tensors, and integer alphas).</summary>
-    public Scalar Of(long value) => Hold(value.ToScalar());
+    public Scalar Of(long value)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return Hold(value.ToScalar());
+    }
 
     private Scalar Hold(Scalar s)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
         _held.Add(s);
         return s;
     }
-
-    private bool _disposed;
 
     /// <summary>Frees every Scalar made here (after the last native call that reads them).</summary>
     public void Dispose()
