@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using ContrastSeg.Losses;
 using ContrastSeg.Models;
 using ContrastSeg.Runtime;
+using ContrastSeg.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -47,7 +48,7 @@ internal static class TrainCase
         var stepFlops = forwardFlops + backwardFlops;
 
         var parameters = model.ParametersExceptProjection().ToList();
-        using var optimizer = optim.SGD(parameters, learningRate: 0.007, momentum: 0.9, weight_decay: 4e-5);
+        using var optimizer = new SgdOptimizer(parameters, learningRate: 0.007, momentum: 0.9, weightDecay: 4e-5); // the kit's optimiser: what training steps run
         var warmup = int.Parse(spec.GetValueOrDefault("warmup") ?? "2");
         // data=...: the batches come from the preset's training loader (worker threads running alongside the step),
         // and the step's time includes waiting for the next batch.
@@ -74,8 +75,8 @@ internal static class TrainCase
             var tb = Measure.Time(() => loss!.backward());
             var to = Measure.Time(() =>
             {
-                optimizer.step();
-                optimizer.zero_grad();
+                optimizer.Step();
+                optimizer.ZeroGrad();
             });
             lossValue = loss!.item<float>();
             if (i < warmup) continue;
