@@ -76,7 +76,10 @@ let tests =
 
         testPropertyWithConfig config "perfectly separated clusters give a lower loss than random features" <| fun (seed: int) (n: PositiveInt) (c: PositiveInt) ->
             use scope = torch.NewDisposeScope()
-            let pixels, classes = size n 4 60, size c 2 5
+            // At least two pixels per class: with one pixel per class no anchor has a positive, both losses are 0
+            // and nothing is compared (FsCheck found 5 pixels of 5 classes).
+            let classes = size c 2 5
+            let pixels = size n (2 * classes) 60
             // 16-D features on both sides: in 2-D, random unit vectors of two classes can fall anti-parallel,
             // which separates them better than orthogonal one-hot clusters (found by FsCheck).
             let random, _ = draw seed pixels 16 classes
