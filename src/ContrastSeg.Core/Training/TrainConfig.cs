@@ -6,6 +6,7 @@ using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using ContrastSeg.Losses;
 using ContrastSeg.Models;
+using ContrastSeg.Runtime;
 
 namespace ContrastSeg.Training;
 
@@ -133,6 +134,19 @@ public sealed record ContrastiveSettings
 }
 
 /// <summary>
+/// Where a run computes. Not part of what a run is: <see cref="TrainConfig.WeightsDefiningJson"/> leaves this section
+/// out, so the run name is the same on every device and a run resumes on another device.
+/// </summary>
+public sealed record RuntimeSettings
+{
+    /// <summary>
+    /// <c>auto</c> (default: <c>CONTRASTSEG_DEVICE</c> if set, else CUDA when available, else the CPU), <c>cpu</c>, <c>cuda</c> or
+    /// <c>cuda:N</c> (see <see cref="Devices"/>). A run's config.json records the device it used (e.g. <c>cpu</c>).
+    /// </summary>
+    public string Device { get; init; } = Devices.Auto;
+}
+
+/// <summary>
 /// Everything a run needs, serialised as JSON next to the run. Every field can be overridden from
 /// the command line with <c>--set Section.Field=value</c> (see <see cref="ConfigOverrides"/>).
 /// </summary>
@@ -150,6 +164,8 @@ public sealed record TrainConfig
     public OptimizerSettings Optimizer { get; init; } = new();
     /// <summary>Contrastive loss (used by the contrastive stage).</summary>
     public ContrastiveSettings Contrastive { get; init; } = new();
+    /// <summary>Device (not part of the run's identity).</summary>
+    public RuntimeSettings Runtime { get; init; } = new();
     /// <summary>Initial weights: a kit checkpoint folder/run, or torchvision ResNet weights (.safetensors, .pth); null = from scratch.</summary>
     public string? InitFrom { get; init; }
     /// <summary>
@@ -232,6 +248,7 @@ public sealed record TrainConfig
         Check(c.ResizeTo is >= 0 and <= 1024, "Contrastive.ResizeTo", c.ResizeTo, "must be in [0, 1024] (0: no resize)");
         Check(c.BatchSampleSize >= 2, "Contrastive.BatchSampleSize", c.BatchSampleSize, "must be >= 2");
         Check(Enum.IsDefined(c.Pairing), "Contrastive.Pairing", c.Pairing, $"must be one of {string.Join(", ", Enum.GetNames<CrossImagePairing>())}");
+        Check(Devices.Normalize(Runtime.Device) is not null, Devices.Field, Runtime.Device, $"must be {Devices.Accepted}");
         Check(Stage != TrainingStage.FineTune || InitFrom is not null, "InitFrom", InitFrom, "fine-tuning needs the contrastive checkpoint to start from");
         Check(LogEvery >= 1, "LogEvery", LogEvery, "must be >= 1");
         Check(CheckpointEvery >= 1, "CheckpointEvery", CheckpointEvery, "must be >= 1");
@@ -268,11 +285,17 @@ public sealed record TrainConfig
 
     /// <summary>
     /// The config without the settings that cannot change the weights (loader workers, logging and
-    /// checkpoint cadence, whether a partial weight file may start the run, where the run folder lies): what must
-    /// match to resume a run.
+    /// checkpoint cadence, whether a partial weight file may start the run, where the run folder lies, the device):
+    /// what must match to resume a run.
     /// </summary>
-    public string WeightsDefiningJson() =>
-        (this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true, AllowPartialInit = false, OutputRoot = "" }).ToJson();
+    public string WeightsDefiningJson()
+    {
+        var json = JsonNode.Parse((this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true, AllowPartialInit = false, OutputRoot = "" }).ToJson())!.AsObject();
+        // The device is left out, not normalised: a run resumed on another device is the same run, and the text (so
+        // the settings hash in run names) of every config stays what it was before the Runtime section existed.
+        json.Remove(nameof(Runtime));
+        return json.ToJsonString(Json);
+    }
 
     /// <summary>Reads a config from JSON; unknown fields are an error naming the field.</summary>
     public static TrainConfig FromJson(string json)
