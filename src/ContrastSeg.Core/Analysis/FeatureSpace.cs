@@ -14,14 +14,16 @@ public sealed record FeatureSpaceStats(double IntraClass, double InterClass, dou
 /// <summary>Feature-space statistics of the paper's t-SNE ablation, as numbers.</summary>
 public static class FeatureSpace
 {
-    /// <summary>Statistics of [N, D] features with [N] class labels (ignored labels must be removed first).</summary>
+    /// <summary>Statistics of [N, D] features with [N] class labels (ignored labels must be removed first), both on one device.</summary>
     public static FeatureSpaceStats Measure(Tensor features, Tensor labels)
     {
+        if (features.device_type != labels.device_type || features.device_index != labels.device_index)
+            throw new ArgumentException($"features are on {features.device} and labels on {labels.device}: give both on one device.");
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         using var held = new HeldScalars();
         var f = nn.functional.normalize(features.to_type(ScalarType.Float64), dim: 1);
-        var classes = labels.unique().Item1.data<long>().ToArray();
+        var classes = labels.unique().Item1.cpu().data<long>().ToArray(); // the class list is read on the host
         if (classes.Length < 2) throw new ArgumentException($"need features of at least two classes, got {classes.Length}.");
         var centroids = stack(classes.Select(c => f[labels.eq(held.Of(c))].mean(new long[] { 0 })).ToArray());
         var index = zeros_like(labels);

@@ -17,7 +17,7 @@ public sealed record TsneOptions(double Perplexity = 30, int Iterations = 750, d
 /// </summary>
 public static class Tsne
 {
-    /// <summary>Embeds [N, D] points into [N, 2].</summary>
+    /// <summary>Embeds [N, D] points into [N, 2], on the points' device.</summary>
     public static Tensor Embed(Tensor points, TsneOptions? options = null)
     {
         TorchRuntime.EnsureInitialized();
@@ -36,11 +36,13 @@ public static class Tsne
             x = x.mm(v[..options.PcaDimensions].t());
         }
         var p = JointProbabilities(x, options.Perplexity);
-        var eye = TorchSharp.torch.eye(n, dtype: ScalarType.Bool);
+        var device = x.device;
+        var eye = TorchSharp.torch.eye(n, dtype: ScalarType.Bool, device: device);
 
-        using var gen = new Generator(0, CPU);
+        // The start is drawn by a CPU generator and moved: the same embedding start on every device.
+        using var gen = new Generator(0, device: CPU);
         gen.manual_seed(options.Seed);
-        var y = randn(new[] { n, 2L }, ScalarType.Float64, generator: gen).mul(held.Of(1e-4));
+        var y = randn(new[] { n, 2L }, ScalarType.Float64, generator: gen, device: CPU).to(device).mul(held.Of(1e-4));
         var update = zeros_like(y);
         var gains = ones_like(y);
         var learningRate = held.Of(Math.Max(n / options.EarlyExaggeration / 4, 50));
@@ -48,8 +50,8 @@ public static class Tsne
         var (four, minimumQ, gainDecay, gainGrowth, minimumGain) = (held.Of(4.0), held.Of(1e-12), held.Of(0.8), held.Of(0.2), held.Of(0.01));
         // The two N x N matrices of a step live in buffers allocated once: a fresh N x N allocation per step
         // (about ten of them) let glibc's heap grow by tens of MB per step, to 20 GB RSS for 550 points.
-        var num = empty(new[] { n, n }, ScalarType.Float64);
-        var w = empty(new[] { n, n }, ScalarType.Float64);
+        var num = empty(new[] { n, n }, ScalarType.Float64, device: device);
+        var w = empty(new[] { n, n }, ScalarType.Float64, device: device);
         for (var it = 0; it < options.Iterations; it++)
         {
             using var step = NewDisposeScope();
@@ -79,12 +81,12 @@ public static class Tsne
         using var held = new HeldScalars();
         var sq = x.pow(Scalars.Two).sum(1);
         var d = (sq.unsqueeze(1).add(sq.unsqueeze(0), Scalars.One) - x.mm(x.t()).mul(Scalars.Two)).clamp_min(Scalars.Zero);
-        var eye = TorchSharp.torch.eye(n, dtype: ScalarType.Bool);
+        var eye = TorchSharp.torch.eye(n, dtype: ScalarType.Bool, device: x.device);
         var target = held.Of(Math.Log(perplexity));
         var (tiny, unbounded) = (held.Of(1e-300), held.Of(1e19));
-        var lo = full(new[] { n, 1L }, held.Of(1e-20), ScalarType.Float64);
-        var hi = full(new[] { n, 1L }, held.Of(1e20), ScalarType.Float64);
-        var beta = ones(new[] { n, 1L }, ScalarType.Float64);
+        var lo = full(new[] { n, 1L }, held.Of(1e-20), ScalarType.Float64, device: x.device);
+        var hi = full(new[] { n, 1L }, held.Of(1e20), ScalarType.Float64, device: x.device);
+        var beta = ones(new[] { n, 1L }, ScalarType.Float64, device: x.device);
         Tensor conditional = null!;
         const int bisections = 64;
         for (var i = 0; i < bisections; i++)

@@ -35,6 +35,17 @@ public sealed class Batch : IDisposable
     /// <summary>Second view's labels, or null.</summary>
     public Tensor? Labels2 { get; }
 
+    /// <summary>
+    /// The batch on <paramref name="device"/>: new tensors this batch does not own (dispose both). The copies are
+    /// non-blocking where libtorch can overlap them (a host-to-GPU copy from pinned memory; from the loader's ordinary
+    /// host memory CUDA copies synchronously, so the source may be disposed right after); on the batch's own device they are new handles of the same memory.
+    /// </summary>
+    public Batch To(Device device)
+    {
+        Tensor Move(Tensor t) => t.to(device, non_blocking: true);
+        return new Batch(Ids, Move(Images), Move(Labels), Images2 is null ? null : Move(Images2), Labels2 is null ? null : Move(Labels2));
+    }
+
     /// <summary>Number of samples.</summary>
     public int Count => Ids.Count;
 

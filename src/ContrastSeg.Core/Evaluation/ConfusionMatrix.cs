@@ -37,6 +37,8 @@ public sealed class ConfusionMatrix
     {
         if (!predictions.shape.SequenceEqual(labels.shape))
             throw new ArgumentException($"predictions [{string.Join(", ", predictions.shape)}] and labels [{string.Join(", ", labels.shape)}] differ in shape.");
+        if (predictions.device_type != labels.device_type || predictions.device_index != labels.device_index)
+            throw new ArgumentException($"predictions are on {predictions.device} and labels on {labels.device}: move the batch to the model's device first (Batch.To).");
         using var scope = NewDisposeScope();
         using var held = new HeldScalars();
         var classes = held.Of(NumClasses);

@@ -33,7 +33,8 @@ public static class Inference
 {
     /// <summary>
     /// Class probabilities [B, C, H, W] for normalised images [B, 3, H, W], averaged over the
-    /// test-time augmentations. The model is put in eval mode and gradients are off.
+    /// test-time augmentations, on the model's device (images elsewhere are moved there). The model is put in eval mode
+    /// and gradients are off.
     /// </summary>
     public static Tensor Probabilities(DeepLabV3Plus model, Tensor images, InferenceOptions? options = null)
     {
@@ -41,6 +42,8 @@ public static class Inference
         model.eval();
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
+        var device = Devices.Of(model);
+        if (images.device_type != device.type || images.device_index != device.index) images = images.to(device);
         var (h, w) = (images.shape[2], images.shape[3]);
         InferenceOptions.Checked(options.Scales); // again: `with` bypasses the constructor's check
         Tensor? sum = null;

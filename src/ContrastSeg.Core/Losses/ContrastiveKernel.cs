@@ -229,7 +229,7 @@ public static class ContrastiveKernel
         {
             _inputs = call.Embeddings;
             _allocated = new bool[_inputs.Length];
-            Tensors = _inputs.Select((x, i) => call.WithGradient[i] ? empty(0, x.dtype, x.device) : null).ToArray();
+            Tensors = _inputs.Select((x, i) => call.WithGradient[i] ? empty(0, x.dtype, device: x.device) : null).ToArray();
         }
 
         public Tensor?[] Tensors { get; }
@@ -271,15 +271,15 @@ public static class ContrastiveKernel
             var x = call.Embeddings[s.Input][s.Item];
             parts.Add(new KeyPart { X = x, InvNorm = invNorms[s.Input]?[s.Item], Grad = gradients.Of(s.Input)?[s.Item] });
             labels.Add(call.Labels[s.Input][s.Item]);
-            if (group.ByView) views.Add(s.PixelViews ?? full(x.shape[0], c.Of(s.View), ScalarType.Int64, x.device));
+            if (group.ByView) views.Add(s.PixelViews ?? full(x.shape[0], c.Of(s.View), ScalarType.Int64, device: x.device));
         }
         if (gathered.Count > 0)
         {
             // One part for all gathered rows: one matrix product per block instead of one per segment.
             var total = gathered.Sum(g => g.Rows.shape[0]);
             var first = call.Embeddings[gathered[0].Segment.Input];
-            var x = empty(new[] { total, first.shape[2] }, first.dtype, first.device);
-            var part = new KeyPart { X = x, InvNorm = call.Normalize ? empty(total, ScalarType.Float32, first.device) : null };
+            var x = empty(new[] { total, first.shape[2] }, first.dtype, device: first.device);
+            var part = new KeyPart { X = x, InvNorm = call.Normalize ? empty(total, ScalarType.Float32, device: first.device) : null };
             if (gathered.Any(g => gradients.Wanted(g.Segment.Input))) part.Grad = zeros_like(x);
             long offset = 0;
             foreach (var (s, rows) in gathered)
@@ -289,12 +289,12 @@ public static class ContrastiveKernel
                 part.InvNorm?.narrow(0, offset, n).copy_(invNorms[s.Input]![s.Item].index_select(0, rows));
                 if (gradients.Wanted(s.Input)) part.Scatter.Add((s.Input, s.Item, rows, offset));
                 labels.Add(call.Labels[s.Input][s.Item].index_select(0, rows));
-                if (group.ByView) views.Add(s.PixelViews?.index_select(0, rows) ?? full(n, c.Of(s.View), ScalarType.Int64, x.device));
+                if (group.ByView) views.Add(s.PixelViews?.index_select(0, rows) ?? full(n, c.Of(s.View), ScalarType.Int64, device: x.device));
                 offset += n;
             }
             parts.Add(part);
         }
-        if (parts.Count == 0) return new GroupKeys { Parts = parts, Labels = empty(0, ScalarType.Int64), Views = null, ColumnScale = null, Count = 0 };
+        if (parts.Count == 0) return new GroupKeys { Parts = parts, Labels = empty(0, ScalarType.Int64, device: call.Labels[0].device), Views = null, ColumnScale = null, Count = 0 };
         long column = 0;
         foreach (var p in parts)
         {
@@ -329,7 +329,7 @@ public static class ContrastiveKernel
             Epsilon = _held.Of(NormEpsilon);
             InverseTemperature = _held.Of(1.0 / temperature);
             var first = call.Embeddings.FirstOrDefault();
-            ZeroTensor = zeros(Array.Empty<long>(), first?.dtype ?? ScalarType.Float32, first?.device ?? CPU).DetachFromDisposeScope();
+            ZeroTensor = zeros(Array.Empty<long>(), first?.dtype ?? ScalarType.Float32, device: first?.device ?? CPU).DetachFromDisposeScope();
         }
 
         /// <summary>A Scalar held until the call ends.</summary>
@@ -357,7 +357,7 @@ public static class ContrastiveKernel
         var anchors = a.X.narrow(0, start, length);                                              // [L, D], raw rows
         var rowScale = a.InvNorm?.narrow(0, start, length).unsqueeze(1).mul(c.InverseTemperature); // 1 / (tau |x_p|), [L, 1]
         var scaledAnchors = rowScale is null ? anchors.mul(c.InverseTemperature) : anchors.mul(rowScale);
-        var logits = empty(new[] { length, keys.Count }, anchors.dtype, anchors.device);         // s_pk, [L, N]
+        var logits = empty(new[] { length, keys.Count }, anchors.dtype, device: anchors.device);         // s_pk, [L, N]
         foreach (var t in keys.Parts) logits.narrow(1, t.Offset, t.Count).addmm_(scaledAnchors, t.X.t(), beta: 0);
         if (keys.ColumnScale is { } columnScale) logits.mul_(columnScale);
         scaledAnchors.Dispose();

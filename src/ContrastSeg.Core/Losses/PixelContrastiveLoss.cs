@@ -114,7 +114,9 @@ public sealed class PixelContrastiveLoss : IDisposable
     {
         TorchRuntime.EnsureInitialized();
         Options = (options ?? new PixelContrastiveOptions()).Validate();
-        _generator = new Generator(0, CPU);
+        // A CPU generator: its draws (shuffled pairings, the batch variant's sample) are the same on every device, its
+        // state is what checkpoints keep (loss_rng.bin), and the indices it samples are moved to the features' device.
+        _generator = new Generator(0, device: CPU);
         _generator.manual_seed(Options.Seed);
     }
 
@@ -181,10 +183,10 @@ public sealed class PixelContrastiveLoss : IDisposable
 
     private static Tensor AlignedCornerIndices(long input, long output, Device device)
     {
-        if (output == 1) return zeros(1, ScalarType.Int64, device);
+        if (output == 1) return zeros(1, ScalarType.Int64, device: device);
         var scale = (double)(input - 1) / (output - 1);
         using var held = new HeldScalars();
-        return arange(Scalars.ZeroInt, held.Of(output), Scalars.OneInt, ScalarType.Float64, device)
+        return arange(Scalars.ZeroInt, held.Of(output), Scalars.OneInt, ScalarType.Float64, device: device)
             .mul_(held.Of(scale)).round_().to_type(ScalarType.Int64).clamp_(Scalars.ZeroInt, held.Of(input - 1));
     }
 
@@ -233,7 +235,7 @@ public sealed class PixelContrastiveLoss : IDisposable
     {
         CrossImagePairing.NextImage => Enumerable.Range(0, (int)batch).Select(i => (i + 1) % (int)batch).ToArray(),
         CrossImagePairing.SameImage => Enumerable.Range(0, (int)batch).ToArray(),
-        _ => randperm(batch, generator: _generator).data<long>().Select(i => (int)i).ToArray(),
+        _ => randperm(batch, generator: _generator, device: CPU).data<long>().Select(i => (int)i).ToArray(),
     };
 
     /// <summary>
@@ -245,7 +247,7 @@ public sealed class PixelContrastiveLoss : IDisposable
         var candidates = validFlat.nonzero().squeeze(1);
         var count = candidates.shape[0];
         if (count > Options.BatchSampleSize)
-            candidates = candidates.index_select(0, randperm(count, generator: _generator).narrow(0, 0, Options.BatchSampleSize).to(candidates.device));
+            candidates = candidates.index_select(0, randperm(count, generator: _generator, device: CPU).narrow(0, 0, Options.BatchSampleSize).to(candidates.device));
         return candidates;
     }
 
@@ -293,7 +295,7 @@ public sealed class PixelContrastiveLoss : IDisposable
         var partner = Partners(batch);
         var pixels1 = x1.shape[1];
         var pixels2 = x2.shape[1];
-        var views = cat(new[] { zeros(pixels1, ScalarType.Int64), ones(pixels2, ScalarType.Int64) }).to(x1.device);
+        var views = cat(new[] { zeros(pixels1, ScalarType.Int64, device: x1.device), ones(pixels2, ScalarType.Int64, device: x1.device) });
         var losses = new List<Tensor>();
         for (var i = 0; i < batch; i++)
         {
@@ -309,7 +311,7 @@ public sealed class PixelContrastiveLoss : IDisposable
         var allY = y.reshape(-1);
         var candidates = SampleCandidates(valid.reshape(-1));
         if (candidates.shape[0] == 0) return allX.sum().mul(Scalars.ZeroInt).to_type(ScalarType.Float32); // nothing to contrast; keeps the graph
-        var sampledValid = ones(candidates.shape[0], ScalarType.Bool, allX.device);
+        var sampledValid = ones(candidates.shape[0], ScalarType.Bool, device: allX.device);
         return Group(allX.index_select(0, candidates), allY.index_select(0, candidates), sampledValid, null);
     }
 

@@ -29,11 +29,13 @@ public sealed class BatchNorm2d : nn.Module<Tensor, Tensor>
         _eps = eps;
         _momentum = momentum;
         // Detached: a model built inside a caller's dispose scope must outlive it.
-        register_parameter("weight", (Parameter)nn.Parameter(ones(features).DetachFromDisposeScope()).DetachFromDisposeScope());
-        register_parameter("bias", (Parameter)nn.Parameter(zeros(features).DetachFromDisposeScope()).DetachFromDisposeScope());
-        register_buffer("running_mean", zeros(features).DetachFromDisposeScope());
-        register_buffer("running_var", ones(features).DetachFromDisposeScope());
-        register_buffer("num_batches_tracked", zeros(Array.Empty<long>(), ScalarType.Int64).DetachFromDisposeScope());
+        // Made on the CPU like TorchSharp's own layers: a model is built (and seeded) on the CPU, so its initial weights
+        // are the same on every device, and moves as a whole (Module.to) before it trains.
+        register_parameter("weight", (Parameter)nn.Parameter(ones(features, device: CPU).DetachFromDisposeScope()).DetachFromDisposeScope());
+        register_parameter("bias", (Parameter)nn.Parameter(zeros(features, device: CPU).DetachFromDisposeScope()).DetachFromDisposeScope());
+        register_buffer("running_mean", zeros(features, device: CPU).DetachFromDisposeScope());
+        register_buffer("running_var", ones(features, device: CPU).DetachFromDisposeScope());
+        register_buffer("num_batches_tracked", zeros(Array.Empty<long>(), ScalarType.Int64, device: CPU).DetachFromDisposeScope());
     }
 
     /// <summary>Number of channels.</summary>

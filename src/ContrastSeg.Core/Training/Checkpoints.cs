@@ -16,7 +16,10 @@ public sealed record CheckpointFile(long Bytes, string Sha256);
 /// <param name="BestStep">Step of the best validation mIoU (-1 if none).</param>
 /// <param name="Config">The run's config JSON.</param>
 /// <param name="Files">Every other file of the checkpoint with its size and checksum (null in checkpoints written before they were recorded).</param>
-public sealed record CheckpointState(int Step, double BestMetric, int BestStep, string Config, IReadOnlyDictionary<string, CheckpointFile>? Files = null);
+/// <param name="Device">The device the run computed on when it wrote the checkpoint (null in checkpoints written before it was recorded);
+/// the files themselves are device-independent.</param>
+public sealed record CheckpointState(int Step, double BestMetric, int BestStep, string Config, IReadOnlyDictionary<string, CheckpointFile>? Files = null,
+    string? Device = null);
 
 /// <summary>Writing a checkpoint failed (disk full, permissions); the message names the file and what it holds.</summary>
 public sealed class CheckpointWriteException : IOException
@@ -32,6 +35,8 @@ public sealed class CheckpointWriteException : IOException
 /// renamed into place, so a run killed mid-write leaves the previous checkpoint intact; a failed write
 /// (disk full) removes its temporary folder. Before a checkpoint is loaded its files are checked against
 /// state.json; a resume falls back to the newest checkpoint that passes. The last K and the best one are kept.
+/// Every file is device-independent: tensors are written from CPU copies (TorchSharp's save moves them) and load
+/// into a model and optimiser on any device; the RNG states are CPU generators'.
 /// </summary>
 public sealed class CheckpointStore
 {
@@ -276,7 +281,7 @@ public sealed class CheckpointStore
 
     private static long Measure()
     {
-        using var g = new Generator(0, CPU);
+        using var g = new Generator(0, device: CPU); // the generators checkpointed are CPU ones (libtorch's default, the losses')
         using var s = g.get_state();
         return s.NumberOfElements;
     }
@@ -417,7 +422,7 @@ public sealed class CheckpointStore
     private static Tensor LoadBytes(string path)
     {
         var bytes = File.ReadAllBytes(path);
-        return tensor(bytes, ScalarType.Byte);
+        return tensor(bytes, ScalarType.Byte, device: CPU); // a CPU generator's state
     }
 
     /// <summary>Passes writes through to a stream while hashing them and counting bytes.</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using ContrastSeg.Data;
 using ContrastSeg.Models;
 using ContrastSeg.Runtime;
@@ -30,8 +31,12 @@ public static class ClassificationPretraining
 {
     private const double Momentum = 0.9, WeightDecay = 4e-5;
 
-    /// <summary>Trains and writes <paramref name="outputFile"/>; a finished file is reused. Returns test accuracy (NaN when reused).</summary>
-    public static double Run(EncoderOptions encoderOptions, FashionMnistSource source, ClassificationPretrainingOptions o, string outputFile, TextWriter? console = null)
+    /// <summary>
+    /// Trains and writes <paramref name="outputFile"/>; a finished file is reused. Returns test accuracy (NaN when reused).
+    /// <paramref name="device"/> is a device setting (<c>auto</c>, <c>cpu</c>, <c>cuda:N</c>; see <see cref="Devices"/>).
+    /// </summary>
+    public static double Run(EncoderOptions encoderOptions, FashionMnistSource source, ClassificationPretrainingOptions o, string outputFile, TextWriter? console = null,
+        string device = Devices.Auto)
     {
         TorchRuntime.EnsureInitialized();
         console ??= Console.Out;
@@ -43,7 +48,7 @@ public static class ClassificationPretraining
         if (o.Steps < 1 || o.BatchSize < 1 || !(o.LearningRate > 0) || o.Canvas < FashionMnistItems.Side || o.CheckpointEvery < 1)
             throw new ConfigException($"classification pretraining settings {o} are invalid: Steps, BatchSize, LearningRate and CheckpointEvery must be positive, Canvas at least {FashionMnistItems.Side}.", "Classification");
         var full = Path.GetFullPath(outputFile);
-        var run = Describe(encoderOptions, source, o, RunDirectory(outputFile));
+        var run = Describe(encoderOptions, source, o, RunDirectory(outputFile), Devices.Choose(device));
 
         Seeding.SeedAll(o.Seed);
         using var model = new EncoderClassifier(encoderOptions, FashionMnistItems.ClassNames.Count);
@@ -52,9 +57,11 @@ public static class ClassificationPretraining
 
         var accuracy = Accuracy(model, source.Test, o.Canvas);
         console.WriteLine($"[classification-pretraining] test accuracy {100 * accuracy:F1} % on {source.Test.Labels.Length} items");
-        var weights = model.Backbone.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
-        weights["fc.weight"] = model.Fc.weight!;
-        weights["fc.bias"] = model.Fc.bias!;
+        // The weight file is written from CPU copies, whatever device trained (the safetensors writer reads host memory).
+        using var scope = NewDisposeScope();
+        var weights = model.Backbone.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.cpu());
+        weights["fc.weight"] = model.Fc.weight!.cpu();
+        weights["fc.bias"] = model.Fc.bias!.cpu();
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var temp = outputFile + ".tmp";
         Safetensors.SaveStateDict(temp, weights);
@@ -69,12 +76,16 @@ public static class ClassificationPretraining
         return Path.Combine(Path.GetDirectoryName(full)!, Path.GetFileNameWithoutExtension(full));
     }
 
-    /// <summary>What the run's config.json records: the encoder, the settings and which Fashion-MNIST set is read.</summary>
-    private sealed record RunConfig(EncoderOptions Encoder, ClassificationPretrainingOptions Options, string Items);
+    /// <summary>
+    /// What the run's config.json records: the encoder, the settings, which Fashion-MNIST set is read, and the device the
+    /// run computed on (not part of its identity; absent in configs written before it was recorded).
+    /// </summary>
+    private sealed record RunConfig(EncoderOptions Encoder, ClassificationPretrainingOptions Options, string Items,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Device = null);
 
-    private static TrainingRun Describe(EncoderOptions encoder, FashionMnistSource source, ClassificationPretrainingOptions o, string directory)
+    private static TrainingRun Describe(EncoderOptions encoder, FashionMnistSource source, ClassificationPretrainingOptions o, string directory, DeviceChoice device)
     {
-        var json = JsonSerializer.Serialize(new RunConfig(encoder, o, source.Kind.ToString()), TrainConfig.Json);
+        var json = JsonSerializer.Serialize(new RunConfig(encoder, o, source.Kind.ToString(), device.Name), TrainConfig.Json);
         return new TrainingRun
         {
             Name = Path.GetFileName(directory),
@@ -84,9 +95,10 @@ public static class ClassificationPretraining
             LogEvery = 50,
             CheckpointEvery = o.CheckpointEvery,
             ConfigJson = json,
-            // The checkpoint cadence does not change the weights.
+            Device = device,
+            // The checkpoint cadence and the device do not change the weights.
             Identity = stored => JsonSerializer.Deserialize<RunConfig>(stored, TrainConfig.Json) is { } c
-                ? JsonSerializer.Serialize(c with { Options = c.Options with { CheckpointEvery = 1 } }, TrainConfig.Json)
+                ? JsonSerializer.Serialize(c with { Options = c.Options with { CheckpointEvery = 1 }, Device = null }, TrainConfig.Json)
                 : stored,
         };
     }
@@ -123,6 +135,7 @@ public static class ClassificationPretraining
     {
         model.eval();
         using var noGrad = no_grad();
+        var device = Devices.Of(model);
         long correct = 0;
         var centred = (canvas - FashionMnistItems.Side) / 2;
         for (var start = 0; start < test.Labels.Length; start += 256)
@@ -130,7 +143,7 @@ public static class ClassificationPretraining
             using var scope = NewDisposeScope();
             var idx = Enumerable.Range(start, Math.Min(256, test.Labels.Length - start)).ToArray();
             var (x, y) = Images(test, new Placement(idx, idx.Select(_ => (centred, centred, false)).ToArray()), canvas);
-            correct += model.call(x).argmax(1).eq(y).sum().item<long>();
+            correct += model.call(x.to(device)).argmax(1).eq(y.to(device)).sum().item<long>();
         }
         return (double)correct / test.Labels.Length;
     }
@@ -152,10 +165,11 @@ public static class ClassificationPretraining
                     pixels[b * canvas * canvas + (oy + r) * canvas + ox + (flip ? side - 1 - c : c)] = image[r * side + c] / 255f;
         }
         using var scope = NewDisposeScope();
-        var gray = tensor(pixels).reshape(n, 1, canvas, canvas);
-        var mean = tensor(new[] { 0.485f, 0.456f, 0.406f }).reshape(1, 3, 1, 1);
-        var std = tensor(new[] { 0.229f, 0.224f, 0.225f }).reshape(1, 3, 1, 1);
-        return (((gray.expand(n, 3, canvas, canvas) - mean) / std).MoveToOuterDisposeScope(), tensor(labels).MoveToOuterDisposeScope());
+        // Made in host memory like every loader's batch; the trainer moves each batch to the model's device once per step.
+        var gray = tensor(pixels, device: CPU).reshape(n, 1, canvas, canvas);
+        var mean = tensor(new[] { 0.485f, 0.456f, 0.406f }, device: CPU).reshape(1, 3, 1, 1);
+        var std = tensor(new[] { 0.229f, 0.224f, 0.225f }, device: CPU).reshape(1, 3, 1, 1);
+        return (((gray.expand(n, 3, canvas, canvas) - mean) / std).MoveToOuterDisposeScope(), tensor(labels, device: CPU).MoveToOuterDisposeScope());
     }
 
     private sealed class ClassificationObjective : ITrainingObjective<EncoderClassifier>

@@ -3,6 +3,7 @@ using ContrastSeg.Data;
 using ContrastSeg.Evaluation;
 using ContrastSeg.Models;
 using ContrastSeg.Runtime;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Training;
@@ -34,6 +35,7 @@ public static class Experiment
         TorchRuntime.EnsureInitialized();
         config.Validate();
         console ??= Console.Out;
+        var device = Devices.Choose(config.Runtime.Device); // before any work: CUDA asked for where there is none fails here
         var data = DataFactory.Open(config.Data, config.OutputRoot);
         var validating = config.Stage != TrainingStage.Contrastive;
         // Every file the run reads is checked before its first step: a bad validation image found after training would cost the run.
@@ -56,7 +58,7 @@ public static class Experiment
         Func<DeepLabV3Plus, SegmentationMetrics>? validate = validating
             ? m => (lastMatrix = Evaluate(m, data.Val, d, null, data.ValScored, data.ValName)).Metrics()
             : null;
-        var result = Trainer.Run(config, model, objective, start => loader.Steps(start), validate, console);
+        var result = Trainer.Run(TrainingRun.Of(config, device), model, objective, start => loader.Steps(start), validate, console);
         if (result.Validation is { } metrics && lastMatrix is not null)
         {
             var report = new EvalReport(CheckpointStore.Resolve(result.RunDirectory), "val", metrics, data.Info.ClassNames, lastMatrix.ToArray());
@@ -113,17 +115,20 @@ public static class Experiment
 
     /// <summary>
     /// Confusion matrix of <paramref name="model"/> on the images <paramref name="indices"/> (default: all) of
-    /// <paramref name="split"/> (whole images, optional TTA).
+    /// <paramref name="split"/> (whole images, optional TTA), computed on the model's device.
     /// </summary>
     /// <exception cref="DatasetException">The images hold no labelled pixel: a metric over them would be NaN, not a score.</exception>
     public static ConfusionMatrix Evaluate(DeepLabV3Plus model, ISegmentationDataset split, DataSettings data, InferenceOptions? tta,
                                            IReadOnlyList<int>? indices = null, string? splitName = null)
     {
         var matrix = new ConfusionMatrix(split.Info.NumClasses, split.Info.IgnoreLabel);
-        foreach (var batch in EvalLoader(split, data, indices).Epoch(0))
+        var device = Devices.Of(model);
+        foreach (var loaded in EvalLoader(split, data, indices).Epoch(0))
         {
             using var scope = NewDisposeScope();
-            using (batch) matrix.Add(Inference.Predict(model, batch.Images, tta), batch.Labels);
+            using (loaded)
+            using (var batch = loaded.To(device))
+                matrix.Add(Inference.Predict(model, batch.Images, tta), batch.Labels);
         }
         if (matrix.Metrics().Pixels == 0)
             throw new DatasetException($"the {splitName ?? "split"} has no labelled pixel to score ({indices?.Count ?? split.Ids.Count} images, " +
@@ -131,35 +136,37 @@ public static class Experiment
         return matrix;
     }
 
-    /// <summary>Evaluates the checkpoint of a run (best, else latest) on its validation split or another split name.</summary>
-    public static EvalReport Evaluate(string runOrCheckpoint, TrainConfig config, InferenceOptions? tta = null, string? split = null)
+    /// <summary>
+    /// Evaluates the checkpoint of a run (best, else latest) on its validation split or another split name, on the device
+    /// <c>config.Runtime.Device</c> resolves to (a line on <paramref name="console"/> says which).
+    /// </summary>
+    public static EvalReport Evaluate(string runOrCheckpoint, TrainConfig config, InferenceOptions? tta = null, string? split = null, TextWriter? console = null)
     {
-        TorchRuntime.EnsureInitialized();
+        var device = StartOn(config, "evaluate", console);
         var d = split is null ? config.Data : config.Data with { ValSplit = split };
         var data = DataFactory.Open(d, config.OutputRoot);
         data.CheckBeforeRun(RunParts.Scoring);
-        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
-        var checkpoint = CheckpointStore.LoadWeights(runOrCheckpoint, model);
+        using var model = Trained(runOrCheckpoint, config, data.Info.NumClasses, device, out var checkpoint);
         var matrix = Evaluate(model, data.Val, d, tta, data.ValScored, data.ValName);
         return new EvalReport(checkpoint, d.ValSplit, matrix.Metrics(), data.Info.ClassNames, matrix.ToArray());
     }
 
-    /// <summary>Writes index PNGs and colour overlays of the predictions for a split.</summary>
-    public static int Predict(string runOrCheckpoint, TrainConfig config, string outputFolder, InferenceOptions? tta = null, int? limit = null)
+    /// <summary>Writes index PNGs and colour overlays of the predictions for a split (on the device <c>config.Runtime.Device</c> resolves to).</summary>
+    public static int Predict(string runOrCheckpoint, TrainConfig config, string outputFolder, InferenceOptions? tta = null, int? limit = null, TextWriter? console = null)
     {
         if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "a positive number of images, or null for all");
-        TorchRuntime.EnsureInitialized();
+        var device = StartOn(config, "predict", console);
         var data = DataFactory.Open(config.Data, config.OutputRoot);
         data.CheckBeforeRun(RunParts.ValImages);
-        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
-        CheckpointStore.LoadWeights(runOrCheckpoint, model);
+        using var model = Trained(runOrCheckpoint, config, data.Info.NumClasses, device, out _);
         Directory.CreateDirectory(outputFolder);
         var count = 0;
         var indexOf = data.Val.Ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
-        foreach (var batch in EvalLoader(data.Val, config.Data).Epoch(0))
+        foreach (var loaded in EvalLoader(data.Val, config.Data).Epoch(0))
         {
             using var scope = NewDisposeScope();
-            using (batch)
+            using (loaded)
+            using (var batch = loaded.To(device.Device))
             {
                 var predictions = Inference.Predict(model, batch.Images, tta).to_type(ScalarType.Byte).cpu();
                 for (var i = 0; i < batch.Count && (limit is null || count < limit); i++, count++)
@@ -177,26 +184,26 @@ public static class Experiment
 
     /// <summary>
     /// Predicts the unlabelled training images of <paramref name="config"/>'s labelled subset with the
-    /// teacher and writes pseudo-labels (confident pixels only) as index PNGs.
+    /// teacher and writes pseudo-labels (confident pixels only) as index PNGs (on the device <c>config.Runtime.Device</c> resolves to).
     /// </summary>
-    public static PseudoLabelReport PseudoLabel(string teacherRun, TrainConfig config, PseudoLabelOptions options, string outputFolder)
+    public static PseudoLabelReport PseudoLabel(string teacherRun, TrainConfig config, PseudoLabelOptions options, string outputFolder, TextWriter? console = null)
     {
-        TorchRuntime.EnsureInitialized();
+        var device = StartOn(config, "pseudolabel", console);
         var data = DataFactory.Open(config.Data with { PseudoLabels = null }, config.OutputRoot);
         if (data.Unlabelled.Count == 0)
             throw new ConfigException("pseudo-labelling needs unlabelled images: set Data.Labelled below the training split size " +
                                       $"(or, for a folder dataset, list images without a mask in a training split file that holds the line '{FolderDataset.UnlabelledDirective}')", "Data.Labelled");
         data.CheckBeforeRun(RunParts.UnlabelledImages);
-        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
-        CheckpointStore.LoadWeights(teacherRun, model);
+        using var model = Trained(teacherRun, config, data.Info.NumClasses, device, out _);
         Directory.CreateDirectory(outputFolder);
         var loader = new SegmentationLoader(data.Train, TransformPipeline.Eval(), EvalOptions(config.Data), data.Unlabelled);
         double kept = 0;
         var images = 0;
-        foreach (var batch in loader.Epoch(0))
+        foreach (var loaded in loader.Epoch(0))
         {
             using var scope = NewDisposeScope();
-            using (batch)
+            using (loaded)
+            using (var batch = loaded.To(device.Device))
             {
                 var labels = PseudoLabels.Select(Inference.Probabilities(model, batch.Images), options, data.Info.IgnoreLabel).to_type(ScalarType.Byte).cpu();
                 for (var i = 0; i < batch.Count; i++, images++)
@@ -214,35 +221,39 @@ public static class Experiment
 
     /// <summary>
     /// Softmax-input features of up to <paramref name="perClass"/> randomly chosen pixels per class of the
-    /// validation split (labels nearest-resized to the feature resolution), for t-SNE and statistics.
+    /// validation split (labels nearest-resized to the feature resolution), for t-SNE and statistics. The model runs on
+    /// the device <c>config.Runtime.Device</c> resolves to; the sample is returned on the CPU (a few thousand rows that
+    /// plots and tables read).
     /// </summary>
     public static (Tensor Features, Tensor Labels) SampleFeatures(string runOrCheckpoint, TrainConfig config, int perClass, int seed, int maxImages = 64)
     {
-        TorchRuntime.EnsureInitialized();
+        var device = StartOn(config, "features", null);
         var data = DataFactory.Open(config.Data, config.OutputRoot);
         data.CheckBeforeRun(RunParts.Scoring);
-        using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
-        CheckpointStore.LoadWeights(runOrCheckpoint, model);
+        using var model = Trained(runOrCheckpoint, config, data.Info.NumClasses, device, out _);
         model.eval();
         using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
         var feats = new List<Tensor>();
         var labels = new List<Tensor>();
         var seen = 0;
-        foreach (var batch in EvalLoader(data.Val, config.Data, data.ValScored).Epoch(0))
+        foreach (var loaded in EvalLoader(data.Val, config.Data, data.ValScored).Epoch(0))
         {
-            using (batch)
+            using (loaded)
+            using (var batch = loaded.To(device.Device))
             {
                 var f = model.Features(batch.Images);
                 var y = Losses.PixelContrastiveLoss.ResizeLabelsNearest(batch.Labels, f.shape[2], f.shape[3]);
-                feats.Add(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]));
-                labels.Add(y.reshape(-1));
+                feats.Add(f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]).cpu());
+                labels.Add(y.reshape(-1).cpu());
                 seen += batch.Count;
             }
             if (seen >= maxImages) break;
         }
         var all = cat(feats);
         var ally = cat(labels);
-        using var gen = new Generator(0, CPU);
+        // A CPU generator on CPU rows: the same pixels are sampled whatever device the model ran on.
+        using var gen = new Generator(0, device: CPU);
         gen.manual_seed(seed);
         var chosen = new List<Tensor>();
         using var held = new HeldScalars();
@@ -250,10 +261,36 @@ public static class Experiment
         {
             var idx = ally.eq(held.Of(c)).nonzero().squeeze(1);
             if (idx.shape[0] == 0) continue;
-            chosen.Add(idx.index_select(0, randperm(idx.shape[0], generator: gen).narrow(0, 0, Math.Min(perClass, idx.shape[0]))));
+            chosen.Add(idx.index_select(0, randperm(idx.shape[0], generator: gen, device: CPU).narrow(0, 0, Math.Min(perClass, idx.shape[0]))));
         }
         var pick = cat(chosen);
-        return (all.index_select(0, pick), ally.index_select(0, pick));
+        return (all.index_select(0, pick).MoveToOuterDisposeScope(), ally.index_select(0, pick).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The device a command runs on (<c>config.Runtime.Device</c> resolved), said on <paramref name="console"/>.</summary>
+    private static DeviceChoice StartOn(TrainConfig config, string command, TextWriter? console)
+    {
+        TorchRuntime.EnsureInitialized();
+        var device = Devices.Choose(config.Runtime.Device);
+        console?.WriteLine($"[{command}] {device}");
+        return device;
+    }
+
+    /// <summary>The model of a run or checkpoint folder: weights read from its (device-independent) files, then moved to <paramref name="device"/>.</summary>
+    private static DeepLabV3Plus Trained(string runOrCheckpoint, TrainConfig config, int numClasses, DeviceChoice device, out string checkpoint)
+    {
+        var model = new DeepLabV3Plus(config.Model.ToOptions(numClasses));
+        try
+        {
+            checkpoint = CheckpointStore.LoadWeights(runOrCheckpoint, model);
+            model.to(device.Device);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     private static SegmentationLoader EvalLoader(ISegmentationDataset split, DataSettings data, IReadOnlyList<int>? indices = null) =>

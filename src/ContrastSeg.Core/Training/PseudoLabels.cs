@@ -56,7 +56,7 @@ public static class PseudoLabels
         using var scope = NewDisposeScope();
         using var held = new HeldScalars();
         var classes = (int)probabilities.shape[1];
-        var thresholds = tensor(options.Thresholds(classes), ScalarType.Float32, probabilities.device);
+        var thresholds = tensor(options.Thresholds(classes), ScalarType.Float32, device: probabilities.device);
         var (confidence, predicted) = probabilities.max(1);
         var keep = confidence > thresholds.index_select(0, predicted.flatten()).reshape(predicted.shape);
         return predicted.masked_fill(keep.logical_not(), held.Of(ignoreLabel)).MoveToOuterDisposeScope();

@@ -17,7 +17,8 @@ namespace ContrastSeg.Training;
 /// Unlike TorchSharp's SGD, which makes a temporary Scalar for each of those factors on every parameter at every
 /// step (the use-after-free of <see cref="Scalars"/>), the factors are Scalars held for the optimiser's lifetime and
 /// the learning rate is one Scalar per step, freed after the step. The state (momentum buffers) is saved in
-/// TorchSharp's SGD format, so checkpoints written before this class load, and the other way round.
+/// TorchSharp's SGD format, so checkpoints written before this class load, and the other way round. Momentum buffers
+/// live on their parameter's device (made from its gradient, moved there on load); the file holds CPU copies.
 /// </summary>
 public sealed class SgdOptimizer : IDisposable
 {
@@ -173,6 +174,13 @@ public sealed class SgdOptimizer : IDisposable
                 if (!buffer.shape.SequenceEqual(_parameters[i].shape) || buffer.dtype != _parameters[i].dtype)
                     throw Bad($"the momentum buffer of parameter {i} is {buffer.dtype} [{string.Join(", ", buffer.shape)}], " +
                               $"the parameter is {_parameters[i].dtype} [{string.Join(", ", _parameters[i].shape)}]");
+                // Buffers are read onto the CPU (the file is device-independent); the update needs them where the parameter is.
+                var p = _parameters[i];
+                if (buffer.device_type != p.device_type || buffer.device_index != p.device_index)
+                {
+                    loaded[i] = buffer.to(p.device).DetachFromDisposeScope();
+                    buffer.Dispose();
+                }
             }
             if (stream.Position != stream.Length) throw Bad($"{stream.Length - stream.Position} bytes follow the state");
             (InitialLearningRate, LearningRate) = (initial, rate);

@@ -3,6 +3,7 @@ using ContrastSeg.Data;
 using ContrastSeg.Evaluation;
 using ContrastSeg.Models;
 using ContrastSeg.Runtime;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ContrastSeg.Training;
@@ -93,6 +94,10 @@ public static class Trainer
         store.RemoveIncomplete(); // before any write: on a full disk, a failed write's leftovers hold the space needed
         var o = run.Optimizer;
 
+        // The model moves before the optimiser takes its parameters (Module.to replaces them off the CPU); a checkpoint
+        // restored below loads into them wherever they are.
+        var device = run.Device.Device;
+        model.to(device);
         using var optimizer = new SgdOptimizer(objective.Parameters(model), o.LearningRate, o.Momentum, o.WeightDecay);
         using var held = new HeldScalars();
         var accumulation = held.Of((long)o.Accumulation);
@@ -100,6 +105,7 @@ public static class Trainer
         var bestMetric = double.NaN;
         var bestStep = -1;
         string? resumedFrom = null;
+        string? writtenOn = null; // the device of the checkpoint resumed from (null: a fresh run, or a checkpoint that predates the record)
         void SameRun(CheckpointState state)
         {
             if (run.Identity(state.Config) != run.Identity(configJson))
@@ -108,12 +114,16 @@ public static class Trainer
         // A damaged checkpoint is reported and skipped: the newest intact one replays the same steps.
         if (run.Resume && store.RestoreNewestIntact(model, optimizer, objective.Generator, SameRun,
                 line => (console ?? Console.Out).WriteLine($"[{run.Name}] {line}")) is { } resumed)
-            (start, bestMetric, bestStep, resumedFrom) = (resumed.State.Step, resumed.State.BestMetric, resumed.State.BestStep, resumed.Path);
+            (start, bestMetric, bestStep, resumedFrom, writtenOn) = (resumed.State.Step, resumed.State.BestMetric, resumed.State.BestStep, resumed.Path, resumed.State.Device);
         AtomicFile.WriteAllBytes(Path.Combine(runDir, "config.json"), System.Text.Encoding.UTF8.GetBytes(configJson)); // a full disk keeps the old one whole
 
         using var log = new TrainingLog(runDir, console);
         // Threads by the machine's load now (a grid re-decides per stage); see ThreadPolicy.
         log.Line($"[{run.Name}] {ThreadPolicy.ApplyForRun()}");
+        log.Line($"[{run.Name}] {run.Device}");
+        // Checkpoints are device-independent (CPU tensors): a run may resume on another device, and says so.
+        if (writtenOn is not null && writtenOn != run.Device.Name)
+            log.Line($"[{run.Name}] resuming {Path.GetFileName(resumedFrom)} written on {writtenOn} on {run.Device.Name}");
         log.Line(start > 0 ? $"[{run.Name}] resuming at step {start}/{o.Steps} from {resumedFrom}" : $"[{run.Name}] training {o.Steps} steps ({run.Stage}) -> {runDir}");
         if (resumption is not null)
             log.Record("resume", start, new Dictionary<string, double> { ["attempt"] = resumption.Attempt }, new Dictionary<string, string> { ["error"] = resumption.Error });
@@ -125,7 +135,7 @@ public static class Trainer
         using var batches = batchesFrom((long)start * o.Accumulation).GetEnumerator();
 
         void Checkpoint(int step, bool isBest) =>
-            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson), model, optimizer, objective.Generator, run.KeepLast, isBest);
+            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson, Device: run.Device.Name), model, optimizer, objective.Generator, run.KeepLast, isBest);
         // A step-0 checkpoint, so that a run interrupted before its first periodic one can also resume.
         if (start == 0) Checkpoint(0, false);
 
@@ -144,7 +154,8 @@ public static class Trainer
                 {
                     using var scope = NewDisposeScope();
                     if (!batches.MoveNext()) throw new InvalidOperationException("the batch source ended before the last step");
-                    using var batch = batches.Current;
+                    using var loaded = batches.Current;
+                    using var batch = loaded.To(device); // once per micro-batch, before the forward
                     var loss = objective.Loss(model, batch);
                     var value = loss.item<float>();
                     if (!float.IsFinite(value))

@@ -1,9 +1,11 @@
+using ContrastSeg.Runtime;
+
 namespace ContrastSeg.Training;
 
 /// <summary>
 /// What <see cref="Trainer"/> needs of a run: its folder, schedule and cadence, the config it writes next to its
 /// checkpoints, and what identifies it on resume. A segmentation stage's comes from its <see cref="TrainConfig"/>
-/// (<see cref="Of"/>); the classification pretraining makes its own.
+/// (<see cref="Of(TrainConfig)"/>); the classification pretraining makes its own.
 /// </summary>
 public sealed record TrainingRun
 {
@@ -34,15 +36,22 @@ public sealed record TrainingRun
     /// <summary>Continue from the run's last checkpoint when there is one.</summary>
     public bool Resume { get; init; } = true;
 
+    /// <summary>Where the run computes: the model, its optimiser state and every batch go there (checkpoints stay device-independent).</summary>
+    public required DeviceChoice Device { get; init; }
+
     /// <summary>The config, as written to config.json and into every checkpoint.</summary>
     public required string ConfigJson { get; init; }
 
     /// <summary>The part of a config JSON (this run's or a checkpoint's) that must match for a resume: what defines the weights.</summary>
     public required Func<string, string> Identity { get; init; }
 
-    /// <summary>The run of a validated segmentation config.</summary>
-    public static TrainingRun Of(TrainConfig config) => new()
+    /// <summary>The run of a validated segmentation config, on the device its <c>Runtime.Device</c> setting resolves to.</summary>
+    public static TrainingRun Of(TrainConfig config) => Of(config, Devices.Choose(config.Runtime.Device));
+
+    /// <summary>The run of a validated segmentation config on <paramref name="device"/> (recorded in config.json).</summary>
+    public static TrainingRun Of(TrainConfig config, DeviceChoice device) => new()
     {
+        Device = device,
         Name = config.RunName,
         Directory = config.RunDirectory,
         Stage = config.Stage.ToString(),
@@ -52,7 +61,7 @@ public sealed record TrainingRun
         CheckpointEvery = config.CheckpointEvery,
         KeepLast = config.KeepLast,
         Resume = config.Resume,
-        ConfigJson = config.ToJson(),
+        ConfigJson = (config with { Runtime = config.Runtime with { Device = device.Name } }).ToJson(),
         Identity = json => TrainConfig.FromJson(json).WeightsDefiningJson(),
     };
 }

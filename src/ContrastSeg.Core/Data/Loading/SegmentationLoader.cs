@@ -189,8 +189,10 @@ public sealed class SegmentationLoader
                 "); crop or pad them to one size (e.g. TransformPipeline.Eval(padWidth, padHeight)) or use batch size 1.");
         var b = samples.Length;
         var plane = w * h;
-        var images = empty([b, 3, h, w], ScalarType.Float32);
-        var labels = empty([b, h, w], ScalarType.Int64);
+        // Batches are assembled in host memory (written through .bytes, which only CPU tensors have); the trainer and
+        // the evaluation move each batch once to the model's device (Batch.To).
+        var images = empty([b, 3, h, w], ScalarType.Float32, device: CPU);
+        var labels = empty([b, h, w], ScalarType.Int64, device: CPU);
         var imageData = MemoryMarshal.Cast<byte, float>(images.bytes);
         var labelData = MemoryMarshal.Cast<byte, long>(labels.bytes);
         for (var i = 0; i < b; i++)

@@ -93,7 +93,7 @@ public abstract class WeightFile : IDisposable
     /// <summary>A tensor filled from <paramref name="bytes"/> (which hold exactly its elements, little-endian).</summary>
     private protected static Tensor FromBytes(byte[] bytes, ScalarType type, long[] shape)
     {
-        var t = empty(shape, type);
+        var t = empty(shape, type, device: CPU); // file contents in host memory; loading copies them to the parameters' device
         if (bytes.Length > 0) t.bytes = bytes;
         return t;
     }
@@ -252,7 +252,7 @@ internal sealed class TorchZipWeights : WeightFile
         var view = _views[tensor.Name];
         var size = view.Storage.Type.ElementSize;
         var elements = view.Shape.Aggregate(1L, (a, b) => a * b);
-        if (elements == 0) return empty(view.Shape, tensor.Type);
+        if (elements == 0) return empty(view.Shape, tensor.Type, device: CPU);
         var contiguous = IsContiguous(view.Shape, view.Stride);
         // Only the elements the view covers are inflated: from its offset to its last element.
         var span = contiguous ? elements : view.Shape.Zip(view.Stride, (d, s) => (d - 1) * s).Sum() + 1;
