@@ -65,6 +65,24 @@ public sealed class ClassificationPretrainingTests : IDisposable
         ClassificationPretraining.Run(Encoder, source, Options with { Steps = 2, CheckpointEvery = 5 }, file, TextWriter.Null);
     }
 
+    [Fact]
+    public void It_trains_on_the_device_it_is_given_and_records_it_outside_the_run_identity()
+    {
+        var source = TinySource();
+        var file = Path.Combine(_root, "cpu.safetensors");
+        var log = new StringWriter();
+        ClassificationPretraining.Run(Encoder, source, Options with { Steps = 2 }, file, log, device: "cpu");
+        Assert.Contains("device: cpu (Runtime.Device=cpu)", log.ToString());
+        var run = ClassificationPretraining.RunDirectory(file);
+        Assert.Contains("\"Device\": \"cpu\"", File.ReadAllText(Path.Combine(run, "config.json")));
+        // The same run on another device setting is the same run: it resumes (here: finds its last step) instead of refusing.
+        File.Delete(file);
+        log = new StringWriter();
+        ClassificationPretraining.Run(Encoder, source, Options with { Steps = 2 }, file, log, device: "auto");
+        Assert.Contains("resuming at step 2/2", log.ToString());
+        Assert.Throws<ConfigException>(() => ClassificationPretraining.Run(Encoder, source, Options, Path.Combine(_root, "x.safetensors"), log, device: "gpu"));
+    }
+
     /// <summary>A Fashion-MNIST folder of 80 training and 40 test items of noise (the mechanics, not the accuracy, are tested).</summary>
     private FashionMnistSource TinySource()
     {
