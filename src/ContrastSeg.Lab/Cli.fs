@@ -47,6 +47,22 @@ let private dataAssignments (dataset: string option) (root: string option) =
       | None -> ()
       match root with Some p -> yield "Data.Root=" + p | None -> () ]
 
+let private deviceUsage =
+    "device: auto (the default: CONTRASTSEG_DEVICE if set, else CUDA when available, else cpu), cpu, cuda or cuda:N; setting Runtime.Device."
+
+/// `--device` as the Runtime.Device setting, checked here so the message names the option.
+let private deviceAssignments (device: string option) =
+    match device with
+    | Some d -> [ "Runtime.Device=" + ContrastSeg.Runtime.Devices.Parse(d, "--device") ]
+    | None -> []
+
+/// The device of a command that reads a trained run: `--device`, else auto. The run's config.json records where it
+/// trained, which says nothing about where this machine should compute.
+let private runDevice (device: string option) =
+    match deviceAssignments device with
+    | [] -> [ "Runtime.Device=" + ContrastSeg.Runtime.Devices.Auto ]
+    | given -> given
+
 // ---------------------------------------------------------------------------------------------- train
 
 type TrainArgs =
@@ -59,10 +75,12 @@ type TrainArgs =
     | Init_From of path: string
     | Allow_Partial
     | [<AltCommandLine("-s")>] Set of assignment: string
+    | Device of device: string
     | Print_Config
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Device _ -> deviceUsage
             | Config _ -> "start from a config JSON file (e.g. a run's config.json)."
             | Preset _ -> "start from a preset: cpu (embedded scenes, default), voc, cityscapes (paper settings)."
             | Stage _ -> "Baseline (cross-entropy), Contrastive (pretraining) or FineTune (needs --init-from)."
@@ -86,6 +104,7 @@ let buildConfig (r: ParseResults<TrainArgs>) =
           match r.TryGetResult Labelled with Some n -> yield sprintf "Data.Labelled=%d" n | None -> ()
           match r.TryGetResult Init_From with Some p -> yield "InitFrom=" + p | None -> ()
           if r.Contains Allow_Partial then yield "AllowPartialInit=true"
+          yield! deviceAssignments (r.TryGetResult Device)
           yield! r.GetResults Set ]
     ConfigOverrides.Apply(start, assignments).Validate()
 
@@ -114,9 +133,11 @@ type EvalArgs =
     | Limit of count: int
     | Dataset of kind: string
     | Data_Root of path: string
+    | Device of device: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Device _ -> deviceUsage
             | Dataset _ -> "score on another dataset than the run's (same classes): " + datasetUsage
             | Data_Root _ -> "root of that dataset (default: the run's Data.Root)."
             | Run _ -> "run folder (its best, else latest checkpoint) or a checkpoint folder; its config.json describes the data."
@@ -152,8 +173,8 @@ let evaluate (argv: string[]) =
         let r = parse<EvalArgs> "evaluate" argv
         let options = tta r
         let run = r.GetResult Run
-        let config = runConfig run None (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root))
-        let report = Experiment.Evaluate(run, config.Validate(), options, r.TryGetResult Split |> Option.toObj)
+        let config = runConfig run None (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root) @ runDevice (r.TryGetResult EvalArgs.Device))
+        let report = Experiment.Evaluate(run, config.Validate(), options, r.TryGetResult Split |> Option.toObj, Console.Out)
         printfn "%s on %s: mIoU %.2f %%, pixel accuracy %.2f %%" report.Run report.Split (100.0 * report.Metrics.MeanIoU) (100.0 * report.Metrics.PixelAccuracy)
         report.Metrics.ClassIoU |> Seq.iteri (fun i v -> printfn "  %-14s %s" report.ClassNames.[i] (if Double.IsNaN v then "absent" else sprintf "%.2f" (100.0 * v)))
         match r.TryGetResult Output with
@@ -170,8 +191,8 @@ let predict (argv: string[]) =
         | _ -> ()
         let run = r.GetResult Run
         let output = r.GetResult(Output, Path.Combine(run, "predictions"))
-        let config = runConfig run (r.TryGetResult Split) (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root))
-        let n = Experiment.Predict(run, config.Validate(), output, options, Option.toNullable (r.TryGetResult Limit))
+        let config = runConfig run (r.TryGetResult Split) (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root) @ runDevice (r.TryGetResult EvalArgs.Device))
+        let n = Experiment.Predict(run, config.Validate(), output, options, Option.toNullable (r.TryGetResult Limit), Console.Out)
         printfn "wrote %d predictions (index PNG + overlay) to %s" n output
         0)
 
@@ -183,9 +204,11 @@ type PseudoArgs =
     | No_Background
     | Dataset of kind: string
     | Data_Root of path: string
+    | Device of device: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Device _ -> deviceUsage
             | Dataset _ -> "label the unlabelled images of another dataset than the teacher's (same classes): " + datasetUsage
             | Data_Root _ -> "root of that dataset (default: the teacher's Data.Root)."
             | Teacher _ -> "the trained run whose predictions become pseudo-labels (its config gives data and labelled subset)."
@@ -203,8 +226,8 @@ let pseudolabel (argv: string[]) =
             if r.Contains No_Background then Nullable()
             else Nullable(PseudoLabelOptions.Checked(r.GetResult(Background_Threshold, 0.97), "--background-threshold"))
         let options = PseudoLabelOptions(objectThreshold, background)
-        let config = runConfig teacher None (dataAssignments (r.TryGetResult PseudoArgs.Dataset) (r.TryGetResult PseudoArgs.Data_Root))
-        let report = Experiment.PseudoLabel(teacher, config.Validate(), options, r.GetResult Output)
+        let config = runConfig teacher None (dataAssignments (r.TryGetResult PseudoArgs.Dataset) (r.TryGetResult PseudoArgs.Data_Root) @ runDevice (r.TryGetResult PseudoArgs.Device))
+        let report = Experiment.PseudoLabel(teacher, config.Validate(), options, r.GetResult Output, Console.Out)
         printfn "pseudo-labelled %d images, %.1f %% of pixels kept, in %s" report.Images (100.0 * report.Coverage) report.Folder
         0)
 
@@ -230,9 +253,11 @@ type AblationArgs =
     | Steps of count: int
     | Variant of loss: string
     | [<AltCommandLine("-s")>] Set of assignment: string
+    | Device of device: string
     interface IArgParserTemplate with
         member a.Usage =
             match a with
+            | Device _ -> deviceUsage + " Every stage, pseudo-labelling, evaluation and the classification pretraining of the grid run there; not part of run names."
             | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
             | Steps _ -> "cap every stage (and the classification pretraining) at this many steps (warm-up at a tenth of it): a smoke run of a paper profile, a short study."
             | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes), ablations (the paper's other studies on them, 1 seed), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU); default-regime / folder-regime: the regime map (label count x stem x step budget, seed 0) of default / folder."
@@ -315,6 +340,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
         | _ -> p
     let p = { p with Base = ConfigOverrides.Apply(p.Base, dataAssignments (r.TryGetResult Dataset) None) }
     let p = { p with Base = ConfigOverrides.Apply(p.Base, r.GetResults Set) }
+    let p = { p with Base = ConfigOverrides.Apply(p.Base, deviceAssignments (r.TryGetResult AblationArgs.Device)) }
     let p =
         match r.TryGetResult Steps with
         | Some n ->
@@ -384,7 +410,7 @@ let ablations (argv: string[]) =
         if r.Contains List then
             // Every option that shapes the cells goes with each command, with its values.
             let forwarded = set [ "--profile"; "--dataset"; "--data-root"; "--labelled"; "--set"; "-s"; "--variant"; "--steps"; "--output"; "--runs"
-                                  "--fractions"; "--crop"; "--resize"; "--eval-split"; "--val-split"; "--seeds" ]
+                                  "--fractions"; "--crop"; "--resize"; "--eval-split"; "--val-split"; "--seeds"; "--device" ]
             let kept =
                 argv
                 |> Array.fold (fun (keep, acc) a ->

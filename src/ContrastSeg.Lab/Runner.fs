@@ -152,7 +152,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
             let weights = classificationWeights p
             let run = ClassificationPretraining.RunDirectory weights
             inCellPart (sprintf "classification pretraining %s" (Path.GetFileName run)) (Path.Combine(run, "metrics.jsonl")) (fun () ->
-                ClassificationPretraining.Run(encoder, FashionMnistSource.Open(p.Base.Data.Root), p.Classification, weights, o.Console) |> ignore)
+                ClassificationPretraining.Run(encoder, FashionMnistSource.Open(p.Base.Data.Root), p.Classification, weights, o.Console, p.Base.Runtime.Device) |> ignore)
         let extras = Dictionary<string, float>()
         let finalStages =
             match cell.Recipe with
@@ -164,7 +164,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
                 if not (File.Exists(Path.Combine(folder, "pseudo-labels.json"))) then
                     let report =
                         inCellPart (sprintf "pseudo-labelling with %s" teacherFinal.RunName) (runLog teacherFinal)
-                            (fun () -> Experiment.PseudoLabel(teacherFinal.RunDirectory, teacherFinal, p.Pseudo, folder))
+                            (fun () -> Experiment.PseudoLabel(teacherFinal.RunDirectory, teacherFinal, p.Pseudo, folder, o.Console))
                     o.Console.WriteLine(sprintf "[pseudo-labels] %d images, %.1f %% of pixels kept -> %s" report.Images (100.0 * report.Coverage) folder)
                 let report = JsonSerializer.Deserialize<PseudoLabelReport>(File.ReadAllText(Path.Combine(folder, "pseudo-labels.json")))
                 extras.["pseudo_coverage"] <- report.Coverage
@@ -177,7 +177,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
                 s
         let final = List.last finalStages
         let checkpoint = scoredCheckpoint p final
-        let eval = inCellPart (sprintf "evaluating %s" checkpoint) (runLog final) (fun () -> Experiment.Evaluate(checkpoint, final, null, p.EvalSplit))
+        let eval = inCellPart (sprintf "evaluating %s" checkpoint) (runLog final) (fun () -> Experiment.Evaluate(checkpoint, final, null, p.EvalSplit, o.Console))
         o.Console.WriteLine(sprintf "=== %s: %s mIoU %.2f %%" cell.Key p.EvalSplit (100.0 * eval.Metrics.MeanIoU))
         let settings = flatten final
         settings.["profile"] <- p.Name
@@ -311,7 +311,8 @@ let featureSpace (p: Profile) (rows: ResultRow list) (folder: string) (console: 
             let results =
                 models |> List.map (fun (meth, row) ->
                     let run = Array.last row.Stages
-                    let config = TrainConfig.Load(Path.Combine(run, "config.json"))
+                    // The grid's device, not the one the run's config.json records (where it trained).
+                    let config = ConfigOverrides.Apply(TrainConfig.Load(Path.Combine(run, "config.json")), [ "Runtime.Device=" + p.Base.Runtime.Device ])
                     let struct (features, labels) = Experiment.SampleFeatures(run, config, perClass, 0)
                     let stats = FeatureSpace.Measure(features, labels)
                     let embedded = Tsne.Embed(features, TsneOptions(Seed = 0L))

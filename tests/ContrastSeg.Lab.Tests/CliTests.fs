@@ -74,6 +74,56 @@ let tests =
             Expect.stringContains out "\"AllowPartialInit\": true" "in the config"
         }
 
+        test "--device is the Runtime.Device setting: checked by name, resolved only when work starts, not part of the run name" {
+            let code, out, err = run Cli.train [ "--device"; "cpu"; "--print-config" ]
+            Expect.equal code 0 (sprintf "accepted: %s" err)
+            Expect.stringContains out "\"Device\": \"cpu\"" "in the config"
+            let _, plain, _ = run Cli.train [ "--print-config" ]
+            let name (text: string) = text.Split('\n') |> Array.find (fun l -> l.StartsWith "run name:")
+            Expect.equal (name out) (name plain) "the same run name on every device"
+            // A GPU job can be planned on a machine without one: the value is checked, CUDA is looked for when work starts.
+            let code, out, err = run Cli.train [ "--device"; "cuda"; "--print-config" ]
+            Expect.equal code 0 (sprintf "cuda accepted for planning: %s" err)
+            Expect.stringContains out "\"Device\": \"cuda:0\"" "normalised"
+            expectRefused (run Cli.train [ "--device"; "gpu"; "--print-config" ]) [ "--device"; "'gpu'"; "auto, cpu, cuda or cuda:N" ] "--device gpu"
+            expectRefused (run Cli.train [ "--device"; "cuda:x"; "--print-config" ]) [ "--device"; "'cuda:x'" ] "--device cuda:x"
+            expectRefused (run Cli.train [ "--set"; "Runtime.Device=cuda:-1"; "--print-config" ]) [ "Runtime.Device"; "'cuda:-1'" ] "--set Runtime.Device=cuda:-1"
+        }
+
+        test "train --device cuda on this CPU-only build stops before any work and says how to get the CUDA backend" {
+            if ContrastSeg.Runtime.Devices.Backend = "cpu" then
+                let root = Path.Combine(Path.GetTempPath(), "contrastseg-cli-device-" + Guid.NewGuid().ToString("N"))
+                expectRefused (run Cli.train ([ "--device"; "cuda"; "--set"; "OutputRoot=" + root ] @ tiny)) [ "TorchSharp-cpu backend"; "-p:TorchBackend=cuda"; "Device and backend" ] "cuda"
+                Expect.isFalse (Directory.Exists root) "no run folder written"
+        }
+
+        test "evaluate, predict and pseudolabel compute on --device (default auto), not on the device the run recorded" {
+            let run' = teacher.Force()
+            let code, out, err = run Cli.evaluate [ "--run"; run'; "--device"; "cpu" ]
+            Expect.equal code 0 (sprintf "evaluate --device cpu: %s" err)
+            Expect.stringContains out "[evaluate] device: cpu (Runtime.Device=cpu)" "the device line"
+            let code, out, err = run Cli.evaluate [ "--run"; run' ]
+            Expect.equal code 0 (sprintf "evaluate: %s" err)
+            Expect.stringContains out "[evaluate] device: cpu (auto:" "auto, although config.json records cpu"
+            expectRefused (run Cli.evaluate [ "--run"; run'; "--device"; "gpu" ]) [ "--device"; "'gpu'" ] "evaluate --device gpu"
+            expectRefused (run Cli.predict [ "--run"; run'; "--device"; "gpu" ]) [ "--device"; "'gpu'" ] "predict --device gpu"
+            expectRefused (run Cli.pseudolabel [ "--teacher"; run'; "--output"; Path.Combine(Path.GetDirectoryName run', "p-gpu"); "--device"; "gpu" ]) [ "--device"; "'gpu'" ] "pseudolabel --device gpu"
+        }
+
+        test "ablations takes --device for every stage and forwards it in --list commands" {
+            let parse args = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(args))
+            let p = parse [| "--profile"; "quick"; "--device"; "cuda:1" |]
+            Expect.equal p.Base.Runtime.Device "cuda:1" "the grid's base config"
+            Expect.equal (parse [| "--profile"; "quick" |]).Base.RunName p.Base.RunName "same run names"
+            let ex = Expect.throwsC (fun () -> parse [| "--profile"; "quick"; "--device"; "gpu" |] |> ignore) id
+            Expect.isTrue (ex :? ContrastSeg.Training.ConfigException && (ex :?> ContrastSeg.Training.ConfigException).Field = "--device") (sprintf "--device gpu: %s" ex.Message)
+            let code, out, err = run Cli.ablations [ "--profile"; "quick"; "--device"; "cpu"; "--list" ]
+            Expect.equal code 0 (sprintf "--list: %s" err)
+            let lines = out.Trim().Split('\n')
+            Expect.isGreaterThan lines.Length 1 "one command per cell"
+            for l in lines do Expect.stringContains l "--device cpu" "forwarded"
+        }
+
         test "predict, evaluate and pseudolabel refuse values that parse but cannot work, before writing anything" {
             let run' = teacher.Force()
             let folder name = Path.Combine(Path.GetDirectoryName run', name)
