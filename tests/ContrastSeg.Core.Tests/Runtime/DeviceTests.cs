@@ -94,6 +94,17 @@ public sealed class DeviceTests
     }
 
     [Fact]
+    public void The_build_records_its_backend_package()
+    {
+        var recorded = typeof(Devices).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .Cast<System.Reflection.AssemblyMetadataAttribute>().SingleOrDefault(a => a.Key == "TorchBackend");
+        Assert.NotNull(recorded); // MSBuild property TorchBackend (Directory.Build.props), default cpu
+        Assert.Contains(recorded.Value, new[] { "cpu", "cuda" });
+        Assert.Equal(recorded.Value, Devices.Backend);
+        Assert.Contains(Devices.Backend == "cpu" ? "TorchSharp-cpu 0.107.0" : "TorchSharp-cuda-", Devices.BackendPackage);
+    }
+
+    [Fact]
     public void On_this_build_auto_resolves_to_the_CPU_and_cuda_is_refused()
     {
         TorchFixture.Init();
