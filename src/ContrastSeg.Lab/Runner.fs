@@ -75,9 +75,16 @@ let finalStageNames (p: Profile) (cell: Cell) =
 
 /// A stored row is current when it was computed from the same settings: run names carry a hash of
 /// every weights-defining setting, so a changed profile (steps, augmentation, ...) reruns the cell.
+/// The names are compared as laid out under the runs folder the row was trained in (its OutputRoot): a stage
+/// that starts from other weights (fine-tuning, classification init, pseudo-label students) hashes their path,
+/// so a row from a machine with another runs folder (another node's disk) would never be current here.
 let isCurrent (p: Profile) (cell: Cell) (row: ResultRow) =
     let stored key = match row.Settings.TryGetValue key with | true, v -> v | _ -> ""
-    stored "stages" = finalStageNames p cell && stored "eval_split" = p.EvalSplit
+    let asTrained =
+        match row.Settings.TryGetValue "OutputRoot" with
+        | true, root when root <> p.Base.OutputRoot -> { p with Base = ConfigOverrides.Apply(p.Base, [ "OutputRoot=" + root ]) }
+        | _ -> p
+    stored "stages" = finalStageNames asTrained cell && stored "eval_split" = p.EvalSplit
 
 /// The cells whose final checkpoint the report reads besides their row: the feature-space models
 /// (label-efficiency cells at the t-SNE label count, seed 0).
