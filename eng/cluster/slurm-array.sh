@@ -26,7 +26,7 @@ RESULTS=${RESULTS:-/shared/contrastseg/results/default} # rows/ (one JSON per ce
 GRID_OPTIONS=${GRID_OPTIONS:---profile default}
 read -r -a GRID <<< "$GRID_OPTIONS"
 
-# A fixed thread count per task: libtorch's sums depend on it, so reruns on other nodes give the same numbers.
+# A fixed thread count per task: libtorch's sums depend on it, so reruns on nodes of one CPU kind give the same numbers.
 export CONTRASTSEG_THREADS=${SLURM_CPUS_PER_TASK:-${CONTRASTSEG_THREADS:-auto}}
 
 ablations() { dotnet fsi scripts/ablations.fsx -- "${GRID[@]}" --runs "$RUNS" --output "$RESULTS" "$@"; }
