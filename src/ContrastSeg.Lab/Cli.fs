@@ -247,6 +247,9 @@ type AblationArgs =
     | Output of folder: string
     | Runs of folder: string
     | List
+    | List_Keys
+    | Wave of number: int
+    | Cells of keys: string list
     | Run of key: string
     | Force
     | Report_Only
@@ -273,6 +276,9 @@ type AblationArgs =
             | Output _ -> "results folder (default results/<profile>): rows/, results.md, results.csv, charts."
             | Runs _ -> "folder for the training runs (default runs/<profile>)."
             | List -> "print one command per cell (for a cluster job array) and exit."
+            | List_Keys -> "print one cell key per line (what --run takes; for a cluster job array) and exit."
+            | Wave _ -> "with --list or --list-keys: only the cells of this wave (1, 2, ...; none past the last). On a shared runs folder, run the waves one after the other, each wave's cells at the same time: a wave trains no stage twice, and later waves only read the stages they share with earlier ones."
+            | Cells _ -> "restrict the grid to these cells (keys as --list-keys prints them), for every other option, the report included."
             | Run _ -> "run only the cell with this key (see --list); results from several machines merge by copying rows/."
             | Force -> "redo cells even when their results exist (their run folders are deleted first)."
             | Report_Only -> "only rebuild tables and charts from the results already in the folder."
@@ -358,6 +364,14 @@ let profileOf (r: ParseResults<AblationArgs>) =
             match [ ContrastiveVariant.WithinImage; ContrastiveVariant.CrossImage; ContrastiveVariant.Batch ] |> List.tryFind (fun x -> variantSlug x = v) with
             | Some x -> labelEfficiencyWith x p
             | None -> raise (ConfigException(sprintf "--variant '%s' is unknown: use within-image, cross-image or batch" v, "--variant"))
+    let p =
+        match r.TryGetResult Cells with
+        | None -> p
+        | Some keys ->
+            let known = p.Cells |> List.map (fun c -> c.Key) |> Set.ofList
+            match keys |> List.filter (known.Contains >> not) with
+            | [] -> { p with Cells = p.Cells |> List.filter (fun c -> List.contains c.Key keys) }
+            | unknown -> raise (ConfigException(sprintf "no cell %s in profile %s (see --list-keys)" (String.Join(", ", unknown |> List.map (sprintf "'%s'"))) p.Name, "--cells"))
     p.Base.Validate() |> ignore
     p
 
@@ -407,10 +421,23 @@ let ablations (argv: string[]) =
             // A rebuilt report says so: the rows' runs were trained by an earlier command.
             if r.Contains Report_Only then sprintf "%s` (tables rebuilt from the stored rows, whose run times are below; the training command was the same without `--report-only" text
             else text
-        if r.Contains List then
+        let listed () =
+            let cells = p.Cells |> List.distinctBy (fun c -> c.Key)
+            match r.TryGetResult Wave with
+            | None -> cells
+            | Some w when w < 1 -> raise (ConfigException(sprintf "waves are numbered from 1, got %d" w, "--wave"))
+            | Some w -> Runner.waves p |> List.filter (fun (_, wave) -> wave = w) |> List.map fst
+        if r.Contains Wave && not (r.Contains List || r.Contains List_Keys) then
+            raise (ConfigException("--wave selects what --list or --list-keys prints; a cell runs with --run <key>", "--wave"))
+        if r.Contains List && r.Contains List_Keys then
+            raise (ConfigException("use --list (commands) or --list-keys (keys), not both", "--list-keys"))
+        if r.Contains List_Keys then
+            for c in listed () do printfn "%s" c.Key
+            0
+        elif r.Contains List then
             // Every option that shapes the cells goes with each command, with its values.
             let forwarded = set [ "--profile"; "--dataset"; "--data-root"; "--labelled"; "--set"; "-s"; "--variant"; "--steps"; "--output"; "--runs"
-                                  "--fractions"; "--crop"; "--resize"; "--eval-split"; "--val-split"; "--seeds"; "--device" ]
+                                  "--fractions"; "--crop"; "--resize"; "--eval-split"; "--val-split"; "--seeds"; "--device"; "--cells" ]
             let kept =
                 argv
                 |> Array.fold (fun (keep, acc) a ->
@@ -422,7 +449,7 @@ let ablations (argv: string[]) =
                 |> snd |> List.rev
             let quote (a: string) = if a.Contains ' ' then "\"" + a + "\"" else a
             let shared = String.Join(" ", kept |> List.map quote)
-            for c in p.Cells |> List.distinctBy (fun c -> c.Key) do
+            for c in listed () do
                 printfn "dotnet fsi scripts/ablations.fsx -- %s --run %s" shared c.Key
             0
         else

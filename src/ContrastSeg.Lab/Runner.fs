@@ -42,8 +42,24 @@ let inCellPart (what: string) (log: string) (f: unit -> 'T) : 'T =
 
 let private runLog (c: TrainConfig) = Path.Combine(c.RunDirectory, "metrics.jsonl")
 
+/// The verified final checkpoint of a stage that has taken all its steps under these settings, or None
+/// (not started, unfinished, damaged or of other settings: then `Experiment.Train` resumes, replays or refuses).
+let finishedCheckpoint (c: TrainConfig) =
+    match CheckpointStore(c.RunDirectory).Latest() with
+    | null -> None
+    | latest ->
+        try
+            let struct (state, _) = CheckpointStore.Verify latest
+            if state.Step = c.Optimizer.Steps && TrainConfig.FromJson(state.Config).WeightsDefiningJson() = c.WeightsDefiningJson() then Some latest
+            else None
+        with :? InvalidDataException | :? FileNotFoundException | :? ConfigException -> None
+
+/// Trains a stage, or reuses it when it is finished. A finished stage is only read, never written (no resume pass,
+/// no log line, no eval.json): cells that share it may run at the same time on other nodes of a shared runs folder.
 let private train (o: RunOptions) (c: TrainConfig) =
-    inCellPart (sprintf "training %s" c.RunName) (runLog c) (fun () -> Experiment.Train(c, o.Console))
+    match finishedCheckpoint c with
+    | Some checkpoint -> o.Console.WriteLine(sprintf "[%s] finished earlier, reused as it is (%s)" c.RunName checkpoint)
+    | None -> inCellPart (sprintf "training %s" c.RunName) (runLog c) (fun () -> Experiment.Train(c, o.Console)) |> ignore
 
 /// Every stage folder a cell writes (to delete them with --force).
 let cellFolders (p: Profile) (cell: Cell) =
@@ -54,6 +70,29 @@ let cellFolders (p: Profile) (cell: Cell) =
           yield! Option.toList folder
           yield! stages p cell teacher folder |> List.map (fun s -> s.RunDirectory)
       | r -> yield! stages p cell r None |> List.map (fun s -> s.RunDirectory) ]
+
+/// What training a cell writes besides its row: its stage run folders, its pseudo-label folder and the
+/// classification-pretraining weights it starts from (each named by its settings, so cells that mean the
+/// same training share it).
+let cellOutputs (p: Profile) (cell: Cell) =
+    [ if needsClassification cell.Recipe then yield classificationWeights p
+      yield! cellFolders p cell ]
+    |> List.distinct
+
+/// The cells in waves 1, 2, ... for machines that run cells at the same time on one shared runs folder: a cell
+/// goes in the wave after the last wave that trains an output it uses. Within a wave no two cells train the
+/// same output (two trainings of one run folder at once would delete each other's checkpoint writes), and a
+/// cell finds every output it shares with earlier cells finished, so it only reads them (see `train`).
+let waves (p: Profile) =
+    let trainedIn = Dictionary<string, int>()
+    p.Cells
+    |> List.distinctBy (fun c -> c.Key)
+    |> List.map (fun c ->
+        let outputs = cellOutputs p c
+        let wave = 1 + (outputs |> List.fold (fun w out -> match trainedIn.TryGetValue out with | true, v -> max w v | _ -> w) 0)
+        for out in outputs do
+            if not (trainedIn.ContainsKey out) then trainedIn.[out] <- wave
+        c, wave)
 
 let private flatten (c: TrainConfig) =
     let d = Dictionary<string, string>()
@@ -75,9 +114,16 @@ let finalStageNames (p: Profile) (cell: Cell) =
 
 /// A stored row is current when it was computed from the same settings: run names carry a hash of
 /// every weights-defining setting, so a changed profile (steps, augmentation, ...) reruns the cell.
+/// The names are compared as laid out under the runs folder the row was trained in (its OutputRoot): a stage
+/// that starts from other weights (fine-tuning, classification init, pseudo-label students) hashes their path,
+/// so a row from a machine with another runs folder (another node's disk) would never be current here.
 let isCurrent (p: Profile) (cell: Cell) (row: ResultRow) =
     let stored key = match row.Settings.TryGetValue key with | true, v -> v | _ -> ""
-    stored "stages" = finalStageNames p cell && stored "eval_split" = p.EvalSplit
+    let asTrained =
+        match row.Settings.TryGetValue "OutputRoot" with
+        | true, root when root <> p.Base.OutputRoot -> { p with Base = ConfigOverrides.Apply(p.Base, [ "OutputRoot=" + root ]) }
+        | _ -> p
+    stored "stages" = finalStageNames asTrained cell && stored "eval_split" = p.EvalSplit
 
 /// The cells whose final checkpoint the report reads besides their row: the feature-space models
 /// (label-efficiency cells at the t-SNE label count, seed 0).
@@ -158,7 +204,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
             match cell.Recipe with
             | SemiSupervised teacher ->
                 let teacherStages = stages p cell teacher None
-                teacherStages |> List.iter (train o >> ignore)
+                teacherStages |> List.iter (train o)
                 let folder = (pseudoFolder p cell).Value
                 let teacherFinal = List.last teacherStages
                 if not (File.Exists(Path.Combine(folder, "pseudo-labels.json"))) then
@@ -169,11 +215,11 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
                 let report = JsonSerializer.Deserialize<PseudoLabelReport>(File.ReadAllText(Path.Combine(folder, "pseudo-labels.json")))
                 extras.["pseudo_coverage"] <- report.Coverage
                 let students = stages p cell teacher (Some folder)
-                students |> List.iter (train o >> ignore)
+                students |> List.iter (train o)
                 students
             | r ->
                 let s = stages p cell r None
-                s |> List.iter (train o >> ignore)
+                s |> List.iter (train o)
                 s
         let final = List.last finalStages
         let checkpoint = scoredCheckpoint p final

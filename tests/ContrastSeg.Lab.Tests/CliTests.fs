@@ -8,7 +8,7 @@ open Expecto
 open ContrastSeg.Lab
 
 /// Runs a command in-process: exit code, standard output, standard error.
-let private run (command: string[] -> int) (argv: string list) =
+let run (command: string[] -> int) (argv: string list) =
     let out, err = new StringWriter(), new StringWriter()
     let previousOut, previousErr = Console.Out, Console.Error
     Console.SetOut out

@@ -30,6 +30,25 @@ public sealed class LabelSubsetsTests : IDisposable
     }
 
     [Fact]
+    public void Cells_that_draw_the_same_subset_at_once_all_get_it()
+    {
+        // Grid cells on several nodes open the same subset file at the same moment (a shared runs folder): each draws
+        // the same ids from the seed and writes them. With one fixed temporary name (before) a writer's rename found
+        // its temporary file already renamed by another (FileNotFoundException, the cell failed) or a reader saw half a list.
+        var expected = LabelSubsets.Choose(Train, 150, seed: 5, File_("reference.txt")).Labelled;
+        for (var round = 0; round < 20; round++)
+        {
+            var path = File_($"shared/n150-{round}.txt");
+            var results = new LabelSubset[8];
+            Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 },
+                k => results[k] = LabelSubsets.Choose(Train, 150, seed: 5, path));
+            Assert.All(results, r => Assert.Equal(expected, r.Labelled));
+            Assert.Equal(expected, File.ReadAllLines(path));
+        }
+        Assert.Empty(Directory.GetFiles(File_("shared"), "*.tmp"));
+    }
+
+    [Fact]
     public void Existing_file_is_reused_not_redrawn()
     {
         var path = File_("l.txt");

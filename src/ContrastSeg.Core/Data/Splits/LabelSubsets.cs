@@ -112,14 +112,14 @@ public static class LabelSubsets
         return ids;
     }
 
-    /// <summary>Writes ids one per line (creating the folder); written to a temporary file first, so a crash leaves no half list.</summary>
+    /// <summary>
+    /// Writes ids one per line (creating the folder) through a temporary file of its own and a rename, so a crash leaves
+    /// no half list and grid cells on several nodes that draw the same subset at once (same ids, same bytes) do not
+    /// collide on one temporary name: the last rename wins with identical content.
+    /// </summary>
     public static void WriteIdList(string path, IEnumerable<string> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = full + ".tmp";
-        File.WriteAllText(tmp, string.Concat(ids.Select(id => id + "\n")));
-        File.Move(tmp, full, overwrite: true);
+        AtomicFile.WriteAllLines(path, ids);
     }
 }

@@ -1,0 +1,166 @@
+/// Cluster job arrays (issue 13): grid cells run one by one as separate nodes would run them (each with its own
+/// runs and results folder, so each trains its own copy of the stages cells share), their rows merged by copying,
+/// the report rebuilt with --report-only: the same rows and tables as one machine running the same grid. And a
+/// cell of a later wave only reads the stages it shares with earlier cells.
+module ContrastSeg.Lab.Tests.ClusterTests
+
+open System
+open System.IO
+open Expecto
+open ContrastSeg.Data
+open ContrastSeg.Lab
+open ContrastSeg.Lab.Grid
+
+/// A Fashion-MNIST folder of the first 1,000 training and 200 test items of the embedded subset: the full set's
+/// 10,000 test items made the classification-pretraining accuracy most of the grid's time.
+let private tinyItems (root: string) =
+    let source = FashionMnistSource.FindEmbeddedFolder() |> nonNull
+    let folder = Path.Combine(root, "items")
+    Directory.CreateDirectory folder |> ignore
+    for split, count in [ "train", 1000; "t10k", 200 ] do
+        let images = Idx.ReadImages(FashionMnistSource.FindFile(source, split + "-images-idx3-ubyte") |> nonNull)
+        let labels = Idx.ReadLabels(FashionMnistSource.FindFile(source, split + "-labels-idx1-ubyte") |> nonNull)
+        let size = images.Rows * images.Cols
+        Idx.WriteImages(Path.Combine(folder, split + "-images-idx3-ubyte"), IdxImages(count, images.Rows, images.Cols, images.Pixels.[.. count * size - 1]), gzip = false)
+        Idx.WriteLabels(Path.Combine(folder, split + "-labels-idx1-ubyte"), labels.[.. count - 1], gzip = false)
+    folder
+
+/// Cells of the quick profile that share every kind of artefact: the t-SNE pair (their checkpoints are read by the
+/// report), a contrastive pretraining + fine-tuning that the semi-supervised cell reuses as its teacher (and its
+/// pseudo-label folder), and the two cells that start from one classification-pretraining weights file.
+let private cells =
+    [ "label-efficiency.cross-entropy.labelled-8.s0"
+      "label-efficiency.contrastive-finetune.labelled-8.s0"
+      "classification-pretraining.cross-entropy.init-classification.s0"
+      "classification-pretraining.contrastive-finetune.init-classification.s0"
+      "semi-supervised.contrastive-finetune.labelled-8-pseudo-on.s0" ]
+
+let private ablations (argv: string list) =
+    let code, out, err = CliTests.run Cli.ablations argv
+    if code <> 0 then failtestf "ablations %s: exit code %d\n%s\n%s" (String.Join(" ", argv)) code out err
+    out
+
+/// Settings whose values name where the machine put its runs: the runs folder, paths under it, and run names,
+/// which hash the path of the weights a stage starts from (see RunNames.Derive). Every other setting must match.
+let private locationSettings = set [ "OutputRoot"; "RunDirectory"; "InitFrom"; "Data.PseudoLabels"; "RunName"; "stages" ]
+
+let private bits (x: float) = BitConverter.DoubleToInt64Bits x
+
+/// Every file under `folder` with its length and last write time.
+let private snapshot (folder: string) (except: string list) =
+    Directory.GetFiles(folder, "*", SearchOption.AllDirectories)
+    |> Array.filter (fun f -> except |> List.forall (fun e -> not (Path.GetFullPath(f).StartsWith(Path.GetFullPath e + string Path.DirectorySeparatorChar))))
+    |> Array.map (fun f -> Path.GetRelativePath(folder, f), FileInfo(f).Length, File.GetLastWriteTimeUtc(f).Ticks)
+    |> Array.sort
+
+let private runs = Path.Combine(Path.GetTempPath(), "contrastseg-cluster-tests")
+
+let tests =
+    testList "cluster job arrays" [
+        test "waves: no wave trains an output twice, and every other cell using it comes in a later wave" {
+            for p in [ quick runs; defaultProfile runs; ablationsProfile runs ] do
+                let waves = Runner.waves p
+                Expect.equal (waves |> List.map (fun (c, _) -> c.Key)) (p.Cells |> List.map (fun c -> c.Key) |> List.distinct) (p.Name + ": every cell once, in grid order")
+                for out in waves |> List.collect (fun (c, _) -> Runner.cellOutputs p c) |> List.distinct do
+                    let users = waves |> List.filter (fun (c, _) -> List.contains out (Runner.cellOutputs p c))
+                    let first = users |> List.map snd |> List.min
+                    Expect.equal (users |> List.filter (fun (_, w) -> w = first) |> List.length) 1 (sprintf "%s: one cell trains %s" p.Name out)
+                    Expect.equal (snd users.Head) first (sprintf "%s: the first cell using %s trains it" p.Name out)
+            Expect.equal (Runner.waves (defaultProfile runs) |> List.map snd |> List.distinct) [ 1 ] "the default study shares no stage: one wave"
+            Expect.equal (Runner.waves (quick runs) |> List.map snd |> List.distinct) [ 1; 2 ] "quick: its ablations reuse stages of wave 1"
+        }
+
+        test "--list-keys prints what --run takes, --wave the keys of one wave, --cells restricts the grid; bad values are named" {
+            let keys argv =
+                let code, out, err = CliTests.run Cli.ablations ([ "--profile"; "quick" ] @ argv)
+                Expect.equal code 0 (sprintf "%A: %s" argv err)
+                out.Split('\n', StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
+            let all = (quick runs).Cells |> List.map (fun c -> c.Key) |> List.distinct
+            Expect.equal (keys [ "--list-keys" ]) all "every key, in grid order"
+            Expect.equal (keys [ "--list-keys"; "--wave"; "1" ] @ keys [ "--list-keys"; "--wave"; "2" ] |> List.sort) (List.sort all) "two waves hold every cell"
+            Expect.isEmpty (keys [ "--list-keys"; "--wave"; "3" ]) "none past the last wave: a script's loop ends there"
+            let two = [ all.[3]; all.[0] ]
+            Expect.equal (keys ([ "--list-keys"; "--cells" ] @ two)) [ all.[0]; all.[3] ] "--cells: those cells, in grid order"
+            Expect.equal (keys ([ "--list"; "--cells" ] @ two)) [ for k in [ all.[0]; all.[3] ] -> sprintf "dotnet fsi scripts/ablations.fsx -- --profile quick --cells %s %s --run %s" all.[3] all.[0] k ] "--list forwards --cells"
+            let refused argv mention =
+                let code, _, err = CliTests.run Cli.ablations ([ "--profile"; "quick" ] @ argv)
+                Expect.equal code 2 (sprintf "%A: exit code 2" argv)
+                Expect.stringContains err mention (sprintf "%A names the value" argv)
+            refused [ "--list-keys"; "--wave"; "0" ] "got 0"
+            refused [ "--wave"; "1"; "--run"; all.[0] ] "--wave selects what --list or --list-keys prints"
+            refused [ "--list-keys"; "--cells"; "no-such-cell" ] "'no-such-cell'"
+        }
+
+        testCase "cells run as separate nodes, rows merged by copying: the rows and tables of one local run, bit for bit" <| fun () ->
+            let root = Directory.CreateTempSubdirectory("contrastseg-cluster-").FullName
+            try
+                let items = tinyItems root
+                let grid = [ "--profile"; "quick"; "--steps"; "2"; "--data-root"; items; "--cells" ] @ cells
+                let keys = (ablations (grid @ [ "--list-keys" ])).Split('\n', StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
+                Expect.equal keys cells "--list-keys: one key per line, in grid order"
+
+                // One node per cell: its own runs and results folders, as on machines that share no storage.
+                let merged = Path.Combine(root, "merged")
+                Directory.CreateDirectory(Path.Combine(merged, "rows")) |> ignore
+                for k, key in List.indexed keys do
+                    let node = Path.Combine(root, sprintf "node-%d" k)
+                    ablations (grid @ [ "--runs"; Path.Combine(node, "runs"); "--output"; Path.Combine(node, "results"); "--run"; key ]) |> ignore
+                    let rows = Directory.GetFiles(Path.Combine(node, "results", "rows"), "*.json")
+                    Expect.equal (rows |> Array.map Path.GetFileName) [| key + ".json" |] "a node writes its cell's row only"
+                    File.Copy(rows.[0], Path.Combine(merged, "rows", Path.GetFileName rows.[0]))
+                // The report from the merged rows alone; its own runs folder holds nothing.
+                ablations (grid @ [ "--runs"; Path.Combine(merged, "runs"); "--output"; merged; "--report-only" ]) |> ignore
+
+                // The same grid on one machine: shared stages trained once, then reused.
+                let local = Path.Combine(root, "local")
+                ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; local ]) |> ignore
+
+                let read folder = Results.ResultStore(folder).All() |> List.map (fun r -> r.Run, r) |> Map.ofList
+                let fromNodes, fromLocal = read merged, read local
+                Expect.equal (Set.ofSeq fromNodes.Keys) (Set.ofList cells) "merged keys"
+                Expect.equal (Set.ofSeq fromLocal.Keys) (Set.ofList cells) "local keys"
+                for key in cells do
+                    let a, b = fromNodes.[key], fromLocal.[key]
+                    let k = List.findIndex ((=) key) keys
+                    let nodeRuns = Path.Combine(root, sprintf "node-%d" k, "runs")
+                    Expect.all a.Stages (fun s -> s.StartsWith nodeRuns) (sprintf "%s: every stage trained on its own node" key)
+                    Expect.equal (a.Experiment, a.Setting, a.Method, a.Seed) (b.Experiment, b.Setting, b.Method, b.Seed) key
+                    // Bit for bit: one libtorch thread (test.runsettings), seeded data and weights, the same
+                    // operations in the same order, so nothing may differ, not even the last bit of a float.
+                    Expect.equal (bits a.MeanIoU) (bits b.MeanIoU) (sprintf "%s: mIoU %.17g vs %.17g" key a.MeanIoU b.MeanIoU)
+                    Expect.equal (bits a.PixelAccuracy) (bits b.PixelAccuracy) (sprintf "%s: pixel accuracy" key)
+                    Expect.equal (a.Extras |> Seq.map (fun kv -> kv.Key, bits kv.Value) |> List.ofSeq) (b.Extras |> Seq.map (fun kv -> kv.Key, bits kv.Value) |> List.ofSeq) (sprintf "%s: extras" key)
+                    let kept (r: Results.ResultRow) = r.Settings |> Seq.filter (fun kv -> not (locationSettings.Contains kv.Key)) |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+                    let differing = Set.union (Set.ofSeq (kept a).Keys) (Set.ofSeq (kept b).Keys) |> Set.filter (fun s -> (kept a).TryFind s <> (kept b).TryFind s)
+                    Expect.isEmpty differing (sprintf "%s: settings differ: %s" key (String.Join("; ", differing |> Seq.map (fun s -> sprintf "%s = %A vs %A" s ((kept a).TryFind s) ((kept b).TryFind s)))))
+                // Both reports hold every row (the merged rows count as current although their run names hash
+                // other paths) and the same tables; the feature space read the nodes' checkpoints.
+                let table folder = File.ReadAllLines(Path.Combine(folder, "results.csv")) |> Array.map (fun l -> String.Join(",", l.Split(',') |> Array.truncate 7))
+                Expect.equal (table merged).Length (cells.Length + 1) "merged report: every row"
+                Expect.equal (table merged) (table local) "results.csv, without wall times"
+                let space folder =
+                    use doc = Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "feature-space.json")))
+                    [ for e in doc.RootElement.EnumerateArray() ->
+                        e.GetProperty("Method").GetString(),
+                        [ for p in [ "IntraClass"; "InterClass"; "Ratio"; "NearestCentroidAccuracy" ] -> bits (e.GetProperty(p).GetDouble()) ] ]
+                Expect.equal (space merged) (space local) "feature space, bit for bit"
+                Expect.equal (space merged).Length 2 "cross-entropy and contrastive"
+
+                // A later wave on a shared runs folder: the semi-supervised cell, with the stages it shares finished
+                // and its own outputs not yet there, writes only its own outputs and gets the same row.
+                let p = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(Array.ofList (grid @ [ "--runs"; Path.Combine(local, "runs") ])))
+                let semi = p.Cells |> List.find (fun c -> c.Key = List.last cells)
+                let shared = p.Cells |> List.filter (fun c -> c.Key <> semi.Key) |> List.collect (Runner.cellOutputs p) |> Set.ofList
+                let own = Runner.cellOutputs p semi |> List.filter (shared.Contains >> not)
+                Expect.isNonEmpty own "the semi-supervised cell has outputs of its own (pseudo-labels, students)"
+                Expect.isTrue (Runner.waves p |> List.exists (fun (c, wave) -> c.Key = semi.Key && wave = 2)) "it is in wave 2"
+                for o in own do Directory.Delete(o, true)
+                let before = snapshot (Path.Combine(local, "runs")) own
+                let again = Path.Combine(root, "again")
+                ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; again; "--run"; semi.Key ]) |> ignore
+                Expect.sequenceEqual (snapshot (Path.Combine(local, "runs")) own) before "shared stages, subsets and weights untouched"
+                let row = (Results.ResultStore(again).Read semi.Key).Value
+                Expect.equal (bits row.MeanIoU) (bits fromLocal.[semi.Key].MeanIoU) "the same row"
+            finally
+                try Directory.Delete(root, true) with _ -> ()
+    ]
