@@ -252,6 +252,7 @@ type AblationArgs =
     | Cells of keys: string list
     | Run of key: string
     | Force
+    | Jobs of count: int
     | Report_Only
     | Steps of count: int
     | Variant of loss: string
@@ -281,6 +282,7 @@ type AblationArgs =
             | Cells _ -> "restrict the grid to these cells (keys as --list-keys prints them), for every other option, the report included."
             | Run _ -> "run only the cell with this key (see --list); results from several machines merge by copying rows/."
             | Force -> "redo cells even when their results exist (their run folders are deleted first)."
+            | Jobs _ -> "cells trained at the same time, each in its own worker process (default: on the CPU one per core, at most one per 2 GB of free memory, each with cores/jobs libtorch threads unless CONTRASTSEG_THREADS is set; on a GPU 1). --jobs 1 trains them one after the other in this process. The thread count changes float sums, so rows trained with another --jobs can differ slightly."
             | Report_Only -> "only rebuild tables and charts from the results already in the folder."
             | Set _ -> "override a setting of every stage, e.g. --set Data.Workers=1 (repeatable)."
 
@@ -411,6 +413,18 @@ let report (p: Profile) (store: ResultStore) (command: string) (console: TextWri
     File.WriteAllText(Path.Combine(folder, "results.md"), md.ToString())
     console.WriteLine(sprintf "results: %s (%d rows)" (Path.Combine(folder, "results.md")) rows.Length)
 
+/// The arguments of a `--jobs` worker: the command's own, without the options the parent alone acts on.
+let workerArguments (argv: string[]) =
+    let dropWithValue = set [ "--jobs"; "--run" ]
+    let drop = set [ "--force" ]
+    argv
+    |> Array.fold (fun (skip, acc) (a: string) ->
+        if skip then false, acc
+        elif dropWithValue.Contains(a.Split('=').[0]) then not (a.Contains '='), acc
+        elif drop.Contains a then false, acc
+        else false, a :: acc) (false, [])
+    |> snd |> List.rev
+
 let ablations (argv: string[]) =
     guard "ablations" (fun () ->
         let r = parse<AblationArgs> "ablations" argv
@@ -467,16 +481,49 @@ let ablations (argv: string[]) =
             let reused = if r.Contains Force then Set.empty else cells |> List.filter (Runner.isReusable p store) |> List.map (fun c -> c.Key) |> Set.ofList
             let toTrain = cells |> List.filter (fun c -> not (reused.Contains c.Key))
             Directory.CreateDirectory store.Root |> ignore
-            use log = new StreamWriter(Path.Combine(store.Root, "ablations.log"), true)
+            // Shared: worker processes and cluster nodes append to the same log.
+            use log = new StreamWriter(new FileStream(Path.Combine(store.Root, "ablations.log"), FileMode.Append, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete))
             let progress = Runner.GridProgress(Console.Out, log, cells.Length, (fun () -> Runner.pendingSteps p toTrain))
             if not cells.IsEmpty then
                 progress.Line(sprintf "[ablations] %s: profile %s, %d cells; %d reused from %s (--force retrains them), %d to train (%d optimiser steps left)"
                                       command p.Name cells.Length reused.Count (Path.Combine(store.Root, "rows")) toTrain.Length progress.StartSteps)
+            let jobs =
+                match r.TryGetResult Jobs with
+                | Some j when j < 1 -> raise (ConfigException(sprintf "--jobs must be at least 1, got %d" j, "--jobs"))
+                | Some j -> j
+                | None -> Runner.defaultJobs p.Base.Runtime.Device
+            let jobs = min jobs toTrain.Length
+            // Worker processes: libtorch's global generator (weights, dropout) cannot be shared by two cells in one process.
+            let workerFailures =
+                if single || jobs < 2 then []
+                else
+                    if r.Contains Force then
+                        for c in toTrain do
+                            for f in Runner.cellFolders p c do
+                                if Directory.Exists f then Directory.Delete(f, true)
+                            if store.Has c.Key then File.Delete(store.RowPath c.Key)
+                    let dll = typeof<Runner.GridProgress>.Assembly.Location
+                    let own = String.IsNullOrEmpty(Environment.GetEnvironmentVariable "CONTRASTSEG_THREADS")
+                    let threads = max 1 (Environment.ProcessorCount / jobs)
+                    let shared = workerArguments argv
+                    let start (c: Grid.Cell) =
+                        let info = ProcessStartInfo("dotnet")
+                        for a in [ yield dll; yield "ablations"; yield! shared; yield "--run"; yield c.Key; yield "--jobs"; yield "1" ] do info.ArgumentList.Add a
+                        if own then info.Environment.["CONTRASTSEG_THREADS"] <- string threads
+                        info
+                    progress.Line(sprintf "[ablations] %d worker processes, %s libtorch thread(s) each" jobs
+                                          (if own then string threads else "CONTRASTSEG_THREADS = " + Environment.GetEnvironmentVariable "CONTRASTSEG_THREADS"))
+                    Runner.runWorkers progress Console.Out jobs start (fun c -> store.Read c.Key) (Runner.jobPlan p toTrain)
+            let failed = workerFailures |> List.map fst |> Set.ofList
+            let reused = if jobs < 2 then reused else cells |> List.filter (Runner.isReusable p store) |> List.map (fun c -> c.Key) |> Set.ofList
             let failures =
                 if single then
                     cells |> List.iter (Runner.runCell p store opts >> ignore)
                     []
-                else Runner.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell p store opts) cells
+                else
+                    workerFailures
+                    @ Runner.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell p store opts)
+                          (cells |> List.filter (fun c -> not (failed.Contains c.Key)))
             if not single then report p store command Console.Out
             progress.Line(sprintf "[ablations] %d cells and the report in %.1f min" cells.Length clock.Elapsed.TotalMinutes)
             if failures.IsEmpty then 0

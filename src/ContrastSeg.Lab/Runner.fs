@@ -293,6 +293,86 @@ let runAllWith (progress: GridProgress) (error: TextWriter) (reused: Cell -> boo
 let runAll (console: TextWriter) (error: TextWriter) (run: Cell -> ResultRow) (cells: Cell list) =
     runAllWith (GridProgress(console, TextWriter.Null, cells.Length, (fun () -> 0))) error (fun _ -> false) run cells
 
+/// The order in which worker processes take `cells`: wave by wave (see `waves`: a cell only after the cells
+/// that train what it reads), each wave's cells with the most steps left first, so the last cells to start
+/// are the short ones and the workers finish together.
+let jobPlan (p: Profile) (cells: Cell list) : Cell list list =
+    let waveOf = waves p |> List.map (fun (c, w) -> c.Key, w) |> dict
+    cells
+    |> List.groupBy (fun c -> match waveOf.TryGetValue c.Key with | true, w -> w | _ -> 1)
+    |> List.sortBy fst
+    |> List.map (fun (_, wave) -> wave |> List.sortByDescending (fun c -> pendingSteps p [ c ]))
+
+/// How many cells train at the same time, one worker process each, when `--jobs` is not given: on the CPU one
+/// per core (libtorch's step on this model gains little from a second thread: 0.147 s/step with 2 threads
+/// against 0.173 with 1, while two 1-thread processes take 0.20 s/step each, README "Performance"), at most
+/// one per 2 GB of free memory; on a GPU one.
+let defaultJobs (device: string) =
+    if not (ContrastSeg.Runtime.Devices.Choose(device).Name.StartsWith("cpu", StringComparison.Ordinal)) then 1
+    else
+        let memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (2L * 1024L * 1024L * 1024L)
+        int (max 1L (min (int64 Environment.ProcessorCount) memory))
+
+/// Runs `plan` (see `jobPlan`) in worker processes, `jobs` at a time: `start cell` is the worker's command, whose
+/// output lines are forwarded to `console` prefixed with the cell's number; `finished cell` reads the row a
+/// worker stored. A worker that exits with another code than 0 or stores no row is a failed cell (its key and
+/// last error line are returned); the others still run. Killing this process kills its workers.
+let runWorkers (progress: GridProgress) (console: TextWriter) (jobs: int) (start: Cell -> ProcessStartInfo) (finished: Cell -> ResultRow option) (plan: Cell list list) =
+    let failures = List<string * string>()
+    let total = plan |> List.sumBy List.length
+    let running = List<Process>()
+    let gate = obj ()
+    let killAll = EventHandler(fun _ _ -> lock gate (fun () -> for w in running do (try w.Kill true with _ -> ())))
+    AppDomain.CurrentDomain.ProcessExit.AddHandler killAll
+    Console.CancelKeyPress.AddHandler(ConsoleCancelEventHandler(fun _ _ -> killAll.Invoke(null, EventArgs.Empty)))
+    let line text = lock progress (fun () -> progress.Line text)
+    let mutable number = 0
+    try
+        for wave in plan do
+            use slots = new Threading.SemaphoreSlim(jobs)
+            let workers =
+                [ for cell in wave ->
+                    slots.Wait()
+                    number <- number + 1
+                    let k = sprintf "cell %d/%d" number total
+                    let tag = sprintf "[%d] " number
+                    line (sprintf "[ablations] %s start (%d at a time): %s | %s" k jobs cell.Key (progress.Eta()))
+                    let info = start cell
+                    info.RedirectStandardOutput <- true
+                    info.RedirectStandardError <- true
+                    info.UseShellExecute <- false
+                    let w = new Process(StartInfo = info)
+                    let lastError = ref ""
+                    w.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock console (fun () -> console.WriteLine(tag + e.Data)))
+                    w.ErrorDataReceived.Add(fun e ->
+                        if not (isNull e.Data) then
+                            if e.Data.Trim() <> "" then lastError.Value <- e.Data.Trim()
+                            lock console (fun () -> console.WriteLine(tag + e.Data)))
+                    let clock = Stopwatch.StartNew()
+                    lock gate (fun () -> w.Start() |> ignore; running.Add w)
+                    w.BeginOutputReadLine()
+                    w.BeginErrorReadLine()
+                    Threading.Tasks.Task.Run(fun () ->
+                        try
+                            w.WaitForExit()
+                            lock gate (fun () -> running.Remove w |> ignore)
+                            let minutes = clock.Elapsed.TotalMinutes
+                            match w.ExitCode, finished cell with
+                            | 0, Some row ->
+                                line (sprintf "[ablations] %s done in %.1f min: %s, %s mIoU %.2f %%" k minutes cell.Key
+                                                      (match row.Settings.TryGetValue "eval_split" with | true, s -> s | _ -> "eval") (100.0 * row.MeanIoU))
+                            | code, _ ->
+                                line (sprintf "[ablations] %s failed after %.1f min: %s (worker exit code %d)" k minutes cell.Key code)
+                                let why = if lastError.Value = "" then sprintf "its worker exited with code %d and stored no result" code else lastError.Value
+                                lock failures (fun () -> failures.Add((cell.Key, why)))
+                        finally
+                            w.Dispose()
+                            slots.Release() |> ignore) ]
+            Threading.Tasks.Task.WaitAll(Array.ofList workers)
+    finally
+        AppDomain.CurrentDomain.ProcessExit.RemoveHandler killAll
+    failures |> Seq.sortBy fst |> List.ofSeq
+
 /// The stored rows of a profile's cells that are current (rows of other settings or other grids are left out of reports).
 let currentRows (p: Profile) (store: ResultStore) =
     p.Cells |> List.distinctBy (fun c -> c.Key) |> List.choose (fun c -> store.Read c.Key |> Option.filter (isCurrent p c))
