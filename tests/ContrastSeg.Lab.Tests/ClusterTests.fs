@@ -111,9 +111,10 @@ let tests =
                 // The report from the merged rows alone; its own runs folder holds nothing.
                 ablations (grid @ [ "--runs"; Path.Combine(merged, "runs"); "--output"; merged; "--report-only" ]) |> ignore
 
-                // The same grid on one machine: shared stages trained once, then reused.
+                // The same grid on one machine with two worker processes (--jobs 2): shared stages trained once, then reused.
                 let local = Path.Combine(root, "local")
-                ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; local ]) |> ignore
+                let out = ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; local; "--jobs"; "2" ])
+                Expect.stringContains out "2 worker processes" "the cells ran in workers"
 
                 let read folder = Results.ResultStore(folder).All() |> List.map (fun r -> r.Run, r) |> Map.ofList
                 let fromNodes, fromLocal = read merged, read local
@@ -163,4 +164,37 @@ let tests =
                 Expect.equal (bits row.MeanIoU) (bits fromLocal.[semi.Key].MeanIoU) "the same row"
             finally
                 try Directory.Delete(root, true) with _ -> ()
+
+        test "--jobs: workers take the cells wave by wave, longest first; a failed worker fails its cell only" {
+            let p = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine([| "--profile"; "quick"; "--runs"; runs |]))
+            let cells = p.Cells |> List.distinctBy (fun c -> c.Key)
+            let plan = Runner.jobPlan p cells
+            Expect.equal (plan |> List.sumBy List.length) cells.Length "every cell once"
+            let waveOf = Runner.waves p |> List.map (fun (c, w) -> c.Key, w) |> Map.ofList
+            let waves = plan |> List.map (fun wave -> wave |> List.map (fun c -> waveOf.[c.Key]) |> List.distinct)
+            Expect.equal waves (waves |> List.sort) "waves in order"
+            Expect.isTrue (waves |> List.forall (fun w -> w.Length = 1)) "one wave per group"
+            for wave in plan do
+                let steps = wave |> List.map (fun c -> Runner.pendingSteps p [ c ])
+                Expect.equal steps (List.sortDescending steps) "most steps first"
+            Expect.equal (Cli.workerArguments [| "--profile"; "quick"; "--jobs"; "2"; "--force"; "--run"; "k"; "--jobs=3"; "--set"; "Seed=1" |])
+                [ "--profile"; "quick"; "--set"; "Seed=1" ] "a worker gets the grid's options, not the parent's"
+            // Stand-in workers: one prints and succeeds, one fails with an error line; the others still run.
+            let two = plan |> List.concat |> List.truncate 3
+            let failing = two.[1]
+            let start (c: Cell) =
+                let info = Diagnostics.ProcessStartInfo("sh")
+                for a in [ "-c"; (if c.Key = failing.Key then "echo 'bad mask in masks/a.png' >&2; exit 3" else "echo trained") ] do info.ArgumentList.Add a
+                info
+            let row (c: Cell) = Some(ResultsTests.row c.Experiment c.Setting c.Method c.Seed 0.5)
+            let console = new StringWriter()
+            let log = new StringWriter()
+            let progress = Runner.GridProgress(console, log, two.Length, (fun () -> 0))
+            let failures = Runner.runWorkers progress console 2 start row [ two ]
+            Expect.equal failures [ failing.Key, "bad mask in masks/a.png" ] "the failed cell with its worker's last error line"
+            let text = console.ToString()
+            Expect.stringContains text "trained" "worker output forwarded"
+            Expect.stringContains text (sprintf "failed after") "failure reported"
+            Expect.equal (Text.RegularExpressions.Regex.Matches(text, "done in").Count) 2 "the other cells done"
+        }
     ]

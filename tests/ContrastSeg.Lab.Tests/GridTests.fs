@@ -49,7 +49,7 @@ let tests =
             Expect.isSome p.Tsne "t-SNE study (default profile)"
             let a = ablationsProfile runs
             let exps = a.Cells |> List.map (fun c -> c.Experiment) |> List.distinct |> Set.ofList
-            Expect.equal exps (set [ "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised" ]) "studies"
+            Expect.equal exps (set [ "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised"; "budget-rule" ]) "studies"
             Expect.equal (a.Cells |> List.map (fun c -> c.Seed) |> List.distinct) [ 0 ] "one seed"
             Expect.equal (a.CeSteps, a.PretrainSteps, a.FinetuneSteps) (p.CeSteps, p.PretrainSteps, p.FinetuneSteps) "the default's schedule"
             Expect.equal p.CeSteps (p.PretrainSteps + p.FinetuneSteps) "equal step budgets"
@@ -71,13 +71,18 @@ let tests =
         test "cells that mean the same training share their stage runs" {
             let p = ablationsProfile runs
             let a = find (defaultProfile runs) "label-efficiency" "labelled=10" "contrastive+finetune"
-            let b = find p "distortions" "distortions=on" "contrastive+finetune"
             let names c = stages p c c.Recipe None |> List.map (fun s -> s.RunName)
-            Expect.equal (stages (defaultProfile runs) a a.Recipe None |> List.map (fun s -> s.RunName)) (names b) "same runs, trained once"
-            let off = find p "distortions" "distortions=off" "contrastive+finetune"
-            Expect.notEqual (names off) (names a) "distortions off is another run"
+            let defaultNames = stages (defaultProfile runs) a a.Recipe None |> List.map (fun s -> s.RunName)
+            // The default study's loss is cross-image: its 10-scene cell is the variant ablation's cross-image point
+            // and the budget-rule study's equal-total point.
             let cross = find p "loss-variant" "variant=cross-image" "contrastive+finetune"
             Expect.equal (stages p cross cross.Recipe None).Head.Contrastive.Variant ContrastiveVariant.CrossImage "variant set"
+            Expect.equal defaultNames (names cross) "same runs, trained once"
+            Expect.equal (names (find p "budget-rule" "labelled=10,rule=equal-total" "contrastive+finetune")) defaultNames "equal-total = the default's"
+            let on = find p "distortions" "distortions=on" "contrastive+finetune"
+            let off = find p "distortions" "distortions=off" "contrastive+finetune"
+            Expect.equal (names on) (names (find p "loss-variant" "variant=within-image" "contrastive+finetune")) "within-image, distortions on: one run"
+            Expect.notEqual (names off) (names on) "distortions off is another run"
         }
 
         test "the semi-supervised student trains on pseudo-labels under other run names than its teacher" {
@@ -195,5 +200,42 @@ let tests =
             Expect.equal (Runner.currentRows older store |> List.length) 1 "current for the profile that wrote it"
             // Reusing it would return 0.42; training again must reach the (missing) data and fail.
             Expect.throws (fun () -> Runner.runCell p store { Runner.Force = false; Runner.Console = TextWriter.Null } cell |> ignore) "retrained"
+        }
+
+        test "the default study trains each label count at its own schedule: equal budgets, cross-image, fine-tuning at CE's LR" {
+            let p = defaultProfile runs
+            let expected = Map.ofList [ 10, (400, 200, 200); 100, (1000, 500, 500); 2000, (2000, 1000, 1000) ]
+            for c in p.Cells do
+                let ceSteps, pre, fine = expected.[c.Labelled.Value]
+                match c.Recipe, stages p c c.Recipe None with
+                | CrossEntropy, [ s ] ->
+                    Expect.equal (s.Optimizer.Steps, s.Optimizer.LearningRate) (ceSteps, 0.1) (c.Key + ": CE steps and its tuned LR")
+                | ContrastiveFineTune _, [ a; b ] ->
+                    Expect.equal (a.Optimizer.Steps, b.Optimizer.Steps) (pre, fine) (c.Key + ": pretraining + fine-tuning = CE's steps")
+                    Expect.equal a.Contrastive.Variant ContrastiveVariant.CrossImage "cross-image loss"
+                    Expect.equal (a.Optimizer.LearningRate, b.Optimizer.LearningRate) (0.1, 0.1) "pretraining and fine-tuning LRs"
+                    // Warm-up at most a quarter of a stage: the 200-step stages still decay.
+                    Expect.isLessThanOrEqual (a.Optimizer.WarmupSteps * 4) a.Optimizer.Steps "pretraining warm-up"
+                    Expect.isLessThanOrEqual (b.Optimizer.WarmupSteps * 4) b.Optimizer.Steps "fine-tuning warm-up"
+                | _, other -> failtestf "%s: %d stages" c.Key other.Length
+            Expect.equal (stages p (find p "label-efficiency" "labelled=2000" "cross-entropy") CrossEntropy None).Head.Optimizer.WarmupSteps 100 "long runs keep the preset's warm-up"
+        }
+
+        test "a label schedule gives each count the budget of the first entry that covers it" {
+            let a, b = equalBudget 400, equalBudget 1000
+            let schedule = [ 10, a; 100, b ]
+            Expect.equal (List.map (budgetAt schedule) [ 1; 10; 11; 100; 5000 ]) [ a; a; b; b; b ] "covered, then the last entry"
+            Expect.equal (equalBudget 401) { CeSteps = 401; PretrainSteps = 200; FinetuneSteps = 201 } "halves, summing to CE's"
+        }
+
+        test "the budget-rule study sets the paper's rule against equal totals: pretraining as long as CE, fine-tuning a quarter" {
+            let p = ablationsProfile runs
+            for n in [ 10; 100 ] do
+                let equal = find p "budget-rule" (sprintf "labelled=%d,rule=equal-total" n) "contrastive+finetune"
+                let paper = find p "budget-rule" (sprintf "labelled=%d,rule=paper" n) "contrastive+finetune"
+                let steps c = stages p c c.Recipe None |> List.map (fun s -> s.Optimizer.Steps)
+                let ce = (budgetAt scenesSchedule n).CeSteps
+                Expect.equal (steps equal) [ ce / 2; ce - ce / 2 ] "equal total"
+                Expect.equal (steps paper) [ ce; ce / 4 ] "the paper's rule"
         }
     ]

@@ -36,12 +36,16 @@ let tests =
                 | CrossEntropy -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.CeSteps ] "CE steps"
                 | _ -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.PretrainSteps; budget.FinetuneSteps ] "pretraining, fine-tuning"
                 Expect.stringContains c.Setting (sprintf "stem=%s,width=0.25,steps=%d" (stemSlug cap.Stem) budget.CeSteps) "setting names the point"
-            Expect.equal (p.Cells |> List.map (fun c -> c.Budget.Value.CeSteps) |> List.distinct |> List.sort) [ d.CeSteps; 3 * d.CeSteps ] "1x and 3x the study's budget"
+            for n in [ 10; 100; 2000 ] do
+                let study = studyBudget d n
+                Expect.equal (p.Cells |> List.filter (fun c -> c.Labelled = Some n) |> List.map (fun c -> c.Budget.Value.CeSteps) |> List.distinct |> List.sort)
+                    [ study.CeSteps; 3 * study.CeSteps ] (sprintf "1x and 3x the study's budget at %d labels" n)
+            Expect.isTrue (p.Cells |> List.forall (fun c -> match c.Recipe with ContrastiveFineTune (v, _) -> v = ContrastSeg.Losses.ContrastiveVariant.CrossImage | _ -> true)) "the study's loss"
             // The point of the map that is the default study itself trains the same stages (one runs folder).
             let names (q: Profile) (c: Cell) = stages q c c.Recipe None |> List.map (fun s -> s.RunName)
             for c in d.Cells |> List.filter (fun c -> c.Seed = 0) do
                 let twin =
-                    p.Cells |> List.find (fun r -> r.Labelled = c.Labelled && r.Method = c.Method && r.Capacity.Value.Stem = EncoderStem.Small && r.Budget.Value.CeSteps = d.CeSteps)
+                    p.Cells |> List.find (fun r -> r.Labelled = c.Labelled && r.Method = c.Method && r.Capacity.Value.Stem = EncoderStem.Small && r.Budget.Value.CeSteps = (studyBudget d c.Labelled.Value).CeSteps)
                 Expect.equal (names p twin) (names d c) "same run names as the default study's seed-0 cells"
         }
 
