@@ -111,10 +111,9 @@ let tests =
                 // The report from the merged rows alone; its own runs folder holds nothing.
                 ablations (grid @ [ "--runs"; Path.Combine(merged, "runs"); "--output"; merged; "--report-only" ]) |> ignore
 
-                // The same grid on one machine with two worker processes (--jobs 2): shared stages trained once, then reused.
+                // The same grid on one machine, in this process (--jobs 1): shared stages trained once, then reused.
                 let local = Path.Combine(root, "local")
-                let out = ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; local; "--jobs"; "2" ])
-                Expect.stringContains out "2 worker processes" "the cells ran in workers"
+                ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; local; "--jobs"; "1" ]) |> ignore
 
                 let read folder = Results.ResultStore(folder).All() |> List.map (fun r -> r.Run, r) |> Map.ofList
                 let fromNodes, fromLocal = read merged, read local
