@@ -499,8 +499,7 @@ let ablations (argv: string[]) =
                 else
                     if r.Contains Force then
                         for c in toTrain do
-                            for f in Runner.cellFolders p c do
-                                if Directory.Exists f then Directory.Delete(f, true)
+                            Runner.deleteRuns p c
                             if store.Has c.Key then File.Delete(store.RowPath c.Key)
                     let dll = typeof<Runner.GridProgress>.Assembly.Location
                     let own = String.IsNullOrEmpty(Environment.GetEnvironmentVariable "CONTRASTSEG_THREADS")

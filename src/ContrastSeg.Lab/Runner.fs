@@ -181,6 +181,16 @@ let scoredCheckpoint (p: Profile) (final: TrainConfig) =
 
 /// Trains every stage of a cell (finished stages are found and reused), scores the final model on
 /// the profile's evaluation split, and stores the row.
+/// What `--force` removes before a cell trains again: its run folders (and pseudo-labels).
+let deleteRuns (p: Profile) (cell: Cell) =
+    for f in cellFolders p cell do
+        if Directory.Exists f then Directory.Delete(f, true)
+
+/// The progress line of a finished cell.
+let private doneLine (k: string) (minutes: float) (cell: Cell) (row: ResultRow) =
+    sprintf "[ablations] %s done in %.1f min: %s, %s mIoU %.2f %%" k minutes cell.Key
+        (match row.Settings.TryGetValue "eval_split" with | true, s -> s | _ -> "eval") (100.0 * row.MeanIoU)
+
 let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : ResultRow =
     match store.Read cell.Key with
     | Some row when not o.Force && (staleReason p cell row).IsNone -> row
@@ -188,9 +198,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         match stale with
         | Some row when not o.Force -> o.Console.WriteLine(sprintf "=== %s: %s; running it again" cell.Key (staleReason p cell row).Value)
         | _ -> ()
-        if o.Force then
-            for f in cellFolders p cell do
-                if Directory.Exists f then Directory.Delete(f, true)
+        if o.Force then deleteRuns p cell
         let clock = Stopwatch.StartNew()
         o.Console.WriteLine(sprintf "=== %s (%s, %s, %s, seed %d)" cell.Key cell.Experiment cell.Setting cell.Method cell.Seed)
         if needsClassification cell.Recipe then
@@ -280,7 +288,7 @@ let runAllWith (progress: GridProgress) (error: TextWriter) (reused: Cell -> boo
             let clock = Stopwatch.StartNew()
             try
                 let row = run c
-                progress.Line(sprintf "[ablations] %s done in %.1f min: %s, %s mIoU %.2f %%" k clock.Elapsed.TotalMinutes c.Key (match row.Settings.TryGetValue "eval_split" with | true, s -> s | _ -> "eval") (100.0 * row.MeanIoU))
+                progress.Line(doneLine k clock.Elapsed.TotalMinutes c row)
             with
             | :? ConfigException | :? DatasetException | :? TrainingDivergedException | :? CellNativeException
             | :? Runtime.InteropServices.ExternalException as e ->
@@ -305,7 +313,7 @@ let jobPlan (p: Profile) (cells: Cell list) : Cell list list =
 
 /// How many cells train at the same time, one worker process each, when `--jobs` is not given: on the CPU one
 /// per core (libtorch's step on this model gains little from a second thread: 0.147 s/step with 2 threads
-/// against 0.173 with 1, while two 1-thread processes take 0.20 s/step each, README "Performance"), at most
+/// against 0.173 with 1, while two 1-thread processes take 0.20 s/step each, README "Quick start"), at most
 /// one per 2 GB of free memory; on a GPU one.
 let defaultJobs (device: string) =
     if not (ContrastSeg.Runtime.Devices.Choose(device).Name.StartsWith("cpu", StringComparison.Ordinal)) then 1
@@ -323,8 +331,9 @@ let runWorkers (progress: GridProgress) (console: TextWriter) (jobs: int) (start
     let running = List<Process>()
     let gate = obj ()
     let killAll = EventHandler(fun _ _ -> lock gate (fun () -> for w in running do (try w.Kill true with _ -> ())))
+    let cancel = ConsoleCancelEventHandler(fun _ _ -> killAll.Invoke(null, EventArgs.Empty))
     AppDomain.CurrentDomain.ProcessExit.AddHandler killAll
-    Console.CancelKeyPress.AddHandler(ConsoleCancelEventHandler(fun _ _ -> killAll.Invoke(null, EventArgs.Empty)))
+    Console.CancelKeyPress.AddHandler cancel
     let line text = lock progress (fun () -> progress.Line text)
     let mutable number = 0
     try
@@ -359,8 +368,7 @@ let runWorkers (progress: GridProgress) (console: TextWriter) (jobs: int) (start
                             let minutes = clock.Elapsed.TotalMinutes
                             match w.ExitCode, finished cell with
                             | 0, Some row ->
-                                line (sprintf "[ablations] %s done in %.1f min: %s, %s mIoU %.2f %%" k minutes cell.Key
-                                                      (match row.Settings.TryGetValue "eval_split" with | true, s -> s | _ -> "eval") (100.0 * row.MeanIoU))
+                                line (doneLine k minutes cell row)
                             | code, _ ->
                                 line (sprintf "[ablations] %s failed after %.1f min: %s (worker exit code %d)" k minutes cell.Key code)
                                 let why = if lastError.Value = "" then sprintf "its worker exited with code %d and stored no result" code else lastError.Value
@@ -371,6 +379,7 @@ let runWorkers (progress: GridProgress) (console: TextWriter) (jobs: int) (start
             Threading.Tasks.Task.WaitAll(Array.ofList workers)
     finally
         AppDomain.CurrentDomain.ProcessExit.RemoveHandler killAll
+        Console.CancelKeyPress.RemoveHandler cancel
     failures |> Seq.sortBy fst |> List.ofSeq
 
 /// The stored rows of a profile's cells that are current (rows of other settings or other grids are left out of reports).
