@@ -204,7 +204,7 @@ let tests =
 
         test "the default study trains each label count at its own schedule: equal budgets, cross-image, fine-tuning at CE's LR" {
             let p = defaultProfile runs
-            let expected = Map.ofList [ 10, (400, 200, 200); 100, (1000, 500, 500); 2000, (2000, 1000, 1000) ]
+            let expected = Map.ofList [ 10, (400, 200, 200); 100, (1000, 500, 500); 2000, (3000, 1500, 1500) ]
             for c in p.Cells do
                 let ceSteps, pre, fine = expected.[c.Labelled.Value]
                 match c.Recipe, stages p c c.Recipe None with

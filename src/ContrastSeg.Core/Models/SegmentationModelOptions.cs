@@ -34,7 +34,7 @@ public sealed record SegmentationModelOptions(
 
     /// <summary>
     /// A CPU-sized model for 64x64 inputs (the <c>cpu</c> training preset's): ResNet-18 at width 0.25
-    /// (16/32/64/128 channels) with the small stem, ASPP and decoder 64 channels, low-level 16, projection head 3 x 64.
+    /// (16/32/64/128 channels) with the small stem, ASPP 64 channels, decoder 32, low-level 16, projection head 3 x 64.
     /// </summary>
     /// <remarks>
     /// The small stem keeps layer1 at full and layer2 at half resolution, and layer4 at 8x8 for a 64x64 input
@@ -45,7 +45,7 @@ public sealed record SegmentationModelOptions(
         numClasses,
         AsppChannels: 64,
         LowLevelChannels: 16,
-        DecoderChannels: 64,
+        DecoderChannels: 32,
         Projection: new ProjectionHeadOptions(Layers: 3, Channels: 64, BatchNorm: false));
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the offending field.</summary>

@@ -247,7 +247,7 @@ public sealed class DeepLabV3PlusTests
         Assert.Equal(new ProjectionHeadOptions(3, 256, false), paper.ProjectionOrDefault);
 
         using var small = DeepLabV3Plus.Create(SegmentationModelOptions.CpuSmall(3));
-        Assert.Equal((64, 64, 3), (small.FeatureChannels, small.ProjectionChannels, small.NumClasses));
+        Assert.Equal((32, 64, 3), (small.FeatureChannels, small.ProjectionChannels, small.NumClasses));
         Assert.Equal(EncoderStem.Small, small.Options.Encoder.Stem);
         Assert.Equal(64, small.Backbone.LowLevelChannels); // layer3, at stride 4 after the small stem
         Assert.Equal(128, small.Backbone.HighLevelChannels);
