@@ -204,7 +204,7 @@ let tests =
 
         test "the default study trains each label count at its own schedule: equal budgets, cross-image, fine-tuning at CE's LR" {
             let p = defaultProfile runs
-            let expected = Map.ofList [ 10, (400, 200, 200); 100, (1000, 500, 500); 2000, (3000, 1500, 1500) ]
+            let expected = Map.ofList [ 10, (300, 150, 150); 100, (800, 400, 400); 2000, (2600, 1300, 1300) ]
             for c in p.Cells do
                 let ceSteps, pre, fine = expected.[c.Labelled.Value]
                 match c.Recipe, stages p c c.Recipe None with
@@ -214,7 +214,7 @@ let tests =
                     Expect.equal (a.Optimizer.Steps, b.Optimizer.Steps) (pre, fine) (c.Key + ": pretraining + fine-tuning = CE's steps")
                     Expect.equal a.Contrastive.Variant ContrastiveVariant.CrossImage "cross-image loss"
                     Expect.equal (a.Optimizer.LearningRate, b.Optimizer.LearningRate) (0.1, 0.1) "pretraining and fine-tuning LRs"
-                    // Warm-up at most a quarter of a stage: the 200-step stages still decay.
+                    // Warm-up at most a quarter of a stage: the 150-step stages still decay.
                     Expect.isLessThanOrEqual (a.Optimizer.WarmupSteps * 4) a.Optimizer.Steps "pretraining warm-up"
                     Expect.isLessThanOrEqual (b.Optimizer.WarmupSteps * 4) b.Optimizer.Steps "fine-tuning warm-up"
                 | _, other -> failtestf "%s: %d stages" c.Key other.Length
