@@ -90,7 +90,8 @@ public class ConfigTests
     {
         // Run names carry a hash of the settings JSON: a new setting must not move every existing run to a new folder.
         Assert.Equal("ce_r18w0.25-os8_fmscenes-all_crop64_b8_1500st_lr0.03_s0_5c8722", new TrainConfig().RunName);
-        Assert.Equal("finetune_r18w0.25-os8-small_fmscenes-all_crop64_b8_300st_lr0.03_s0_67ce90", TrainPresets.Cpu(TrainingStage.FineTune).RunName);
+        // The cpu preset's hash moved once on purpose, with its 32 decoder channels (was ..._67ce90 at 64).
+        Assert.Equal("finetune_r18w0.25-os8-small_fmscenes-all_crop64_b8_300st_lr0.03_s0_127ce5", TrainPresets.Cpu(TrainingStage.FineTune).RunName);
     }
 
     [Theory]
