@@ -53,10 +53,10 @@ let tests =
                     Expect.equal s.Data.Dataset "folder" "folder data"
                     Expect.equal s.Data.Root root "its root"
                     Expect.equal s.Data.Crop 128 "default crop"
-            // Each count at the folder schedule's budget: up to 30 labelled images 800 steps, up to 120 1,600.
+            // Each count at the folder schedule's budget: up to 30 labelled images 1,200 steps, up to 120 1,600.
             for c in p.Cells do
                 let steps = stages p c c.Recipe None |> List.sumBy (fun s -> s.Optimizer.Steps)
-                Expect.equal steps (if c.Labelled.Value <= 30 then 800 else 1600) (c.Key + ": equal budget of its count")
+                Expect.equal steps (if c.Labelled.Value <= 30 then 1200 else 1600) (c.Key + ": equal budget of its count")
             Expect.equal (budgetAt folderSchedule 367) (equalBudget 2400) "camvid-dev's 367: the longest"
             let custom = folderProfile runs { folderDefaults root with Fractions = [ 0.5 ]; Seeds = [ 4 ]; Crop = 32; Resize = 0.5; EvalSplit = "test" }
             Expect.equal (custom.Cells |> List.map (fun c -> c.Labelled, c.Seed) |> List.distinct) [ Some 16, 4 ] "options reach the cells"
