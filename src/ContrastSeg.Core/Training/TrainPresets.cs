@@ -43,7 +43,8 @@ public static class TrainPresets
         // did not measurably change (README, "Results").
         Model = new ModelSettings { Stem = EncoderStem.Small, DecoderChannels = 32 },
         EvalEvery = 200,
-        // The default study's schedule: CE 600 steps = pretraining 300 + fine-tuning 300. CE's own tuned LR is 0.1
+        // A single run's schedule (the studies set their own per label count: Grid.scenesSchedule): CE 600 steps =
+        // pretraining 300 + fine-tuning 300. CE's own tuned LR is 0.1
         // (val mIoU 37.0 vs 27.0 at 0.03 after 1,500 steps on all scenes); fine-tuning at 0.03, a fraction of it as
         // in the paper (11.2 vs 11.0 at 0.1 after 300 + 300 steps at 10 scenes).
         Optimizer = new OptimizerSettings
