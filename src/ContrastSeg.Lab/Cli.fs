@@ -481,8 +481,8 @@ let ablations (argv: string[]) =
             let reused = if r.Contains Force then Set.empty else cells |> List.filter (Runner.isReusable p store) |> List.map (fun c -> c.Key) |> Set.ofList
             let toTrain = cells |> List.filter (fun c -> not (reused.Contains c.Key))
             Directory.CreateDirectory store.Root |> ignore
-            // Shared: worker processes and cluster nodes append to the same log.
-            use log = new StreamWriter(new FileStream(Path.Combine(store.Root, "ablations.log"), FileMode.Append, FileAccess.Write, FileShare.ReadWrite ||| FileShare.Delete))
+            // Shared: worker processes and cluster nodes append to the same log, a line at a time.
+            use log = new Runner.SharedLogWriter(Path.Combine(store.Root, "ablations.log"))
             let progress = Runner.GridProgress(Console.Out, log, cells.Length, (fun () -> Runner.pendingSteps p toTrain))
             if not cells.IsEmpty then
                 progress.Line(sprintf "[ablations] %s: profile %s, %d cells; %d reused from %s (--force retrains them), %d to train (%d optimiser steps left)"
@@ -524,7 +524,9 @@ let ablations (argv: string[]) =
                     @ Runner.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell p store opts)
                           (cells |> List.filter (fun c -> not (failed.Contains c.Key)))
             if not single then report p store command Console.Out
-            progress.Line(sprintf "[ablations] %d cells and the report in %.1f min" cells.Length clock.Elapsed.TotalMinutes)
+            // A `--run` (a worker process's cell) writes no report.
+            if single then progress.Line(sprintf "[ablations] --run %s in %.1f min" (String.Join(", ", cells |> List.map (fun c -> c.Key))) clock.Elapsed.TotalMinutes)
+            else progress.Line(sprintf "[ablations] %d cells and the report in %.1f min" cells.Length clock.Elapsed.TotalMinutes)
             if failures.IsEmpty then 0
             else
                 eprintfn "[ablations] %d of %d cells failed (the report holds the others):" failures.Length cells.Length

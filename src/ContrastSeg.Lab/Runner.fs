@@ -247,6 +247,41 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         store.Write row
         row
 
+/// A text log that several processes append to (a grid's worker processes, cluster nodes). .NET's FileMode.Append
+/// seeks to the end once, when the file is opened, so two long-lived writers overwrite each other's lines (the
+/// 2-worker default study's ablations.log lost parts of lines that way). Text is buffered until `Flush` and then
+/// appended in one write under an exclusive lock (FileShare.None: an flock on Linux), at the end as it is then.
+type SharedLogWriter(path: string) =
+    inherit TextWriter()
+    let pending = Text.StringBuilder()
+    let append (bytes: byte[]) =
+        // Another writer holds the lock for one short write: wait for it, up to ~10 s, then fail loudly.
+        let rec attempt n =
+            let written =
+                try
+                    use s = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.None)
+                    s.Write(bytes, 0, bytes.Length)
+                    true
+                with
+                | :? DirectoryNotFoundException -> reraise ()
+                | :? IOException when n < 1000 -> false
+            if not written then
+                Threading.Thread.Sleep 10
+                attempt (n + 1)
+        attempt 0
+    member _.Path = path
+    override _.Encoding = Text.Encoding.UTF8
+    override _.Write(c: char) = pending.Append c |> ignore
+    override _.Write(s: string) = pending.Append s |> ignore
+    override _.Flush() =
+        if pending.Length > 0 then
+            let bytes = Text.Encoding.UTF8.GetBytes(pending.ToString())
+            pending.Clear() |> ignore
+            append bytes
+    override this.Dispose(disposing: bool) =
+        if disposing then this.Flush()
+        base.Dispose disposing
+
 /// Progress of a grid run: cell k of N, elapsed, ETA from the step rate measured in this run. Lines go to
 /// the console and, with a timestamp, to `log` (the results folder's ablations.log).
 type GridProgress(console: TextWriter, log: TextWriter, total: int, pending: unit -> int) =

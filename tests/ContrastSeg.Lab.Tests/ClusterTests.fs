@@ -164,6 +164,23 @@ let tests =
             finally
                 try Directory.Delete(root, true) with _ -> ()
 
+        test "the grid's log: writers with their own handles (worker processes) append whole lines and lose none" {
+            // FileMode.Append alone seeks to the end once: the second writer overwrote the first one's lines.
+            let path = Path.Combine(Path.GetTempPath(), sprintf "contrastseg-shared-log-%s.log" (Guid.NewGuid().ToString "N"))
+            try
+                let writers = [ for w in 0 .. 2 -> w, new Runner.SharedLogWriter(path) ]
+                let lines w = [ for i in 0 .. 199 -> sprintf "writer %d line %03d %s" w i (String('x', 40)) ]
+                writers
+                |> List.map (fun (w, log) -> Threading.Tasks.Task.Run(fun () -> for l in lines w do log.WriteLine l; log.Flush()))
+                |> List.iter (fun t -> t.Wait())
+                for _, log in writers do log.Dispose()
+                let written = File.ReadAllLines path
+                Expect.equal written.Length 600 "every line of every writer"
+                for w in 0 .. 2 do
+                    Expect.sequenceEqual (written |> Array.filter (fun l -> l.StartsWith(sprintf "writer %d " w))) (lines w) "each writer's lines whole and in order"
+            finally
+                if File.Exists path then File.Delete path
+        }
         test "--jobs: workers take the cells wave by wave, longest first; a failed worker fails its cell only" {
             let p = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine([| "--profile"; "quick"; "--runs"; runs |]))
             let cells = p.Cells |> List.distinctBy (fun c -> c.Key)
