@@ -53,6 +53,10 @@ public static class TrainPresets
             LearningRate = stage switch { TrainingStage.FineTune => 0.03, _ => 0.1 },
             WarmupSteps = 100,
             BatchSize = 8,
+            // Weight decay 1e-3, not the paper's 4e-5 (tuned for ImageNet-initialised ResNets on 513x513 crops): CE on all
+            // 2,000 scenes, 2,600 cosine steps, best validation mIoU 48.4 / 46.9 (seeds 0 / 1) against 43.8 / 41.0 at 4e-5;
+            // 2e-4 42.8, 5e-4 46.3 / 47.0, 2e-3 46.9 (seed 0). Every stage uses it, so both recipes get the same optimiser.
+            WeightDecay = 1e-3,
         },
     };
 

@@ -90,8 +90,10 @@ public class ConfigTests
     {
         // Run names carry a hash of the settings JSON: a new setting must not move every existing run to a new folder.
         Assert.Equal("ce_r18w0.25-os8_fmscenes-all_crop64_b8_1500st_lr0.03_s0_5c8722", new TrainConfig().RunName);
-        // The cpu preset's hash moved once on purpose, with its 32 decoder channels (was ..._67ce90 at 64).
-        Assert.Equal("finetune_r18w0.25-os8-small_fmscenes-all_crop64_b8_300st_lr0.03_s0_127ce5", TrainPresets.Cpu(TrainingStage.FineTune).RunName);
+        // The cpu preset's hash moved on purpose with its 32 decoder channels (was ..._67ce90 at 64) and its weight decay
+        // 1e-3 (was ..._127ce5 at 4e-5).
+        Assert.Equal("finetune_r18w0.25-os8-small_fmscenes-all_crop64_b8_300st_lr0.03_s0_fd5663", TrainPresets.Cpu(TrainingStage.FineTune).RunName);
+        Assert.Equal(1e-3, TrainPresets.Cpu(TrainingStage.Contrastive).Optimizer.WeightDecay);
     }
 
     [Theory]
