@@ -255,10 +255,11 @@ let quick (runs: string) =
 
 /// The CPU-scale schedule of the embedded scenes, per label count, from measured learning curves (validation mIoU
 /// every 200 steps, 3 seeds, README "Results"): cross-entropy at its own tuned LR (0.1, 100 warm-up steps) is flat
-/// from step 200 at 10 scenes and from 600-800 at 100. At 2,000 scenes the end point depends on the cosine length:
-/// 3,000 steps end at 45.3/44.1/44.2 validation (46.2 ± 0.9 test, the issue's 45 reached) but the study then took
-/// 50 min on 2 cores; 2,600 steps end at 43.8/41.0/40.9 (44.2 ± 1.2 test) and the study takes 41 min, inside the
-/// 45-minute default. Equal budgets: contrastive pretraining + fine-tuning get as many steps together as CE alone.
+/// from step 200 at 10 scenes and from 600-800 at 100. At 2,000 scenes, with the `cpu` preset's weight decay 1e-3,
+/// 2,600 steps end at 48.4/46.9/47.7 validation (49.4 ± 0.8 test; flat over the last 200 steps) and the study takes
+/// 41 min on 2 cores, inside the 45-minute default. (At weight decay 4e-5 each cosine length converged to its own end
+/// point: 44.2 ± 1.2 test at 2,600, 46.2 ± 0.9 at 3,000 in a 50-min study.) Equal budgets: contrastive pretraining +
+/// fine-tuning get as many steps together as CE alone.
 let scenesSchedule : LabelSchedule = [ 10, equalBudget 300; 100, equalBudget 800; 2000, equalBudget 2600 ]
 
 /// The contrastive loss of the scene studies: cross-image, which compares pixels of different scenes. The

@@ -39,8 +39,8 @@ public static class TrainPresets
         Stage = stage,
         Data = new DataSettings { ScaleMin = 1.0, ScaleMax = 1.0 },
         // 32 decoder channels: CE on all 2,000 scenes, 3,000 cosine steps, validation mIoU 46.8 (64 channels: 47.3 at step
-        // 3,000 of a 4,000-step run) and 46.2 ± 0.9 test in the 3-seed study, with fewer parameters; the time per step
-        // did not measurably change (README, "Results").
+        // 3,000 of a 4,000-step run) and 46.2 ± 0.9 test in the 3-seed study (both at weight decay 4e-5), with fewer
+        // parameters; the time per step did not measurably change (README, "Results").
         Model = new ModelSettings { Stem = EncoderStem.Small, DecoderChannels = 32 },
         EvalEvery = 200,
         // A single run's schedule (the studies set their own per label count: Grid.scenesSchedule): CE 600 steps =
