@@ -91,6 +91,26 @@ public sealed record ModelSettings
     /// <summary>ASPP dropout.</summary>
     public double Dropout { get; init; } = 0.1;
 
+    /// <summary>
+    /// The settings of a model preset (<see cref="SegmentationModelOptions.CpuSmall"/>, <see cref="SegmentationModelOptions.Paper"/>):
+    /// the training presets are built from them, so each model is defined once. The class count is the dataset's.
+    /// </summary>
+    public static ModelSettings From(SegmentationModelOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        if (o.Encoder.InChannels != 3)
+            throw new ArgumentException($"EncoderOptions.InChannels = {o.Encoder.InChannels}: the training settings build RGB models only.", nameof(o));
+        return FromRgb(o);
+    }
+
+    private static ModelSettings FromRgb(SegmentationModelOptions o) => new()
+    {
+        Depth = o.Encoder.Depth, Stem = o.Encoder.Stem, OutputStride = o.Encoder.OutputStride, Width = o.Encoder.WidthMultiplier,
+        AsppChannels = o.AsppChannels, LowLevelChannels = o.LowLevelChannels, DecoderChannels = o.DecoderChannels,
+        ProjectionLayers = o.ProjectionOrDefault.Layers, ProjectionChannels = o.ProjectionOrDefault.Channels,
+        ProjectionBatchNorm = o.ProjectionOrDefault.BatchNorm, Dropout = o.AsppDropout,
+    };
+
     /// <summary>The model options for <paramref name="numClasses"/> classes.</summary>
     public SegmentationModelOptions ToOptions(int numClasses) => new(
         new EncoderOptions(Depth, OutputStride, Width, Stem: Stem), numClasses, AsppChannels, LowLevelChannels, DecoderChannels, Dropout,
