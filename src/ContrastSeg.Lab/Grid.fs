@@ -255,7 +255,9 @@ let quick (runs: string) =
 
 /// The CPU-scale schedule of the embedded scenes, per label count, from measured learning curves (validation mIoU
 /// every 200 steps, 3 seeds, README "Results"): cross-entropy at its own tuned LR (0.1, 100 warm-up steps) is flat
-/// from step 200 at 10 scenes and from 600-800 at 100. At 2,000 scenes, with the `cpu` preset's weight decay 1e-3,
+/// from step 200 at 10 scenes; at 100 it was flat from 600-800 at weight decay 4e-5, but at 1e-3 a 2,400-step run
+/// reaches its ~23.5 plateau by step 1,200 (seed 0) while 800 steps end at 18.6-20.4: 100 scenes are the count
+/// whose budget is below convergence (the regime map's 3x cell, README). At 2,000 scenes, with weight decay 1e-3,
 /// 2,600 steps end at 48.4/46.9/47.7 validation (49.4 ± 0.8 test; flat over the last 200 steps) and the study takes
 /// 41 min on 2 cores, inside the 45-minute default. (At weight decay 4e-5 each cosine length converged to its own end
 /// point: 44.2 ± 1.2 test at 2,600, 46.2 ± 0.9 at 3,000 in a 50-min study.) Equal budgets: contrastive pretraining +
