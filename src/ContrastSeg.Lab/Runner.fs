@@ -269,7 +269,6 @@ type SharedLogWriter(path: string) =
                 Threading.Thread.Sleep 10
                 attempt (n + 1)
         attempt 0
-    member _.Path = path
     override _.Encoding = Text.Encoding.UTF8
     override _.Write(c: char) = pending.Append c |> ignore
     override _.Write(s: string) = pending.Append s |> ignore

@@ -100,16 +100,14 @@ public sealed record ModelSettings
         ArgumentNullException.ThrowIfNull(o);
         if (o.Encoder.InChannels != 3)
             throw new ArgumentException($"EncoderOptions.InChannels = {o.Encoder.InChannels}: the training settings build RGB models only.", nameof(o));
-        return FromRgb(o);
+        return new ModelSettings
+        {
+            Depth = o.Encoder.Depth, Stem = o.Encoder.Stem, OutputStride = o.Encoder.OutputStride, Width = o.Encoder.WidthMultiplier,
+            AsppChannels = o.AsppChannels, LowLevelChannels = o.LowLevelChannels, DecoderChannels = o.DecoderChannels,
+            ProjectionLayers = o.ProjectionOrDefault.Layers, ProjectionChannels = o.ProjectionOrDefault.Channels,
+            ProjectionBatchNorm = o.ProjectionOrDefault.BatchNorm, Dropout = o.AsppDropout,
+        };
     }
-
-    private static ModelSettings FromRgb(SegmentationModelOptions o) => new()
-    {
-        Depth = o.Encoder.Depth, Stem = o.Encoder.Stem, OutputStride = o.Encoder.OutputStride, Width = o.Encoder.WidthMultiplier,
-        AsppChannels = o.AsppChannels, LowLevelChannels = o.LowLevelChannels, DecoderChannels = o.DecoderChannels,
-        ProjectionLayers = o.ProjectionOrDefault.Layers, ProjectionChannels = o.ProjectionOrDefault.Channels,
-        ProjectionBatchNorm = o.ProjectionOrDefault.BatchNorm, Dropout = o.AsppDropout,
-    };
 
     /// <summary>The model options for <paramref name="numClasses"/> classes.</summary>
     public SegmentationModelOptions ToOptions(int numClasses) => new(
