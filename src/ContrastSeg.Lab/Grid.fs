@@ -31,6 +31,18 @@ type Budget =
       PretrainSteps: int
       FinetuneSteps: int }
 
+/// Settings of the contrastive recipe a recipe study varies against the profile's (None: the profile's value):
+/// the loss's temperature and resize size (Contrastive.ResizeTo; 0 = the feature map's own size), the projection
+/// head's batch norm (both stages, so the fine-tuning loads the head it was pretrained with), the fine-tuning LR.
+type RecipeOverrides =
+    { Temperature: float option
+      ResizeTo: int option
+      ProjectionBatchNorm: bool option
+      FinetuneLearningRate: float option }
+
+    /// The profile's recipe, unchanged.
+    static member None = { Temperature = None; ResizeTo = None; ProjectionBatchNorm = None; FinetuneLearningRate = None }
+
 /// One unit of the grid: a row of the results.
 type Cell =
     { Experiment: string
@@ -42,7 +54,9 @@ type Cell =
       /// The profile's model with another stem and width (None: the profile's).
       Capacity: Capacity option
       /// Another step budget than the profile's (None: the profile's).
-      Budget: Budget option }
+      Budget: Budget option
+      /// Recipe settings other than the profile's (RecipeOverrides.None: the profile's).
+      Overrides: RecipeOverrides }
 
     /// A stable name for the cell (file names, `--run`).
     member c.Key =
@@ -87,10 +101,15 @@ let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option
         p.Base.Data
         |> update <@ fun d -> d.Labelled @> (Option.toNullable cell.Labelled)
         |> update <@ fun d -> d.PseudoLabels @> (Option.toObj pseudo)
+    let o = cell.Overrides
     let model =
         match cell.Capacity with
         | Some c -> p.Base.Model |> update <@ fun m -> m.Stem @> c.Stem |> update <@ fun m -> m.Width @> c.Width
         | None -> p.Base.Model
+    let model =
+        match o.ProjectionBatchNorm with
+        | Some bn -> model |> update <@ fun m -> m.ProjectionBatchNorm @> bn
+        | None -> model
     let ceSteps, pretrainSteps, finetuneSteps =
         match cell.Budget with
         | Some b -> b.CeSteps, b.PretrainSteps, b.FinetuneSteps
@@ -100,12 +119,17 @@ let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option
     let stage s (init: string) = common |> update <@ fun c -> c.Stage @> s |> update <@ fun c -> c.InitFrom @> init
     let ce init = withOptimizer (stage TrainingStage.Baseline init) ceSteps p.CeLearningRate
     let twoStage variant distortion init =
+        let loss =
+            common.Contrastive
+            |> update <@ fun k -> k.Variant @> variant
+            |> update <@ fun k -> k.Temperature @> (defaultArg o.Temperature common.Contrastive.Temperature)
+            |> update <@ fun k -> k.ResizeTo @> (defaultArg o.ResizeTo common.Contrastive.ResizeTo)
         let pre =
             stage TrainingStage.Contrastive init
             |> update <@ fun c -> c.Data @> (data |> update <@ fun d -> d.ContrastiveDistortion @> distortion)
-            |> update <@ fun c -> c.Contrastive @> (common.Contrastive |> update <@ fun k -> k.Variant @> variant)
+            |> update <@ fun c -> c.Contrastive @> loss
         let pre = withOptimizer pre pretrainSteps p.PretrainLearningRate
-        let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) finetuneSteps p.FinetuneLearningRate
+        let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) finetuneSteps (defaultArg o.FinetuneLearningRate p.FinetuneLearningRate)
         [ pre; fine ]
     match recipe with
     | CrossEntropy -> [ ce null ]
@@ -126,7 +150,7 @@ let private cells experiment seeds (rows: (string * string * int option * Recipe
     [ for seed in seeds do
         for setting, meth, labelled, recipe in rows ->
             { Experiment = experiment; Setting = setting; Method = meth; Seed = seed; Labelled = labelled; Recipe = recipe
-              Capacity = None; Budget = None } ]
+              Capacity = None; Budget = None; Overrides = RecipeOverrides.None } ]
 
 let private ce, con = "cross-entropy", "contrastive+finetune"
 
@@ -155,7 +179,7 @@ let labelEfficiencyGridWith (variant: ContrastiveVariant) (budget: int -> Budget
             let setting = sprintf "labelled=%d" n
             for meth, r in [ ce, CrossEntropy; con, recipe ] ->
                 { Experiment = "label-efficiency"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = r
-                  Capacity = None; Budget = budget n } ]
+                  Capacity = None; Budget = budget n; Overrides = RecipeOverrides.None } ]
 
 /// The label-efficiency study with the within-image loss (the paper's main recipe) at the profile's schedule.
 let labelEfficiencyGrid (labelCounts: int list) (seeds: int list) =
@@ -179,7 +203,7 @@ let regimeGrid (variant: ContrastiveVariant) (labelCounts: int list) (capacities
                     let setting = sprintf "labelled=%d,stem=%s,width=%g,steps=%d" n (stemSlug capacity.Stem) capacity.Width budget.CeSteps
                     for meth, r in [ ce, CrossEntropy; con, recipe ] ->
                         { Experiment = "regime"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = r
-                          Capacity = Some capacity; Budget = Some budget } ]
+                          Capacity = Some capacity; Budget = Some budget; Overrides = RecipeOverrides.None } ]
 
 /// The paper's ablations on a profile's label counts (the lowest count for the one-setting ablations).
 let paperGrid (labelCounts: int list) (seeds: int list) (ablationSeeds: int list) =
@@ -297,6 +321,29 @@ let defaultProfile (runs: string) =
     let cells = labelEfficiencyGridWith scenesVariant (budgetAt scenesSchedule >> Some) [ 10; 100; 2000 ] [ 0; 1; 2 ] // 2000 = every training scene
     scenesStudy runs "default" (scenesDescription + ", cross-image contrastive loss") cells (Some(10, 50))
 
+/// The recipe's settings the paper fixes and issue 11 asks to study, one at a time against the `cpu` preset's value
+/// (the first of each list; temperature 0.07, resize 16 = twice the 8x8 feature map at OS 8, no projection BN,
+/// fine-tuning at CE's LR 0.1): temperature, the loss's resize size relative to the feature map (0 = the map's
+/// own 8x8, 16 = 2x as the paper's 65 is to its 33, 32 = 4x), projection-head BN, and the fine-tuning LR (0.03 is
+/// the paper's ratio 0.007 / 0.03 applied to CE's 0.1). Each experiment holds CE at the same budget as reference.
+let recipeStudies : (string * (string * RecipeOverrides) list) list =
+    let none = RecipeOverrides.None
+    [ "temperature", [ for t in [ 0.07; 0.1; 0.2; 0.5 ] -> sprintf "temperature=%g" t, { none with Temperature = Some t } ]
+      "resize", [ for r in [ 16; 0; 32 ] -> sprintf "resize=%d" r, { none with ResizeTo = Some r } ]
+      "projection-bn", [ for bn in [ false; true ] -> sprintf "projection-bn=%s" (if bn then "on" else "off"), { none with ProjectionBatchNorm = Some bn } ]
+      "finetune-lr", [ for lr in [ 0.1; 0.03; 0.01 ] -> sprintf "finetune-lr=%g" lr, { none with FinetuneLearningRate = Some lr } ] ]
+
+/// The recipe studies at `labelled` labels and `budget` (equal totals), contrastive `variant`: per experiment, CE
+/// and each setting. Overrides equal to the profile's value leave the stage configs (and runs) the profile's.
+let recipeGrid (variant: ContrastiveVariant) (budget: Budget) (labelled: int) (seeds: int list) =
+    [ for seed in seeds do
+        for experiment, settings in recipeStudies do
+            let cell setting meth recipe overrides =
+                { Experiment = experiment; Setting = sprintf "labelled=%d,%s" labelled setting; Method = meth; Seed = seed
+                  Labelled = Some labelled; Recipe = recipe; Capacity = None; Budget = Some budget; Overrides = overrides }
+            yield cell "reference" ce CrossEntropy RecipeOverrides.None
+            for setting, overrides in settings -> cell setting con (ContrastiveFineTune(variant, true)) overrides ]
+
 /// The paper's budget rule against the equal one at a label count: pretraining as long as cross-entropy, then a
 /// fine-tuning of a quarter of that (the paper: 300K + 50K against 300K CE at its low label counts).
 let paperRuleBudget (equal: Budget) = { CeSteps = equal.CeSteps; PretrainSteps = equal.CeSteps; FinetuneSteps = max 1 (equal.CeSteps / 4) }
@@ -311,8 +358,9 @@ let ablationsProfile (runs: string) =
             let equal = budgetAt scenesSchedule n
             for name, budget in [ "equal-total", equal; "paper", paperRuleBudget equal ] ->
                 { Experiment = "budget-rule"; Setting = sprintf "labelled=%d,rule=%s" n name; Method = con; Seed = 0; Labelled = Some n
-                  Recipe = ContrastiveFineTune(scenesVariant, true); Capacity = None; Budget = Some budget } ]
-    scenesStudy runs "ablations" (scenesDescription + "; the paper's ablations at 10 labelled scenes and the budget rules, seed 0") (paper @ rule) None
+                  Recipe = ContrastiveFineTune(scenesVariant, true); Capacity = None; Budget = Some budget; Overrides = RecipeOverrides.None } ]
+    let recipe = [ for n in [ 10; 100 ] do yield! recipeGrid scenesVariant (budgetAt scenesSchedule n) n [ 0 ] ]
+    scenesStudy runs "ablations" (scenesDescription + "; the paper's ablations at 10 labelled scenes, the budget rules and the recipe's settings at 10 and 100, seed 0") (paper @ rule @ recipe) None
 
 /// The capacities and budgets of the regime map at CPU scale: torchvision's stem against the small stem
 /// (ResNet-18 width 0.25), and the study's budget at each label count against three times as many steps.

@@ -49,7 +49,7 @@ let tests =
             Expect.isSome p.Tsne "t-SNE study (default profile)"
             let a = ablationsProfile runs
             let exps = a.Cells |> List.map (fun c -> c.Experiment) |> List.distinct |> Set.ofList
-            Expect.equal exps (set [ "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised"; "budget-rule" ]) "studies"
+            Expect.equal exps (set [ "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised"; "budget-rule"; "temperature"; "resize"; "projection-bn"; "finetune-lr" ]) "studies"
             Expect.equal (a.Cells |> List.map (fun c -> c.Seed) |> List.distinct) [ 0 ] "one seed"
             Expect.equal (a.CeSteps, a.PretrainSteps, a.FinetuneSteps) (p.CeSteps, p.PretrainSteps, p.FinetuneSteps) "the default's schedule"
             Expect.equal p.CeSteps (p.PretrainSteps + p.FinetuneSteps) "equal step budgets"
@@ -226,6 +226,35 @@ let tests =
             let schedule = [ 10, a; 100, b ]
             Expect.equal (List.map (budgetAt schedule) [ 1; 10; 11; 100; 5000 ]) [ a; a; b; b; b ] "covered, then the last entry"
             Expect.equal (equalBudget 401) { CeSteps = 401; PretrainSteps = 200; FinetuneSteps = 201 } "halves, summing to CE's"
+        }
+
+        test "the recipe studies change one setting each, in the stage that uses it, and share the default's runs at its values" {
+            let p = ablationsProfile runs
+            let d = defaultProfile runs
+            let names (p: Profile) c = stages p c c.Recipe None |> List.map (fun s -> s.RunName)
+            for n in [ 10; 100 ] do
+                let at exp setting meth = find p exp (sprintf "labelled=%d,%s" n setting) meth
+                let defaultCon = names d (find d "label-efficiency" (sprintf "labelled=%d" n) "contrastive+finetune")
+                let defaultCe = names d (find d "label-efficiency" (sprintf "labelled=%d" n) "cross-entropy")
+                for exp, setting in [ "temperature", "temperature=0.07"; "resize", "resize=16"; "projection-bn", "projection-bn=off"; "finetune-lr", "finetune-lr=0.1" ] do
+                    Expect.equal (names p (at exp setting "contrastive+finetune")) defaultCon (sprintf "%s at the preset's value is the default's run (n=%d)" setting n)
+                    Expect.equal (names p (at exp "reference" "cross-entropy")) defaultCe "CE reference = the default's CE"
+                let two exp setting =
+                    match stages p (at exp setting "contrastive+finetune") (ContrastiveFineTune(scenesVariant, true)) None with
+                    | [ pre; fine ] -> pre, fine
+                    | other -> failtestf "two stages expected, got %d" other.Length
+                let pre, fine = two "temperature" "temperature=0.2"
+                Expect.equal (pre.Contrastive.Temperature, pre.Contrastive.Variant) (0.2, scenesVariant) "temperature in pretraining"
+                Expect.equal fine.Optimizer.LearningRate 0.1 "fine-tuning LR unchanged"
+                let pre, _ = two "resize" "resize=0"
+                Expect.equal pre.Contrastive.ResizeTo 0 "resize"
+                let pre, fine = two "projection-bn" "projection-bn=on"
+                Expect.isTrue (pre.Model.ProjectionBatchNorm && fine.Model.ProjectionBatchNorm) "projection BN in both stages"
+                let pre, fine = two "finetune-lr" "finetune-lr=0.03"
+                Expect.equal (fine.Optimizer.LearningRate, pre.Optimizer.LearningRate) (0.03, p.PretrainLearningRate) "fine-tuning LR only"
+                Expect.equal fine.InitFrom pre.RunDirectory "chained"
+                let steps c = stages p c c.Recipe None |> List.sumBy (fun s -> s.Optimizer.Steps)
+                Expect.equal (steps (at "temperature" "temperature=0.5" "contrastive+finetune")) (steps (at "temperature" "reference" "cross-entropy")) "equal budgets"
         }
 
         test "the budget-rule study sets the paper's rule against equal totals: pretraining as long as CE, fine-tuning a quarter" {
