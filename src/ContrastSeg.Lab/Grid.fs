@@ -91,9 +91,7 @@ let private withOptimizer (c: TrainConfig) steps lr =
 
 /// Where classification-pretrained encoder weights go for a profile.
 let classificationWeights (p: Profile) =
-    let e = p.Base.Model
-    Path.Combine(p.Base.OutputRoot, "pretrained",
-                 sprintf "fmnist-classification_r%d-w%g_%dst_s%d.safetensors" (int e.Depth) e.Width p.Classification.Steps p.Classification.Seed)
+    ClassificationPretraining.WeightsFile(Path.Combine(p.Base.OutputRoot, "pretrained"), p.Base.Model.ToOptions(11).Encoder, p.Classification, p.Base.Data.Root)
 
 /// The training stages of a recipe, in order, with `pseudo` as the pseudo-label folder for students.
 let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option) : TrainConfig list =

@@ -69,6 +69,22 @@ public static class ClassificationPretraining
         return accuracy;
     }
 
+    /// <summary>
+    /// The weights file of a classification pretraining under <paramref name="folder"/>, e.g.
+    /// <c>fmnist-classification_r18w0.25-small_1500st_s0_1a2b3c.safetensors</c>: the main settings readably, then a hash
+    /// of every setting that changes the weights (the whole encoder, the options but the checkpoint cadence, the
+    /// items' root), so a run with another LR, batch, canvas or stem never reuses a file it did not train
+    /// (<see cref="Run"/> reuses a finished file as it is).
+    /// </summary>
+    public static string WeightsFile(string folder, EncoderOptions encoder, ClassificationPretrainingOptions o, string? itemsRoot)
+    {
+        var identity = JsonSerializer.Serialize(new { Encoder = encoder, Options = o with { CheckpointEvery = 1 }, Items = itemsRoot ?? "" }, TrainConfig.Json);
+        var hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)), 0, 3).ToLowerInvariant();
+        var width = encoder.WidthMultiplier.ToString("0.#####", System.Globalization.CultureInfo.InvariantCulture);
+        var stem = encoder.Stem == EncoderStem.Small ? "-small" : "";
+        return Path.Combine(folder, $"fmnist-classification_r{(int)encoder.Depth}w{width}{stem}_{o.Steps}st_s{o.Seed}_{hash}.safetensors");
+    }
+
     /// <summary>The run folder of the training that writes <paramref name="outputFile"/>: next to it, with its name without the extension.</summary>
     public static string RunDirectory(string outputFile)
     {

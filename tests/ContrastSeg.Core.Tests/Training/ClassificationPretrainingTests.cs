@@ -53,6 +53,26 @@ public sealed class ClassificationPretrainingTests : IDisposable
     }
 
     [Fact]
+    public void The_weights_file_is_named_by_every_setting_that_changes_the_weights()
+    {
+        string File(EncoderOptions e, ClassificationPretrainingOptions o, string root = "items") => ClassificationPretraining.WeightsFile(_root, e, o, root);
+        var reference = File(Encoder, Options);
+        Assert.StartsWith(Path.Combine(_root, "fmnist-classification_r18w0.125-small_6st_s0_"), reference);
+        Assert.EndsWith(".safetensors", reference);
+        // A finished file is reused as it is: before, LR, batch, canvas, stem and items mapped to the same name.
+        var others = new[]
+        {
+            File(Encoder, Options with { LearningRate = 0.1 }), File(Encoder, Options with { BatchSize = 16 }),
+            File(Encoder, Options with { Canvas = 32 }), File(Encoder with { Stem = EncoderStem.ImageNet }, Options),
+            File(Encoder with { OutputStride = 16 }, Options), File(Encoder, Options with { Seed = 1 }),
+            File(Encoder, Options with { Steps = 7 }), File(Encoder, Options, "other-items"),
+        };
+        Assert.Equal(others.Length + 1, others.Append(reference).Distinct().Count());
+        // The checkpoint cadence does not change the weights (the run's identity leaves it out too).
+        Assert.Equal(reference, File(Encoder, Options with { CheckpointEvery = 5 }));
+    }
+
+    [Fact]
     public void A_run_folder_of_other_settings_is_not_resumed()
     {
         var source = TinySource();
