@@ -377,54 +377,6 @@ let profileOf (r: ParseResults<AblationArgs>) =
     p.Base.Validate() |> ignore
     p
 
-/// Writes results.md, results.csv and the charts from the store.
-let report (p: Profile) (store: ResultStore) (command: string) (console: TextWriter) =
-    let rows = Runner.currentRows p store
-    let summaries = summarise rows
-    let folder = store.Root
-    let space = Runner.featureSpace p rows folder console
-    Charts.labelEfficiency folder p.EvalSplit summaries
-    Charts.ablationBars folder p.EvalSplit summaries
-    Charts.learningCurves folder p.Base.Data.ValSplit (Runner.learningCurves rows)
-    let map = Regime.cells summaries
-    Charts.regimeMap folder p.EvalSplit map
-    File.WriteAllText(Path.Combine(folder, "results.csv"), csv rows)
-    let wall = rows |> List.sumBy (fun r -> r.WallSeconds)
-    let md = Text.StringBuilder()
-    md.AppendLine(sprintf "# ContrastSeg ablations: profile `%s`\n" p.Name)
-      .AppendLine(sprintf "%s.\n" p.Description)
-      .AppendLine(sprintf "- command: `%s`" command)
-      .AppendLine(sprintf "- machine: %s" (match rows with r :: _ -> r.Machine | [] -> Runner.machine ()))
-      .AppendLine(sprintf "- cells: %d, summed wall time of their runs: %.1f min" rows.Length (wall / 60.0))
-      .AppendLine(sprintf "- metric: mIoU (%%) on the `%s` split, mean ± sample std over seeds (n = seeds)\n" p.EvalSplit)
-      .AppendLine(markdown summaries) |> ignore
-    if not map.IsEmpty then
-        md.AppendLine("### regime map\n").AppendLine(Regime.markdown p.EvalSplit map).AppendLine("![regime map](regime-map.png)\n") |> ignore
-    if not space.IsEmpty then
-        md.AppendLine("### feature space (softmax-input features of sampled pixels)\n")
-          .AppendLine("| model | intra-class (lower = compact) | inter-class (higher = separated) | ratio | nearest-centroid accuracy |")
-          .AppendLine("|---|---:|---:|---:|---:|") |> ignore
-        for s in space do
-            md.AppendLine(sprintf "| %s | %.3f | %.3f | %.2f | %.1f %% |" s.Method s.IntraClass s.InterClass s.Ratio (100.0 * s.NearestCentroidAccuracy)) |> ignore
-        md.AppendLine("\n![t-SNE](tsne.png)") |> ignore
-    md.AppendLine("\n![label efficiency](label-efficiency.png)") |> ignore
-    if File.Exists(Path.Combine(folder, "learning-curves.png")) then
-        md.AppendLine(sprintf "\nLearning curves (validation mIoU on the `%s` split during training; the checkpoint with the best of them is the one scored above):\n\n![learning curves](learning-curves.png)" p.Base.Data.ValSplit) |> ignore
-    File.WriteAllText(Path.Combine(folder, "results.md"), md.ToString())
-    console.WriteLine(sprintf "results: %s (%d rows)" (Path.Combine(folder, "results.md")) rows.Length)
-
-/// The arguments of a `--jobs` worker: the command's own, without the options the parent alone acts on.
-let workerArguments (argv: string[]) =
-    let dropWithValue = set [ "--jobs"; "--run" ]
-    let drop = set [ "--force" ]
-    argv
-    |> Array.fold (fun (skip, acc) (a: string) ->
-        if skip then false, acc
-        elif dropWithValue.Contains(a.Split('=').[0]) then not (a.Contains '='), acc
-        elif drop.Contains a then false, acc
-        else false, a :: acc) (false, [])
-    |> snd |> List.rev
-
 let ablations (argv: string[]) =
     guard "ablations" (fun () ->
         let r = parse<AblationArgs> "ablations" argv
@@ -449,22 +401,7 @@ let ablations (argv: string[]) =
             for c in listed () do printfn "%s" c.Key
             0
         elif r.Contains List then
-            // Every option that shapes the cells goes with each command, with its values.
-            let forwarded = set [ "--profile"; "--dataset"; "--data-root"; "--labelled"; "--set"; "-s"; "--variant"; "--steps"; "--output"; "--runs"
-                                  "--fractions"; "--crop"; "--resize"; "--eval-split"; "--val-split"; "--seeds"; "--device"; "--cells" ]
-            let kept =
-                argv
-                |> Array.fold (fun (keep, acc) a ->
-                    if a.StartsWith "-" then
-                        let flag = a.Split('=').[0]
-                        let k = forwarded.Contains flag
-                        k, (if k then a :: acc else acc)
-                    else keep, (if keep then a :: acc else acc)) (false, [])
-                |> snd |> List.rev
-            let quote (a: string) = if a.Contains ' ' then "\"" + a + "\"" else a
-            let shared = String.Join(" ", kept |> List.map quote)
-            for c in listed () do
-                printfn "dotnet fsi scripts/ablations.fsx -- %s --run %s" shared c.Key
+            for line in Commands.forCells argv (listed () |> List.map (fun c -> c.Key)) do printfn "%s" line
             0
         else
             let opts = { Runner.Force = r.Contains Force; Runner.Console = Console.Out }
@@ -504,7 +441,7 @@ let ablations (argv: string[]) =
                     let dll = typeof<Runner.GridProgress>.Assembly.Location
                     let own = String.IsNullOrEmpty(Environment.GetEnvironmentVariable "CONTRASTSEG_THREADS")
                     let threads = max 1 (Environment.ProcessorCount / jobs)
-                    let shared = workerArguments argv
+                    let shared = Commands.workerArguments argv
                     let start (c: Grid.Cell) =
                         let info = ProcessStartInfo("dotnet")
                         for a in [ yield dll; yield "ablations"; yield! shared; yield "--run"; yield c.Key; yield "--jobs"; yield "1" ] do info.ArgumentList.Add a
@@ -523,7 +460,7 @@ let ablations (argv: string[]) =
                     workerFailures
                     @ Runner.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell p store opts)
                           (cells |> List.filter (fun c -> not (failed.Contains c.Key)))
-            if not single then report p store command Console.Out
+            if not single then Report.write p store command Console.Out
             // A `--run` (a worker process's cell) writes no report.
             if single then progress.Line(sprintf "[ablations] --run %s in %.1f min" (String.Join(", ", cells |> List.map (fun c -> c.Key))) clock.Elapsed.TotalMinutes)
             else progress.Line(sprintf "[ablations] %d cells and the report in %.1f min" cells.Length clock.Elapsed.TotalMinutes)

@@ -193,8 +193,12 @@ let tests =
             for wave in plan do
                 let steps = wave |> List.map (fun c -> Runner.pendingSteps p [ c ])
                 Expect.equal steps (List.sortDescending steps) "most steps first"
-            Expect.equal (Cli.workerArguments [| "--profile"; "quick"; "--jobs"; "2"; "--force"; "--run"; "k"; "--jobs=3"; "--set"; "Seed=1" |])
+            Expect.equal (Commands.workerArguments [| "--profile"; "quick"; "--jobs"; "2"; "--force"; "--run"; "k"; "--jobs=3"; "--set"; "Seed=1" |])
                 [ "--profile"; "quick"; "--set"; "Seed=1" ] "a worker gets the grid's options, not the parent's"
+            Expect.equal (Commands.forCells [| "--profile"; "folder"; "--data-root"; "/my data"; "--jobs"; "2"; "--fractions"; "1/16"; "all"; "--force" |] [ "a"; "b" ])
+                [ "dotnet fsi scripts/ablations.fsx -- --profile folder --data-root \"/my data\" --fractions 1/16 all --run a"
+                  "dotnet fsi scripts/ablations.fsx -- --profile folder --data-root \"/my data\" --fractions 1/16 all --run b" ]
+                "a cell's command keeps the options that shape the cells, with every value, quoted where needed"
             // Stand-in workers: one prints and succeeds, one fails with an error line; the others still run.
             let two = plan |> List.concat |> List.truncate 3
             let failing = two.[1]

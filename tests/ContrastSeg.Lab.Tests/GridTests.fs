@@ -113,6 +113,28 @@ let tests =
             Expect.equal (Runner.currentRows p store |> List.map (fun r -> r.MeanIoU)) [ 0.42 ] "the report sees it"
         }
 
+        test "the report writes tables, CSV and charts from the rows of the current cells only" {
+            let p = { defaultProfile runs with Tsne = None }
+            let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-report-").FullName)
+            let at n isCe = p.Cells |> List.find (fun c -> c.Labelled = Some n && (c.Method = "cross-entropy") = isCe && c.Seed = 0)
+            store.Write(storedRow p (at 10 true) 0.101)
+            store.Write(storedRow p (at 10 false) 0.112)
+            // A row scored on another split is not the current cell's: it stays out of every table.
+            let stale = storedRow p (at 100 true) 0.9
+            stale.Settings.["eval_split"] <- "val"
+            store.Write stale
+            let console = new StringWriter()
+            Report.write p store "the command" console
+            let md = File.ReadAllText(Path.Combine(store.Root, "results.md"))
+            Expect.stringContains md "- command: `the command`" "the command"
+            Expect.stringContains md "| labelled=10 | 10.1 (n=1) | 11.2 (n=1) |" "the table row"
+            Expect.isFalse (md.Contains "90.0") "the stale row is not reported"
+            Expect.equal (File.ReadAllLines(Path.Combine(store.Root, "results.csv")).Length) 3 "header + the two current rows"
+            for chart in [ "label-efficiency.png"; "label-efficiency.html" ] do
+                Expect.isTrue (File.Exists(Path.Combine(store.Root, chart))) chart
+            Expect.stringContains (console.ToString()) "(2 rows)" "says what it wrote"
+        }
+
         test "--variant runs the label-efficiency study with another loss, under its own profile name" {
             let p = defaultProfile runs
             let v = labelEfficiencyWith ContrastiveVariant.CrossImage p
