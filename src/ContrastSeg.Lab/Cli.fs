@@ -97,7 +97,8 @@ let buildConfig (r: ParseResults<TrainArgs>) =
     let start =
         match r.TryGetResult Config with
         | Some path -> TrainConfig.Load path
-        | None -> TrainPresets.Get(r.GetResult(Preset, "cpu"), stage, r.TryGetResult Data_Root |> Option.toObj)
+        // The label count goes to the preset: the paper presets train fewer steps at low counts (50K fine-tuning, 300K CE).
+        | None -> TrainPresets.Get(r.GetResult(Preset, "cpu"), stage, r.TryGetResult Data_Root |> Option.toObj, r.TryGetResult Labelled |> Option.toNullable)
     let assignments =
         [ if r.Contains Stage then yield sprintf "Stage=%O" stage
           yield! dataAssignments (r.TryGetResult Dataset) (r.TryGetResult Data_Root)

@@ -389,37 +389,39 @@ let regimeOf (p: Profile) =
         Cells = regimeGrid (studyVariant p) counts regimeCapacities (studyBudget p) regimeMultiples [ 0 ]
         Tsne = None }
 
-/// Paper-scale profiles (meant for GPU machines): DeepLabV3+ ResNet-50, 513 crops, batch 16.
-let private paperBase (runs: string) (dataset: string) (root: string) (crop: int) =
-    TrainConfig(
-        OutputRoot = runs, LogEvery = 100, CheckpointEvery = 5000, KeepLast = 2,
-        Data = DataSettings(Dataset = dataset, Root = root, Crop = crop, TrainSplit = (if dataset = "voc" then "train_aug" else "train"), ValSplit = "val"),
-        Model = ModelSettings(Depth = ResNetDepth.ResNet50, OutputStride = 16, Width = 1.0, AsppChannels = 256, LowLevelChannels = 48,
-                              DecoderChannels = 256, ProjectionLayers = 3, ProjectionChannels = 256),
-        Optimizer = OptimizerSettings(BatchSize = 16),
-        Contrastive = ContrastiveSettings(ResizeTo = 65))
-
-/// A paper-scale profile: the paper's schedule and LRs; the ablations that need Fashion-MNIST are left out.
-let private paperProfile name description dataset (runs: string) (root: string) (labelCounts: int list) pseudo =
+/// A paper-scale profile (meant for GPU machines) from the preset `name` of TrainPresets, the one definition of the
+/// paper's settings: every stage of a cell at n labels trains what `train --preset <name> --stage <s> --labelled n`
+/// trains (model, optimiser, loss, data), with the grid's bookkeeping (run folder, seed, init, pseudo-labels). The
+/// ablations that need Fashion-MNIST are left out.
+let private paperProfile (name: string) description (runs: string) (root: string) (labelCounts: int list) pseudo =
+    let preset stage (labelled: int option) = TrainPresets.Get(name, stage, root, Option.toNullable labelled)
+    let budget n =
+        let steps stage = (preset stage (Some n)).Optimizer.Steps
+        { CeSteps = steps TrainingStage.Baseline; PretrainSteps = steps TrainingStage.Contrastive; FinetuneSteps = steps TrainingStage.FineTune }
+    let lr stage = (preset stage None).Optimizer.LearningRate
+    let low = budget (List.min labelCounts)
     { Name = name
       Description = description
-      Base = paperBase runs dataset root 513
-      CeSteps = 300000; CeLearningRate = 0.03
-      PretrainSteps = 300000; PretrainLearningRate = 0.1
-      FinetuneSteps = 50000; FinetuneLearningRate = 0.007
+      Base = preset TrainingStage.Baseline None |> update <@ fun c -> c.OutputRoot @> runs
+      CeSteps = low.CeSteps; CeLearningRate = lr TrainingStage.Baseline
+      PretrainSteps = low.PretrainSteps; PretrainLearningRate = lr TrainingStage.Contrastive
+      FinetuneSteps = low.FinetuneSteps; FinetuneLearningRate = lr TrainingStage.FineTune
       Classification = ClassificationPretrainingOptions()
       Pseudo = pseudo
-      Cells = paperGrid labelCounts [ 0 ] [ 0 ] |> List.filter (fun c -> c.Experiment <> "classification-pretraining")
+      Cells =
+        paperGrid labelCounts [ 0 ] [ 0 ]
+        |> List.filter (fun c -> c.Experiment <> "classification-pretraining")
+        |> List.map (fun c -> match c.Labelled with Some n -> { c with Budget = Some(budget n) } | None -> c)
       Tsne = None
       EvalSplit = "val" }
 
 let voc runs root labelCounts =
-    paperProfile "voc" "PASCAL VOC 2012 train_aug, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)" "voc" runs root labelCounts
+    paperProfile "voc" "PASCAL VOC 2012 train_aug, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)" runs root labelCounts
         (PseudoLabelOptions())
 
 // Cityscapes has no background class: 0.8 for every class.
 let cityscapes runs root labelCounts =
-    paperProfile "cityscapes" "Cityscapes fine train, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)" "cityscapes" runs root labelCounts
+    paperProfile "cityscapes" "Cityscapes fine train, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)" runs root labelCounts
         (PseudoLabelOptions(BackgroundThreshold = Nullable()))
 
 /// Label counts as fractions of a training split of `trainImages` images: round(f x n), at least 1, each once.

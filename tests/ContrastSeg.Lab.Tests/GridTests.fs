@@ -113,6 +113,31 @@ let tests =
             Expect.equal (Runner.currentRows p store |> List.map (fun r -> r.MeanIoU)) [ 0.42 ] "the report sees it"
         }
 
+        test "the voc and cityscapes profiles train, per stage and label count, what train --preset trains" {
+            let root = Directory.CreateTempSubdirectory("contrastseg-paper-").FullName
+            let json (x: obj) = Text.Json.JsonSerializer.Serialize(x, TrainConfig.Json)
+            let trainPreset name (s: TrainConfig) (n: int) =
+                let init = if isNull s.InitFrom then [||] else [| "--init-from"; s.InitFrom |] // fine-tuning: the pretraining's run
+                Cli.buildConfig (Argu.ArgumentParser.Create<Cli.TrainArgs>().ParseCommandLine(
+                    Array.append [| "--preset"; name; "--stage"; string s.Stage; "--labelled"; string n; "--data-root"; root |] init))
+            for name, p in [ "voc", voc runs root [ 1464; 10582 ]; "cityscapes", cityscapes runs root [ 372; 2975 ] ] do
+                for c in p.Cells |> List.filter (fun c -> c.Experiment = "label-efficiency") do
+                    for s in stages p c c.Recipe None do
+                        let t = trainPreset name s c.Labelled.Value
+                        let what = sprintf "%s %s %s" name c.Key (string s.Stage)
+                        Expect.equal (json s.Model) (json t.Model) ("model: " + what)
+                        Expect.equal (json s.Optimizer) (json t.Optimizer) ("optimiser: " + what)
+                        Expect.equal (json s.Contrastive) (json t.Contrastive) ("loss: " + what)
+                        Expect.equal (json (s.Data |> update <@ fun d -> d.ContrastiveDistortion @> t.Data.ContrastiveDistortion)) (json t.Data) ("data: " + what)
+            // The paper's schedule (method.md): fine-tuning 50K at low counts, 300K above 2,500 labelled VOC images; CE 300K / 600K.
+            let steps (p: Profile) n meth =
+                let c = p.Cells |> List.find (fun c -> c.Experiment = "label-efficiency" && c.Labelled = Some n && c.Method = meth)
+                stages p c c.Recipe None |> List.map (fun s -> s.Optimizer.Steps)
+            let v = voc runs root [ 1464; 10582 ]
+            Expect.equal (steps v 1464 "cross-entropy", steps v 1464 "contrastive+finetune") ([ 300000 ], [ 300000; 50000 ]) "VOC, 1,464 labels"
+            Expect.equal (steps v 10582 "cross-entropy", steps v 10582 "contrastive+finetune") ([ 600000 ], [ 300000; 300000 ]) "VOC, 10,582 labels"
+        }
+
         test "the report writes tables, CSV and charts from the rows of the current cells only" {
             let p = { defaultProfile runs with Tsne = None }
             let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-report-").FullName)
