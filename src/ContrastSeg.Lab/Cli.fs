@@ -34,7 +34,7 @@ let private parse<'T when 'T :> IArgParserTemplate> (program: string) (argv: str
     ArgumentParser.Create<'T>(programName = program).ParseCommandLine(argv, raiseOnUsage = true)
 
 /// The dataset names `--dataset` takes (Data.Dataset).
-let datasetNames = List.ofSeq DataSettings.Datasets
+let datasetNames = List.ofSeq DatasetRegistry.Names
 
 let private datasetUsage = "dataset kind: " + String.Join("|", datasetNames) + " (fashion-mnist-scenes is the embedded default; folder = your own images/ + masks/ folder)."
 
@@ -473,6 +473,9 @@ let ablations (argv: string[]) =
 
 // ------------------------------------------------------------------------------- data utilities
 
+/// The datasets validate-data scans (the generated scenes have no files).
+let private validatable = String.Join(", ", DatasetRegistry.All |> Seq.filter (fun k -> not (isNull k.Validate)) |> Seq.map (fun k -> k.Name))
+
 type ValidateArgs =
     | [<Mandatory>] Dataset of kind: string
     | [<Mandatory>] Root of path: string
@@ -480,7 +483,7 @@ type ValidateArgs =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Dataset _ -> "voc, cityscapes or folder."
+            | Dataset _ -> validatable + "."
             | Root _ -> "dataset root."
             | Split _ -> "split (list) to check (default: train)."
 
@@ -491,11 +494,11 @@ let validateData (argv: string[]) =
         let root = r.GetResult Root
         let split = r.GetResult(Split, "train")
         let report =
-            match r.GetResult Dataset with
-            | "voc" -> ContrastSeg.Data.DatasetValidator.ValidateVoc(root, ContrastSeg.Data.VocOptions(Split = split))
-            | "cityscapes" -> ContrastSeg.Data.DatasetValidator.ValidateCityscapes(root, ContrastSeg.Data.CityscapesOptions(Split = split))
-            | "folder" -> ContrastSeg.Data.DatasetValidator.ValidateFolder(root, ContrastSeg.Data.FolderOptions(Split = split))
-            | other -> raise (ConfigException(sprintf "dataset '%s' is not voc, cityscapes or folder" other, "--dataset"))
+            let name = r.GetResult Dataset
+            match DatasetRegistry.Find name with
+            | null -> raise (ConfigException(sprintf "dataset '%s' is unknown: use %s" name validatable, "--dataset"))
+            | kind when isNull kind.Validate -> raise (ConfigException(sprintf "dataset '%s' is generated, it has no files to validate: use %s" name validatable, "--dataset"))
+            | kind -> kind.Validate.Invoke(root, split)
         printfn "%O" report
         if report.IsValid then 0 else 1)
 

@@ -44,6 +44,9 @@ let private teacher =
 let tests =
     testList "command line" [
         test "train refuses a derived setting (RunName) and a name that leaves OutputRoot, which 46f90c8 accepted" {
+            // validate-data takes its datasets from the registry: the generated scenes have no files to scan.
+            expectRefused (run Cli.validateData [ "--dataset"; "fashion-mnist-scenes"; "--root"; "." ]) [ "generated"; "folder, voc, cityscapes" ] "validate-data scenes"
+            expectRefused (run Cli.validateData [ "--dataset"; "pictures"; "--root"; "." ]) [ "'pictures'"; "folder, voc, cityscapes" ] "validate-data unknown"
             expectRefused (run Cli.train [ "--set"; "RunName=mine"; "--print-config" ]) [ "RunName"; "Name=" ] "RunName"
             expectRefused (run Cli.train [ "--set"; "Name=.."; "--print-config" ]) [ "Name"; "'..'" ] "Name=.."
             expectRefused (run Cli.train [ "--set"; "Name=../elsewhere"; "--print-config" ]) [ "'../elsewhere'" ] "Name=../elsewhere"

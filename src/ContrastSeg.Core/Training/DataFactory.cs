@@ -85,7 +85,7 @@ public sealed record RunData(ISegmentationDataset Train, ISegmentationDataset Va
     }
 }
 
-/// <summary>Opens datasets by name: <c>fashion-mnist-scenes</c>, <c>voc</c>, <c>cityscapes</c>, <c>folder</c>.</summary>
+/// <summary>Opens a run's datasets (by name, through <see cref="DatasetRegistry"/>) and draws its labelled subset.</summary>
 public static class DataFactory
 {
     /// <summary>
@@ -95,16 +95,7 @@ public static class DataFactory
     /// </summary>
     public static RunData Open(DataSettings d, string outputRoot)
     {
-        var (train, val, source) = d.Dataset switch
-        {
-            "fashion-mnist-scenes" => Scenes(d),
-            "voc" => (Voc(d, d.TrainSplit), Voc(d, d.ValSplit), $"voc:{Path.GetFullPath(d.Root!)}"),
-            "cityscapes" => ((ISegmentationDataset)new CityscapesDataset(d.Root!, SplitOf<CityscapesOptions>(d.TrainSplit, (s, f) => new CityscapesOptions { Split = s, ListFile = f })),
-                             (ISegmentationDataset)new CityscapesDataset(d.Root!, SplitOf<CityscapesOptions>(d.ValSplit, (s, f) => new CityscapesOptions { Split = s, ListFile = f })),
-                             $"cityscapes:{Path.GetFullPath(d.Root!)}"),
-            "folder" => (new FolderDataset(d.Root!, new FolderOptions { Split = d.TrainSplit }), new FolderDataset(d.Root!, new FolderOptions { Split = d.ValSplit }), $"folder:{Path.GetFullPath(d.Root!)}"),
-            _ => throw new ConfigException($"Data.Dataset = '{d.Dataset}' is not a known dataset", "Data.Dataset"),
-        };
+        var (train, val, source) = DatasetRegistry.Get(d.Dataset).Open(d);
         // Taken before resizing wraps the datasets: only a folder split declared unlabelled has images without a mask.
         var withMask = LabelledOf(train);
         var valScored = LabelledOf(val);
@@ -153,24 +144,6 @@ public static class DataFactory
     /// <summary>The indices of <paramref name="split"/>'s images that have labels: a folder split's images with a mask, every image of the others.</summary>
     private static IReadOnlyList<int> LabelledOf(ISegmentationDataset split) =>
         split is FolderDataset folder ? folder.LabelledIndices : Enumerable.Range(0, split.Ids.Count).ToArray();
-
-    private static (ISegmentationDataset, ISegmentationDataset, string) Scenes(DataSettings d)
-    {
-        var source = FashionMnistSource.Open(d.Root);
-        FashionMnistSceneOptions Options(SceneSplit split) => new()
-        {
-            Split = split, Width = d.SceneSize, Height = d.SceneSize, TrainScenes = d.TrainScenes, ValScenes = d.ValScenes, Seed = d.DataSeed,
-        };
-        var val = d.ValSplit.Equals("test", StringComparison.OrdinalIgnoreCase) ? SceneSplit.Test : SceneSplit.Val;
-        return (new FashionMnistScenes(Options(SceneSplit.Train), source), new FashionMnistScenes(Options(val), source), $"fashion-mnist-scenes:{source.Description}");
-    }
-
-    private static ISegmentationDataset Voc(DataSettings d, string split) =>
-        new VocDataset(d.Root!, SplitOf<VocOptions>(split, (s, f) => new VocOptions { Split = s, ListFile = f }));
-
-    /// <summary>A split is a name, or a path to an id-list file.</summary>
-    private static T SplitOf<T>(string split, Func<string, string?, T> make) =>
-        File.Exists(split) ? make(Path.GetFileNameWithoutExtension(split), split) : make(split, null);
 }
 
 /// <summary>A training split whose unlabelled images take their labels from pseudo-label PNGs.</summary>

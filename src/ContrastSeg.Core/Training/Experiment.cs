@@ -299,7 +299,7 @@ public static class Experiment
     private static LoaderOptions EvalOptions(DataSettings data) => new()
     {
         // Scenes share one size and batch well; real photos differ in size: one at a time.
-        BatchSize = data.Dataset == "fashion-mnist-scenes" ? 32 : 1,
+        BatchSize = DatasetRegistry.Get(data.Dataset).SameSizeImages ? 32 : 1,
         Shuffle = false,
         Workers = data.Workers > 0 ? data.Workers : ThreadPolicy.DefaultLoaderWorkers(),
     };

@@ -24,10 +24,7 @@ public enum TrainingStage
 /// <summary>Where the images come from.</summary>
 public sealed record DataSettings
 {
-    /// <summary>The values <see cref="Dataset"/> takes.</summary>
-    public static IReadOnlyList<string> Datasets { get; } = new[] { "fashion-mnist-scenes", "folder", "voc", "cityscapes" };
-
-    /// <summary><c>fashion-mnist-scenes</c> (embedded default), <c>voc</c>, <c>cityscapes</c> or <c>folder</c>.</summary>
+    /// <summary>A name of <see cref="DatasetRegistry"/>: <c>fashion-mnist-scenes</c> (embedded default), <c>voc</c>, <c>cityscapes</c> or <c>folder</c>.</summary>
     public string Dataset { get; init; } = "fashion-mnist-scenes";
     /// <summary>Dataset root (not needed for the embedded scenes; a Fashion-MNIST folder there).</summary>
     public string? Root { get; init; }
@@ -236,8 +233,9 @@ public sealed record TrainConfig
         Check(o.BatchSize >= 1, "Optimizer.BatchSize", o.BatchSize, "must be >= 1");
         Check(o.Accumulation >= 1, "Optimizer.Accumulation", o.Accumulation, "must be >= 1");
         var d = Data;
-        Check(DataSettings.Datasets.Contains(d.Dataset), "Data.Dataset", d.Dataset, $"must be one of {string.Join(", ", DataSettings.Datasets)}");
-        Check(d.Dataset == "fashion-mnist-scenes" || !string.IsNullOrWhiteSpace(d.Root), "Data.Root", d.Root, $"is required for {d.Dataset}");
+        var kind = DatasetRegistry.Find(d.Dataset);
+        Check(kind is not null, "Data.Dataset", d.Dataset, $"must be one of {string.Join(", ", DatasetRegistry.Names)}");
+        Check(kind is not { NeedsRoot: true } || !string.IsNullOrWhiteSpace(d.Root), "Data.Root", d.Root, $"is required for {d.Dataset}");
         Check(d.Root is null || Directory.Exists(d.Root), "Data.Root", d.Root, "folder does not exist");
         Check(d.Crop is >= 16 and <= 2048, "Data.Crop", d.Crop, "must be between 16 and 2048 pixels");
         Check(d.Resize is > 0 and <= MaxScale, "Data.Resize", d.Resize, $"must be in (0, {MaxScale}] (1 = images as stored)");
@@ -521,7 +519,7 @@ public static class RunNames
             _ => "ce",
         };
         var depth = (int)c.Model.Depth;
-        var data = c.Data.Dataset switch { "fashion-mnist-scenes" => "fmscenes", var other => other };
+        var data = DatasetRegistry.Find(c.Data.Dataset)?.RunNameTag ?? c.Data.Dataset; // an unknown name fails Validate
         var labelled = (c.Data.Labelled is { } n ? $"n{n}" : "all") + (c.Data.PseudoLabels is { } pseudo ? "+pseudo-" + Hash(pseudo) : "");
         var batch = c.Optimizer.Accumulation > 1 ? $"b{c.Optimizer.BatchSize}x{c.Optimizer.Accumulation}" : $"b{c.Optimizer.BatchSize}";
         var init = c.InitFrom is null ? "" : "_init-" + InitTag(c.InitFrom);

@@ -1,0 +1,76 @@
+using ContrastSeg.Data;
+
+namespace ContrastSeg.Training;
+
+/// <summary>
+/// A dataset the kit trains on, by the name <see cref="DataSettings.Dataset"/> takes: how its splits open, what run
+/// names call it, whether it needs a root, how it is validated. One entry per dataset in <see cref="DatasetRegistry"/>,
+/// so adding a dataset is its reader plus one line there.
+/// </summary>
+/// <param name="Name">The value of <c>Data.Dataset</c>, e.g. <c>voc</c>.</param>
+/// <param name="RunNameTag">What run names call it (short: run names are folder names).</param>
+/// <param name="NeedsRoot">Whether <c>Data.Root</c> must be set (the embedded scenes need none).</param>
+/// <param name="SameSizeImages">Whether every image has one size, so evaluation batches them (photos differ: one at a time).</param>
+/// <param name="Open">The training split, the validation split and where they came from (recorded with results).</param>
+/// <param name="Validate">The full scan of a split (<c>validate-data</c>), given the root and split; null for generated data.</param>
+public sealed record DatasetKind(
+    string Name,
+    string RunNameTag,
+    bool NeedsRoot,
+    bool SameSizeImages,
+    Func<DataSettings, (ISegmentationDataset Train, ISegmentationDataset Val, string Source)> Open,
+    Func<string, string, ValidationReport>? Validate);
+
+/// <summary>Every dataset the kit reads, by name: the one place a dataset name is switched on.</summary>
+public static class DatasetRegistry
+{
+    /// <summary>The datasets, the embedded default first.</summary>
+    public static IReadOnlyList<DatasetKind> All { get; } = new[]
+    {
+        new DatasetKind("fashion-mnist-scenes", "fmscenes", NeedsRoot: false, SameSizeImages: true, Scenes, Validate: null),
+        new DatasetKind("folder", "folder", NeedsRoot: true, SameSizeImages: false,
+            d => (Folder(d, d.TrainSplit), Folder(d, d.ValSplit), $"folder:{Path.GetFullPath(d.Root!)}"),
+            (root, split) => DatasetValidator.ValidateFolder(root, new FolderOptions { Split = split })),
+        new DatasetKind("voc", "voc", NeedsRoot: true, SameSizeImages: false,
+            d => (Voc(d, d.TrainSplit), Voc(d, d.ValSplit), $"voc:{Path.GetFullPath(d.Root!)}"),
+            (root, split) => DatasetValidator.ValidateVoc(root, new VocOptions { Split = split })),
+        new DatasetKind("cityscapes", "cityscapes", NeedsRoot: true, SameSizeImages: false,
+            d => (Cityscapes(d, d.TrainSplit), Cityscapes(d, d.ValSplit), $"cityscapes:{Path.GetFullPath(d.Root!)}"),
+            (root, split) => DatasetValidator.ValidateCityscapes(root, new CityscapesOptions { Split = split })),
+    };
+
+    /// <summary>The names <c>Data.Dataset</c> takes.</summary>
+    public static IReadOnlyList<string> Names { get; } = All.Select(k => k.Name).ToArray();
+
+    /// <summary>The dataset called <paramref name="name"/>, or null.</summary>
+    public static DatasetKind? Find(string? name) => All.FirstOrDefault(k => k.Name == name);
+
+    /// <summary>The dataset called <paramref name="name"/>.</summary>
+    /// <exception cref="ConfigException">No dataset has that name (the message lists the names).</exception>
+    public static DatasetKind Get(string? name) =>
+        Find(name) ?? throw new ConfigException($"Data.Dataset = '{name}' is not a known dataset: use one of {string.Join(", ", Names)}", "Data.Dataset");
+
+    private static (ISegmentationDataset, ISegmentationDataset, string) Scenes(DataSettings d)
+    {
+        var source = FashionMnistSource.Open(d.Root);
+        FashionMnistSceneOptions Options(SceneSplit split) => new()
+        {
+            Split = split, Width = d.SceneSize, Height = d.SceneSize, TrainScenes = d.TrainScenes, ValScenes = d.ValScenes, Seed = d.DataSeed,
+        };
+        // The scenes have a test split of their own: a ValSplit of "test" scores it.
+        var val = d.ValSplit.Equals("test", StringComparison.OrdinalIgnoreCase) ? SceneSplit.Test : SceneSplit.Val;
+        return (new FashionMnistScenes(Options(SceneSplit.Train), source), new FashionMnistScenes(Options(val), source), $"fashion-mnist-scenes:{source.Description}");
+    }
+
+    private static ISegmentationDataset Folder(DataSettings d, string split) => new FolderDataset(d.Root!, new FolderOptions { Split = split });
+
+    private static ISegmentationDataset Voc(DataSettings d, string split) =>
+        new VocDataset(d.Root!, SplitOf(split, (s, f) => new VocOptions { Split = s, ListFile = f }));
+
+    private static ISegmentationDataset Cityscapes(DataSettings d, string split) =>
+        new CityscapesDataset(d.Root!, SplitOf(split, (s, f) => new CityscapesOptions { Split = s, ListFile = f }));
+
+    /// <summary>A split is a name, or a path to an id-list file.</summary>
+    private static T SplitOf<T>(string split, Func<string, string?, T> make) =>
+        File.Exists(split) ? make(Path.GetFileNameWithoutExtension(split), split) : make(split, null);
+}
