@@ -61,7 +61,7 @@ public static class Experiment
         var result = Trainer.Run(TrainingRun.Of(config, device), model, objective, start => loader.Steps(start), validate, console);
         if (result.Validation is { } metrics && lastMatrix is not null)
         {
-            var report = new EvalReport(CheckpointStore.Resolve(result.RunDirectory), "val", metrics, data.Info.ClassNames, lastMatrix.ToArray());
+            var report = new EvalReport(CheckpointStore.Resolve(result.RunDirectory), d.ValSplit, metrics, data.Info.ClassNames, lastMatrix.ToArray());
             WriteJson(Path.Combine(result.RunDirectory, "eval.json"), report);
         }
         File.WriteAllText(Path.Combine(result.RunDirectory, "data.txt"), data.Source + Environment.NewLine);

@@ -63,6 +63,10 @@ public sealed class DeviceRunTests : IDisposable
         var report = Experiment.Evaluate(baseline.RunDirectory, config, console: log);
         Assert.True(report.Metrics.Pixels > 0);
         Assert.Contains("[evaluate] device: cpu", log.ToString());
+        // eval.json names the split the run validated on (here the scenes' test split), not a fixed "val".
+        var onTest = Experiment.Train(config with { Data = config.Data with { ValSplit = "test" } }, log);
+        Assert.Equal("test", JsonNode.Parse(File.ReadAllText(Path.Combine(onTest.RunDirectory, "eval.json")))!["Split"]!.GetValue<string>());
+        Assert.Equal("val", JsonNode.Parse(File.ReadAllText(Path.Combine(baseline.RunDirectory, "eval.json")))!["Split"]!.GetValue<string>());
         var pseudo = Experiment.PseudoLabel(baseline.RunDirectory, config, new PseudoLabelOptions(0.0, null), Path.Combine(_runs.Path, "pseudo"), log);
         Assert.Equal(2, pseudo.Images); // the 2 unlabelled scenes of 6
         Assert.Equal(2, Experiment.Predict(baseline.RunDirectory, config, Path.Combine(_runs.Path, "predictions"), limit: 2, console: log));
