@@ -273,7 +273,7 @@ type AblationArgs =
             | Resize _ -> "folder profile: working resolution, images and masks resized by this factor for training and scoring (default 1)."
             | Val_Split _ -> "folder profile: split checked during training (learning curves, best checkpoint; default val)."
             | Eval_Split _ -> "folder profile: split the final models are scored on (default val; with the validation split itself the final checkpoint is scored, not the best)."
-            | Seeds _ -> "folder profile: training seeds of every cell (default 0 1 2)."
+            | Seeds _ -> "folder profile: training seeds of every cell (default 0 1 2); a regime map (<profile>-regime): its seeds (default 0)."
             | Labelled _ -> "labelled-image counts of the label-efficiency study (paper profiles; e.g. --labelled 2 4 on the shared samples)."
             | Output _ -> "results folder (default results/<profile>): rows/, results.md, results.csv, charts."
             | Runs _ -> "folder for the training runs (default runs/<profile>)."
@@ -338,10 +338,11 @@ let profileOf (r: ParseResults<AblationArgs>) =
     let p =
         match regime, name with
         | false, _ -> p
-        | true, ("default" | "folder" | "quick") -> regimeOf p
+        // A regime map is seed 0 unless --seeds asks for more (a point's spread, e.g. the 3x budget at one count).
+        | true, ("default" | "folder" | "quick") -> regimeOfSeeds p (r.GetResult(Seeds, [ 0 ]))
         | true, _ -> raise (ConfigException(sprintf "profile '%s': regime maps exist for default, folder and quick" requested, "--profile"))
     if name <> "folder" then
-        for flag, given in [ "--fractions", r.Contains Fractions; "--crop", r.Contains Crop; "--resize", r.Contains Resize; "--seeds", r.Contains Seeds; "--eval-split", r.Contains Eval_Split; "--val-split", r.Contains Val_Split ] do
+        for flag, given in [ "--fractions", r.Contains Fractions; "--crop", r.Contains Crop; "--resize", r.Contains Resize; "--seeds", r.Contains Seeds && not regime; "--eval-split", r.Contains Eval_Split; "--val-split", r.Contains Val_Split ] do
             if given then raise (ConfigException(sprintf "%s belongs to the folder profile; with --profile %s use --set (e.g. --set Data.Crop=96)" flag name, flag))
     let p =
         match name, r.TryGetResult Data_Root with

@@ -379,15 +379,18 @@ let studyVariant (p: Profile) =
     |> Option.defaultValue ContrastiveVariant.WithinImage
 
 /// A profile's regime map: its label counts (those of its label-efficiency cells) x `regimeCapacities` x
-/// `regimeMultiples` of its budget at each count, with its contrastive loss, seed 0, as profile `<name>-regime`.
+/// `regimeMultiples` of its budget at each count, with its contrastive loss, for `seeds`, as profile `<name>-regime`.
 /// Stages it shares with the profile train once when both use the same runs folder.
-let regimeOf (p: Profile) =
+let regimeOfSeeds (p: Profile) (seeds: int list) =
     let counts = p.Cells |> List.choose (fun c -> if c.Experiment = "label-efficiency" then c.Labelled else None) |> List.distinct |> List.sort
     { p with
         Name = p.Name + "-regime"
-        Description = p.Description + "; regime map: label count x stem x step budget, seed 0"
-        Cells = regimeGrid (studyVariant p) counts regimeCapacities (studyBudget p) regimeMultiples [ 0 ]
+        Description = p.Description + sprintf "; regime map: label count x stem x step budget, seed%s %s" (if seeds.Length > 1 then "s" else "") (String.Join(" ", seeds))
+        Cells = regimeGrid (studyVariant p) counts regimeCapacities (studyBudget p) regimeMultiples seeds
         Tsne = None }
+
+/// The regime map at seed 0 (the map's default).
+let regimeOf (p: Profile) = regimeOfSeeds p [ 0 ]
 
 /// A paper-scale profile (meant for GPU machines) from the preset `name` of TrainPresets, the one definition of the
 /// paper's settings: every stage of a cell at n labels trains what `train --preset <name> --stage <s> --labelled n`

@@ -85,5 +85,10 @@ let tests =
             let f = parse [| "--profile"; "folder-regime"; "--data-root"; root; "--fractions"; "1/4"; "all" |]
             Expect.equal (f.Cells |> List.choose (fun c -> c.Labelled) |> List.distinct |> List.sort) [ 4; 16 ] "the folder study's label counts"
             Expect.throwsT<ConfigException> (fun () -> parse [| "--profile"; "voc-regime"; "--data-root"; root |] |> ignore) "no paper-scale regime map"
+            // --seeds adds seeds to a map (a point's spread); seed 0's cells stay those of the one-seed map.
+            let seeded = parse [| "--profile"; "default-regime"; "--seeds"; "0"; "1"; "2" |]
+            Expect.equal (seeded.Cells |> List.map (fun c -> c.Seed) |> List.distinct) [ 0; 1; 2 ] "three seeds"
+            Expect.equal (seeded.Cells |> List.filter (fun c -> c.Seed = 0) |> List.map (fun c -> c.Key)) (p.Cells |> List.map (fun c -> c.Key)) "seed 0 as before"
+            Expect.throwsT<ConfigException> (fun () -> parse [| "--profile"; "default"; "--seeds"; "1" |] |> ignore) "--seeds stays folder / regime only"
         }
     ]
