@@ -32,7 +32,7 @@ type Budget =
       FinetuneSteps: int }
 
 /// Settings of the contrastive recipe a recipe study varies against the profile's (None: the profile's value):
-/// the loss's temperature and resize size (Contrastive.ResizeTo; 0 = the feature map's own size), the projection
+/// the loss's temperature and resize size (Contrastive.ResizeTo; 0 = no resize), the projection
 /// head's batch norm (both stages, so the fine-tuning loads the head it was pretrained with), the fine-tuning LR.
 type RecipeOverrides =
     { Temperature: float option
@@ -320,14 +320,15 @@ let defaultProfile (runs: string) =
     scenesStudy runs "default" (scenesDescription + ", cross-image contrastive loss") cells (Some(10, 50))
 
 /// The recipe's settings the paper fixes and issue 11 asks to study, one at a time against the `cpu` preset's value
-/// (the first of each list; temperature 0.07, resize 16 = twice the 8x8 feature map at OS 8, no projection BN,
-/// fine-tuning at CE's LR 0.1): temperature, the loss's resize size relative to the feature map (0 = the map's
-/// own 8x8, 16 = 2x as the paper's 65 is to its 33, 32 = 4x), projection-head BN, and the fine-tuning LR (0.03 is
-/// the paper's ratio 0.007 / 0.03 applied to CE's 0.1). Each experiment holds CE at the same budget as reference.
+/// (the first of each list; temperature 0.07, resize 16, no projection BN, fine-tuning at CE's LR 0.1): temperature,
+/// the loss's resize size relative to its feature map (the decoder's, at stride 4: 16x16 for a 64 crop, so 16 is the
+/// map's own size and trains exactly what no resize (0) trains; 8 = half, as the paper's 65 is to its 129x129 map
+/// of a 513 crop; 32 = 2x), projection-head BN, and the fine-tuning LR (0.03 is the paper's ratio 0.007 / 0.03
+/// applied to CE's 0.1). Each experiment holds CE at the same budget as reference.
 let recipeStudies : (string * (string * RecipeOverrides) list) list =
     let none = RecipeOverrides.None
     [ "temperature", [ for t in [ 0.07; 0.1; 0.2; 0.5 ] -> sprintf "temperature=%g" t, { none with Temperature = Some t } ]
-      "resize", [ for r in [ 16; 0; 32 ] -> sprintf "resize=%d" r, { none with ResizeTo = Some r } ]
+      "resize", [ for r in [ 16; 8; 32 ] -> sprintf "resize=%d" r, { none with ResizeTo = Some r } ]
       "projection-bn", [ for bn in [ false; true ] -> sprintf "projection-bn=%s" (if bn then "on" else "off"), { none with ProjectionBatchNorm = Some bn } ]
       "finetune-lr", [ for lr in [ 0.1; 0.03; 0.01 ] -> sprintf "finetune-lr=%g" lr, { none with FinetuneLearningRate = Some lr } ] ]
 

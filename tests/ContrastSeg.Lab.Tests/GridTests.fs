@@ -293,8 +293,10 @@ let tests =
                 let pre, fine = two "temperature" "temperature=0.2"
                 Expect.equal (pre.Contrastive.Temperature, pre.Contrastive.Variant) (0.2, scenesVariant) "temperature in pretraining"
                 Expect.equal fine.Optimizer.LearningRate 0.1 "fine-tuning LR unchanged"
-                let pre, _ = two "resize" "resize=0"
-                Expect.equal pre.Contrastive.ResizeTo 0 "resize"
+                let pre, _ = two "resize" "resize=8"
+                Expect.equal pre.Contrastive.ResizeTo 8 "resize"
+                // The reference 16 is the loss's feature map itself (decoder features at stride 4 of the 64 crop): no resize.
+                Expect.equal (pre.Data.Crop / 4) 16 "16 = the decoder map of the crop"
                 let pre, fine = two "projection-bn" "projection-bn=on"
                 Expect.isTrue (pre.Model.ProjectionBatchNorm && fine.Model.ProjectionBatchNorm) "projection BN in both stages"
                 let pre, fine = two "finetune-lr" "finetune-lr=0.03"
