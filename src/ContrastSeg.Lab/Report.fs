@@ -36,7 +36,8 @@ let write (p: Profile) (store: ResultStore) (command: string) (console: TextWrit
         for s in space do
             md.AppendLine(sprintf "| %s | %.3f | %.3f | %.2f | %.1f %% |" s.Method s.IntraClass s.InterClass s.Ratio (100.0 * s.NearestCentroidAccuracy)) |> ignore
         md.AppendLine("\n![t-SNE](tsne.png)") |> ignore
-    md.AppendLine("\n![label efficiency](label-efficiency.png)") |> ignore
+    // A grid without label-efficiency cells (a regime map, an ablation subset) has no such chart.
+    if File.Exists(Path.Combine(folder, "label-efficiency.png")) then md.AppendLine("\n![label efficiency](label-efficiency.png)") |> ignore
     if File.Exists(Path.Combine(folder, "learning-curves.png")) then
         md.AppendLine(sprintf "\nLearning curves (validation mIoU on the `%s` split during training; the checkpoint with the best of them is the one scored above):\n\n![learning curves](learning-curves.png)" p.Base.Data.ValSplit) |> ignore
     File.WriteAllText(Path.Combine(folder, "results.md"), md.ToString())
