@@ -33,8 +33,8 @@ internal sealed record LoaderSetup(ISegmentationDataset Dataset, TransformPipeli
         config = config with { Data = config.Data with { Workers = int.Parse(spec["workers"]) } };
         var data = DataFactory.Open(config.Data, outputRoot);
         // The loader Experiment.Train builds for this config.
-        var pipeline = Experiment.TrainingPipeline(config);
-        var options = Experiment.TrainingLoaderOptions(config, data);
+        var pipeline = RunSession.TrainingPipeline(config);
+        var options = RunSession.TrainingLoaderOptions(config, data);
         var description = $"{data.Source.Split(':')[0]}: {data.Labelled.Count} images, {string.Join(" > ", pipeline.Steps.Select(StepName))}, batch {options.BatchSize}" +
                           (options.TwoViews ? ", two views" : "");
         return new LoaderSetup(data.Train, pipeline, options, data.Labelled, description);

@@ -43,7 +43,7 @@ let inCellPart (what: string) (log: string) (f: unit -> 'T) : 'T =
 let private runLog (c: TrainConfig) = Path.Combine(c.RunDirectory, "metrics.jsonl")
 
 /// The verified final checkpoint of a stage that has taken all its steps under these settings, or None
-/// (not started, unfinished, damaged or of other settings: then `Experiment.Train` resumes, replays or refuses).
+/// (not started, unfinished, damaged or of other settings: then a session's `Train` resumes, replays or refuses).
 let finishedCheckpoint (c: TrainConfig) =
     match CheckpointStore(c.RunDirectory).Latest() with
     | null -> None
@@ -54,12 +54,28 @@ let finishedCheckpoint (c: TrainConfig) =
             else None
         with :? InvalidDataException | :? FileNotFoundException | :? ConfigException -> None
 
+/// The run sessions of one cell: its stages, pseudo-labels and evaluation share the data they read, opened (and
+/// checked) once when the first of them needs it, not once per stage and command.
+type CellSessions(console: TextWriter) =
+    let sessions = List<RunSession>()
+    /// The session that serves `c`'s data and device, opened the first time one is asked for.
+    member _.For(c: TrainConfig) =
+        match sessions |> Seq.tryFind (fun s -> s.Serves(c.Data, c.Runtime.Device)) with
+        | Some s -> s
+        | None ->
+            let s = RunSession.Open c
+            console.WriteLine(sprintf "[%s] data opened on %O" c.RunName s.Device)
+            sessions.Add s
+            s
+    /// Sessions opened so far, in the order they were opened.
+    member _.Opened = List.ofSeq sessions
+
 /// Trains a stage, or reuses it when it is finished. A finished stage is only read, never written (no resume pass,
 /// no log line, no eval.json): cells that share it may run at the same time on other nodes of a shared runs folder.
-let private train (o: RunOptions) (c: TrainConfig) =
+let private train (o: RunOptions) (sessions: CellSessions) (c: TrainConfig) =
     match finishedCheckpoint c with
     | Some checkpoint -> o.Console.WriteLine(sprintf "[%s] finished earlier, reused as it is (%s)" c.RunName checkpoint)
-    | None -> inCellPart (sprintf "training %s" c.RunName) (runLog c) (fun () -> Experiment.Train(c, o.Console)) |> ignore
+    | None -> inCellPart (sprintf "training %s" c.RunName) (runLog c) (fun () -> (sessions.For c).Train(c.Validate(), o.Console)) |> ignore
 
 /// Every stage folder a cell writes (to delete them with --force).
 let cellFolders (p: Profile) (cell: Cell) =
@@ -208,30 +224,34 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
             inCellPart (sprintf "classification pretraining %s" (Path.GetFileName run)) (Path.Combine(run, "metrics.jsonl")) (fun () ->
                 ClassificationPretraining.Run(encoder, FashionMnistSource.Open(p.Base.Data.Root), p.Classification, weights, o.Console, p.Base.Runtime.Device) |> ignore)
         let extras = Dictionary<string, float>()
+        let sessions = CellSessions(o.Console)
         let finalStages =
             match cell.Recipe with
             | SemiSupervised teacher ->
                 let teacherStages = stages p cell teacher None
-                teacherStages |> List.iter (train o)
+                teacherStages |> List.iter (train o sessions)
                 let folder = (pseudoFolder p cell).Value
                 let teacherFinal = List.last teacherStages
-                if not (File.Exists(Path.Combine(folder, "pseudo-labels.json"))) then
-                    let report =
-                        inCellPart (sprintf "pseudo-labelling with %s" teacherFinal.RunName) (runLog teacherFinal)
-                            (fun () -> Experiment.PseudoLabel(teacherFinal.RunDirectory, teacherFinal, p.Pseudo, folder, o.Console))
-                    o.Console.WriteLine(sprintf "[pseudo-labels] %d images, %.1f %% of pixels kept -> %s" report.Images (100.0 * report.Coverage) folder)
-                let report = JsonSerializer.Deserialize<PseudoLabelReport>(File.ReadAllText(Path.Combine(folder, "pseudo-labels.json")))
+                let report =
+                    match PseudoLabelReport.ReadFrom folder with
+                    | null ->
+                        let report =
+                            inCellPart (sprintf "pseudo-labelling with %s" teacherFinal.RunName) (runLog teacherFinal)
+                                (fun () -> (sessions.For teacherFinal).PseudoLabel(teacherFinal.RunDirectory, teacherFinal.Model, p.Pseudo, folder))
+                        o.Console.WriteLine(sprintf "[pseudo-labels] %d images, %.1f %% of pixels kept -> %s" report.Images (100.0 * report.Coverage) folder)
+                        report
+                    | written -> written
                 extras.["pseudo_coverage"] <- report.Coverage
                 let students = stages p cell teacher (Some folder)
-                students |> List.iter (train o)
+                students |> List.iter (train o sessions)
                 students
             | r ->
                 let s = stages p cell r None
-                s |> List.iter (train o)
+                s |> List.iter (train o sessions)
                 s
         let final = List.last finalStages
         let checkpoint = scoredCheckpoint p final
-        let eval = inCellPart (sprintf "evaluating %s" checkpoint) (runLog final) (fun () -> Experiment.Evaluate(checkpoint, final, null, p.EvalSplit, o.Console))
+        let eval = inCellPart (sprintf "evaluating %s" checkpoint) (runLog final) (fun () -> (sessions.For final).Evaluate(checkpoint, final.Model, null, p.EvalSplit))
         o.Console.WriteLine(sprintf "=== %s: %s mIoU %.2f %%" cell.Key p.EvalSplit (100.0 * eval.Metrics.MeanIoU))
         let settings = flatten final
         settings.["profile"] <- p.Name
@@ -477,12 +497,14 @@ let featureSpace (p: Profile) (rows: ResultRow list) (folder: string) (console: 
                 console.WriteLine(sprintf "[feature-space] skipped: no checkpoint of %s on this machine (%s); run the grid without --report-only to train it" m (Array.last r.Stages))
             []
         else
+            // Both models read the same validation images: one session opens them once.
+            let sessions = CellSessions(console)
             let results =
                 models |> List.map (fun (meth, row) ->
                     let run = Array.last row.Stages
                     // The grid's device, not the one the run's config.json records (where it trained).
                     let config = ConfigOverrides.Apply(TrainConfig.Load(Path.Combine(run, "config.json")), [ "Runtime.Device=" + p.Base.Runtime.Device ])
-                    let struct (features, labels) = Experiment.SampleFeatures(run, config, perClass, 0)
+                    let struct (features, labels) = (sessions.For config).SampleFeatures(run, config.Model, perClass, 0)
                     let stats = FeatureSpace.Measure(features, labels)
                     let embedded = Tsne.Embed(features, TsneOptions(Seed = 0L))
                     let xy = embedded.data<float32>().ToArray()
@@ -491,7 +513,7 @@ let featureSpace (p: Profile) (rows: ResultRow list) (folder: string) (console: 
                     console.WriteLine(sprintf "[feature-space] %s: intra %.3f inter %.3f ratio %.2f nearest-centroid %.1f %%" meth stats.IntraClass stats.InterClass stats.Ratio (100.0 * stats.NearestCentroidAccuracy))
                     { Method = meth; Run = run; IntraClass = stats.IntraClass; InterClass = stats.InterClass; Ratio = stats.Ratio
                       NearestCentroidAccuracy = stats.NearestCentroidAccuracy; Points = ys.Length }, (sprintf "%s (labelled=%d)" meth labelled, pts))
-            let classNames = FashionMnistScenes.SceneInfo.ClassNames |> Array.ofSeq
+            let classNames = sessions.Opened.Head.Data.Info.ClassNames |> Array.ofSeq
             Charts.tsne folder classNames (results |> List.map snd)
             let rows = results |> List.map fst
             File.WriteAllText(Path.Combine(folder, "feature-space.json"), JsonSerializer.Serialize(rows, JsonSerializerOptions(WriteIndented = true)))

@@ -113,6 +113,20 @@ let tests =
             Expect.equal (Runner.currentRows p store |> List.map (fun r -> r.MeanIoU)) [ 0.42 ] "the report sees it"
         }
 
+        test "a semi-supervised cell opens its data once for its teacher, pseudo-labels, student and evaluation" {
+            let p = quick (Directory.CreateTempSubdirectory("contrastseg-session-").FullName)
+            let cell = p.Cells |> List.find (fun c -> match c.Recipe with SemiSupervised _ -> true | _ -> false)
+            let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-session-rows-").FullName)
+            let console = new StringWriter()
+            let row = Runner.runCell p store { Runner.Force = false; Runner.Console = console } cell
+            let lines = console.ToString().Split('\n')
+            let stageCount = (stages p cell (match cell.Recipe with SemiSupervised t -> t | r -> r) None).Length
+            Expect.equal (lines |> Array.filter (fun l -> l.Contains "] data opened on") |> Array.length) 1 "one session for the cell"
+            Expect.equal (lines |> Array.filter (fun l -> l.Contains "training images") |> Array.length) (2 * stageCount) "teacher and student stages trained in it"
+            Expect.isTrue (lines |> Array.exists (fun l -> l.Contains "pseudo-labelled")) "the student trains on the pseudo-labels"
+            Expect.isTrue (row.MeanIoU > 0.0 && row.Extras.["pseudo_coverage"] > 0.0) "scored, with the coverage"
+        }
+
         test "the voc and cityscapes profiles train, per stage and label count, what train --preset trains" {
             let root = Directory.CreateTempSubdirectory("contrastseg-paper-").FullName
             let json (x: obj) = Text.Json.JsonSerializer.Serialize(x, TrainConfig.Json)

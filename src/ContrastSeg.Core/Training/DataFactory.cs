@@ -128,16 +128,25 @@ public static class DataFactory
         {
             ValScored = valScored, TrainName = names.Train, ValName = names.Val, TrainWithoutMask = withoutMask,
         };
-        if (d.PseudoLabels is null) return data;
-        if (unlabelled.Count == 0)
-            throw new ConfigException($"Data.PseudoLabels = {d.PseudoLabels} but every image of the {names.Train} is trained on with its own labels: " +
+        return d.PseudoLabels is null ? data : WithPseudoLabels(data, d.PseudoLabels);
+    }
+
+    /// <summary>
+    /// <paramref name="data"/> with the unlabelled training images that have a pseudo-label PNG in <paramref name="folder"/>
+    /// added to the images trained on (<see cref="RunData.Labelled"/>), with those labels.
+    /// </summary>
+    /// <exception cref="ConfigException">Every training image is trained on with its own labels: no image could take a pseudo-label.</exception>
+    public static RunData WithPseudoLabels(RunData data, string folder)
+    {
+        if (data.Unlabelled.Count == 0)
+            throw new ConfigException($"Data.PseudoLabels = {folder} but every image of the {data.TrainName} is trained on with its own labels: " +
                                       "set Data.Labelled below the training split size", "Data.PseudoLabels");
-        var pseudo = new PseudoLabelledDataset(train, d.PseudoLabels);
-        var withPseudo = unlabelled.Where(pseudo.HasPseudoLabels).ToArray();
+        var pseudo = new PseudoLabelledDataset(data.Train, folder);
+        var withPseudo = data.Unlabelled.Where(pseudo.HasPseudoLabels).ToArray();
         return data with
         {
-            Train = pseudo, Labelled = labelled.Concat(withPseudo).ToArray(), PseudoLabelled = withPseudo.Length,
-            Source = source + $"+pseudo:{Path.GetFullPath(d.PseudoLabels)}",
+            Train = pseudo, Labelled = data.Labelled.Concat(withPseudo).ToArray(), PseudoLabelled = withPseudo.Length,
+            Source = data.Source + $"+pseudo:{Path.GetFullPath(folder)}",
         };
     }
 

@@ -74,9 +74,9 @@ public sealed class RunDataCheckTests : IDisposable
         var config = Config(data.Root);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(val.Info.NumClasses));
 
-        var e = Assert.Throws<DatasetException>(() => Experiment.Evaluate(model, val, config.Data, null));
+        var e = Assert.Throws<DatasetException>(() => RunSession.Evaluate(model, val, config.Data, null));
         Assert.Contains("no labelled pixel", e.Message);
-        e = Assert.Throws<DatasetException>(() => Experiment.Evaluate(model, val, config.Data, null, null, "validation split 'val'"));
+        e = Assert.Throws<DatasetException>(() => RunSession.Evaluate(model, val, config.Data, null, null, "validation split 'val'"));
         Assert.Contains("validation split 'val'", e.Message);
         // And a run on such a split stops before its first step.
         e = Assert.Throws<DatasetException>(() => Experiment.Train(config, TextWriter.Null));

@@ -1,0 +1,85 @@
+using ContrastSeg.Losses;
+using ContrastSeg.Tests.Data;
+using ContrastSeg.Tests.Support;
+using ContrastSeg.Training;
+using Xunit;
+
+namespace ContrastSeg.Tests.Training;
+
+/// <summary>
+/// A run session opens a run's data once for every stage and command that reads it (what a grid cell does), trains
+/// exactly what a command of its own trains, and refuses a stage that reads other data.
+/// </summary>
+[Collection(ContrastSeg.Tests.Models.ModelsCollection.Name)]
+public sealed class RunSessionTests : IDisposable
+{
+    private readonly TempDir _runs = new();
+
+    public RunSessionTests() => TorchFixture.Init();
+
+    public void Dispose() => _runs.Dispose();
+
+    /// <summary>Two steps of a tiny model on six embedded 32x32 scenes, four of them labelled.</summary>
+    private TrainConfig Tiny(TrainingStage stage, string root) => new()
+    {
+        Stage = stage,
+        OutputRoot = Path.Combine(_runs.Path, root),
+        Data = new DataSettings { SceneSize = 32, Crop = 32, TrainScenes = 6, ValScenes = 2, Labelled = 4, Workers = 1 },
+        Model = new ModelSettings { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 },
+        Optimizer = new OptimizerSettings { Steps = 2, BatchSize = 2, WarmupSteps = 0 },
+        Contrastive = new ContrastiveSettings { Variant = ContrastiveVariant.Batch, BatchSampleSize = 64, ResizeTo = 8 },
+        LogEvery = 1,
+        CheckpointEvery = 2,
+        Runtime = new RuntimeSettings { Device = "cpu" },
+    };
+
+    [Fact]
+    public void A_cell_of_stages_pseudo_labels_and_evaluations_opens_its_data_once_and_each_other_split_once()
+    {
+        var log = new StringWriter();
+        var teacher = Tiny(TrainingStage.Baseline, "session");
+        var session = RunSession.Open(teacher);
+        var ce = session.Train(teacher, log);
+        var pretrain = Tiny(TrainingStage.Contrastive, "session") with { Data = teacher.Data with { ContrastiveDistortion = false, Crop = 24 } };
+        var contrastive = session.Train(pretrain, log);
+        session.Train(Tiny(TrainingStage.FineTune, "session") with { InitFrom = contrastive.RunDirectory }, log);
+        var folder = Path.Combine(_runs.Path, "pseudo");
+        var pseudo = session.PseudoLabel(ce.RunDirectory, teacher.Model, new PseudoLabelOptions(0.0, null), folder);
+        Assert.Equal(pseudo, PseudoLabelReport.ReadFrom(folder));
+        var student = session.Train(teacher with { Data = teacher.Data with { PseudoLabels = folder }, Name = "student" }, log);
+        Assert.Contains("4 labelled + 2 pseudo-labelled", log.ToString());
+        Assert.Equal(2, student.Steps);
+        Assert.Equal(1, session.Opened);
+
+        Assert.Equal("val", session.Evaluate(ce.RunDirectory, teacher.Model).Split);
+        var onTest = session.Evaluate(ce.RunDirectory, teacher.Model, split: "test");
+        session.Evaluate(student.RunDirectory, teacher.Model, split: "test");
+        Assert.Equal("test", onTest.Split);
+        Assert.Equal(2, session.Opened); // the test split once, for both evaluations on it
+    }
+
+    [Fact]
+    public void A_stage_trained_in_a_shared_session_is_the_stage_a_command_of_its_own_trains()
+    {
+        var shared = RunSession.Open(Tiny(TrainingStage.Baseline, "shared"));
+        shared.Train(Tiny(TrainingStage.Contrastive, "shared"), TextWriter.Null);
+        var inSession = shared.Train(Tiny(TrainingStage.Baseline, "shared"), TextWriter.Null);
+        var alone = Experiment.Train(Tiny(TrainingStage.Baseline, "alone"), TextWriter.Null);
+        Assert.Equal(alone.FinalLoss, inSession.FinalLoss);
+        Assert.Equal(alone.Validation!.MeanIoU, inSession.Validation!.MeanIoU);
+        Assert.Equal(Experiment.Evaluate(alone.RunDirectory, Tiny(TrainingStage.Baseline, "alone")).Metrics.MeanIoU,
+                     shared.Evaluate(inSession.RunDirectory, new ModelSettings { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 }).Metrics.MeanIoU);
+    }
+
+    [Fact]
+    public void A_stage_that_reads_other_data_is_refused_by_the_session_naming_the_field()
+    {
+        var config = Tiny(TrainingStage.Baseline, "other");
+        var session = RunSession.Open(config);
+        Assert.True(session.Serves(config.Data with { Crop = 48, ScaleMax = 1.5, PseudoLabels = "/elsewhere" }, "auto"));
+        var e = Assert.Throws<ConfigException>(() => session.Train(config with { Data = config.Data with { Labelled = 5 } }, TextWriter.Null));
+        Assert.Equal("Data", e.Field);
+        Assert.Contains("open a session for it", e.Message);
+        Assert.False(Directory.Exists((config with { Data = config.Data with { Labelled = 5 } }).RunDirectory)); // refused before the run wrote anything
+    }
+}
