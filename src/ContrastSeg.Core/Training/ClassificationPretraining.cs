@@ -79,10 +79,9 @@ public static class ClassificationPretraining
     public static string WeightsFile(string folder, EncoderOptions encoder, ClassificationPretrainingOptions o, string? itemsRoot)
     {
         var identity = JsonSerializer.Serialize(new { Encoder = encoder, Options = o with { CheckpointEvery = 1 }, Items = itemsRoot ?? "" }, TrainConfig.Json);
-        var hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)), 0, 3).ToLowerInvariant();
-        var width = encoder.WidthMultiplier.ToString("0.#####", System.Globalization.CultureInfo.InvariantCulture);
+        // The identity as written (a Windows items path keeps its backslashes): files made before keep their names.
         var stem = encoder.Stem == EncoderStem.Small ? "-small" : "";
-        return Path.Combine(folder, $"fmnist-classification_r{(int)encoder.Depth}w{width}{stem}_{o.Steps}st_s{o.Seed}_{hash}.safetensors");
+        return Path.Combine(folder, $"fmnist-classification_r{(int)encoder.Depth}w{RunNames.Number(encoder.WidthMultiplier)}{stem}_{o.Steps}st_s{o.Seed}_{RunNames.Digest(identity, 3)}.safetensors");
     }
 
     /// <summary>The run folder of the training that writes <paramref name="outputFile"/>: next to it, with its name without the extension.</summary>

@@ -508,9 +508,16 @@ public static class RunNames
         // Name = "" (not null): the JSON includes RunName, which must not call back into Derive.
         Hash((c with { OutputRoot = "", Name = "" }).WeightsDefiningJson())[..6];
 
+    /// <summary>A number as names write it: invariant, up to five decimals, no trailing zeros (0.25, 1e-3 as 0.001).</summary>
+    public static string Number(double v) => v.ToString("0.#####", CultureInfo.InvariantCulture);
+
+    /// <summary>The first <paramref name="bytes"/> bytes of the SHA-256 of <paramref name="text"/> (UTF-8) in lower-case hex: the short hashes names end with.</summary>
+    public static string Digest(string text, int bytes) =>
+        Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)), 0, bytes).ToLowerInvariant();
+
     private static string Readable(TrainConfig c)
     {
-        static string N(double v) => v.ToString("0.#####", CultureInfo.InvariantCulture);
+        static string N(double v) => Number(v);
         var stage = c.Stage switch
         {
             TrainingStage.Contrastive => $"contrastive-{c.Contrastive.Variant.ToString().ToLowerInvariant().Replace("image", "")}-t{N(c.Contrastive.Temperature)}"
@@ -534,6 +541,6 @@ public static class RunNames
         return (clean.Length > 20 ? clean[..20] : clean) + "-" + Hash(initFrom);
     }
 
-    private static string Hash(string path) =>
-        Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(path.Replace('\\', '/'))), 0, 4).ToLowerInvariant();
+    // Separators as '/': a path typed on Windows names the same run.
+    private static string Hash(string path) => Digest(path.Replace('\\', '/'), 4);
 }
