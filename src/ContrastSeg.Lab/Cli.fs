@@ -356,9 +356,8 @@ let profileOf (r: ParseResults<AblationArgs>) =
         | Some n ->
             let warmup = min p.Base.Optimizer.WarmupSteps (n / 10) // a capped schedule keeps a proportionate warm-up
             { p with Base = ConfigOverrides.Apply(p.Base, [ sprintf "Optimizer.WarmupSteps=%d" warmup ])
-                     CeSteps = min n p.CeSteps; PretrainSteps = min n p.PretrainSteps; FinetuneSteps = min n p.FinetuneSteps
-                     Cells = p.Cells |> List.map (fun c ->
-                         { c with Budget = c.Budget |> Option.map (fun b -> { CeSteps = min n b.CeSteps; PretrainSteps = min n b.PretrainSteps; FinetuneSteps = min n b.FinetuneSteps }) })
+                     Budget = Grid.capBudget n p.Budget
+                     Cells = p.Cells |> List.map (fun c -> { c with Budget = c.Budget |> Option.map (Grid.capBudget n) })
                      Classification = ContrastSeg.Lab.Configs.update <@ fun c -> c.Steps @> (min n p.Classification.Steps) p.Classification }
         | None -> p
     let p =

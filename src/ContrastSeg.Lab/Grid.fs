@@ -69,11 +69,10 @@ type Profile =
       Description: string
       /// Data, model and shared settings of every stage.
       Base: TrainConfig
-      CeSteps: int
+      /// The step budget of cells without one of their own (`Cell.Budget`).
+      Budget: Budget
       CeLearningRate: float
-      PretrainSteps: int
       PretrainLearningRate: float
-      FinetuneSteps: int
       FinetuneLearningRate: float
       Classification: ClassificationPretrainingOptions
       Pseudo: PseudoLabelOptions
@@ -108,14 +107,11 @@ let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option
         match o.ProjectionBatchNorm with
         | Some bn -> model |> update <@ fun m -> m.ProjectionBatchNorm @> bn
         | None -> model
-    let ceSteps, pretrainSteps, finetuneSteps =
-        match cell.Budget with
-        | Some b -> b.CeSteps, b.PretrainSteps, b.FinetuneSteps
-        | None -> p.CeSteps, p.PretrainSteps, p.FinetuneSteps
+    let budget = defaultArg cell.Budget p.Budget
     let common =
         p.Base |> update <@ fun c -> c.Seed @> cell.Seed |> update <@ fun c -> c.Data @> data |> update <@ fun c -> c.Model @> model
     let stage s (init: string) = common |> update <@ fun c -> c.Stage @> s |> update <@ fun c -> c.InitFrom @> init
-    let ce init = withOptimizer (stage TrainingStage.Baseline init) ceSteps p.CeLearningRate
+    let ce init = withOptimizer (stage TrainingStage.Baseline init) budget.CeSteps p.CeLearningRate
     let twoStage variant distortion init =
         let loss =
             common.Contrastive
@@ -126,8 +122,8 @@ let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option
             stage TrainingStage.Contrastive init
             |> update <@ fun c -> c.Data @> (data |> update <@ fun d -> d.ContrastiveDistortion @> distortion)
             |> update <@ fun c -> c.Contrastive @> loss
-        let pre = withOptimizer pre pretrainSteps p.PretrainLearningRate
-        let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) finetuneSteps (defaultArg o.FinetuneLearningRate p.FinetuneLearningRate)
+        let pre = withOptimizer pre budget.PretrainSteps p.PretrainLearningRate
+        let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) budget.FinetuneSteps (defaultArg o.FinetuneLearningRate p.FinetuneLearningRate)
         [ pre; fine ]
     match recipe with
     | CrossEntropy -> [ ce null ]
@@ -163,6 +159,10 @@ let budgetAt (schedule: LabelSchedule) (labelled: int) =
     match schedule |> List.tryFind (fun (upTo, _) -> labelled <= upTo) with
     | Some (_, b) -> b
     | None -> snd (List.last schedule)
+
+/// `b` with every stage capped at `n` steps (`--steps n`: a quick look at any profile).
+let capBudget (n: int) (b: Budget) =
+    { CeSteps = min n b.CeSteps; PretrainSteps = min n b.PretrainSteps; FinetuneSteps = min n b.FinetuneSteps }
 
 /// An equal budget: cross-entropy steps = pretraining + fine-tuning steps, split in halves.
 let equalBudget ceSteps = { CeSteps = ceSteps; PretrainSteps = ceSteps / 2; FinetuneSteps = ceSteps - ceSteps / 2 }
@@ -266,9 +266,8 @@ let quick (runs: string) =
           |> update <@ fun c -> c.Optimizer @> (b.Optimizer |> update <@ fun o -> o.WarmupSteps @> 5)
           |> update <@ fun c -> c.LogEvery @> 10
           |> update <@ fun c -> c.EvalEvery @> 10
-      CeSteps = 30; CeLearningRate = 0.03
-      PretrainSteps = 20; PretrainLearningRate = 0.1
-      FinetuneSteps = 20; FinetuneLearningRate = 0.03
+      Budget = { CeSteps = 30; PretrainSteps = 20; FinetuneSteps = 20 }
+      CeLearningRate = 0.03; PretrainLearningRate = 0.1; FinetuneLearningRate = 0.03
       Classification = ClassificationPretrainingOptions(Steps = 30, BatchSize = 32)
       Pseudo = PseudoLabelOptions()
       Cells = paperGrid [ 8; 40 ] [ 0 ] [ 0 ]
@@ -296,13 +295,11 @@ let scenesVariant = ContrastiveVariant.CrossImage
 /// on validation at 100 scenes it beat the paper's lower ratio (24.6 vs 23.2 mIoU at 0.03).
 let private scenesStudy (runs: string) name description cells tsne =
     let b = scenes runs
-    let low = budgetAt scenesSchedule 10
     { Name = name
       Description = description
       Base = b
-      CeSteps = low.CeSteps; CeLearningRate = 0.1
-      PretrainSteps = low.PretrainSteps; PretrainLearningRate = 0.1
-      FinetuneSteps = low.FinetuneSteps; FinetuneLearningRate = 0.1
+      Budget = budgetAt scenesSchedule 10
+      CeLearningRate = 0.1; PretrainLearningRate = 0.1; FinetuneLearningRate = 0.1
       Classification = ClassificationPretrainingOptions(Steps = 1500)
       Pseudo = PseudoLabelOptions()
       Cells = cells
@@ -371,7 +368,7 @@ let regimeMultiples = [ 1; 3 ]
 let studyBudget (p: Profile) (labelled: int) =
     p.Cells
     |> List.tryPick (fun c -> if c.Experiment = "label-efficiency" && c.Labelled = Some labelled then c.Budget else None)
-    |> Option.defaultValue { CeSteps = p.CeSteps; PretrainSteps = p.PretrainSteps; FinetuneSteps = p.FinetuneSteps }
+    |> Option.defaultValue p.Budget
 
 /// The contrastive loss of a profile's label-efficiency cells.
 let studyVariant (p: Profile) =
@@ -403,13 +400,11 @@ let private paperProfile (name: string) description (runs: string) (root: string
         let steps stage = (preset stage (Some n)).Optimizer.Steps
         { CeSteps = steps TrainingStage.Baseline; PretrainSteps = steps TrainingStage.Contrastive; FinetuneSteps = steps TrainingStage.FineTune }
     let lr stage = (preset stage None).Optimizer.LearningRate
-    let low = budget (List.min labelCounts)
     { Name = name
       Description = description
       Base = preset TrainingStage.Baseline None |> update <@ fun c -> c.OutputRoot @> runs
-      CeSteps = low.CeSteps; CeLearningRate = lr TrainingStage.Baseline
-      PretrainSteps = low.PretrainSteps; PretrainLearningRate = lr TrainingStage.Contrastive
-      FinetuneSteps = low.FinetuneSteps; FinetuneLearningRate = lr TrainingStage.FineTune
+      Budget = budget (List.min labelCounts)
+      CeLearningRate = lr TrainingStage.Baseline; PretrainLearningRate = lr TrainingStage.Contrastive; FinetuneLearningRate = lr TrainingStage.FineTune
       Classification = ClassificationPretrainingOptions()
       Pseudo = pseudo
       Cells =
@@ -468,7 +463,6 @@ let folderProfile (runs: string) (study: FolderStudy) =
     let train = ContrastSeg.Data.FolderDataset(study.Root, ContrastSeg.Data.FolderOptions(Split = "train"))
     let withMask = train.LabelledIndices.Count // the training images; a split may declare others, without a mask, unlabelled
     let counts = labelCountsOf withMask study.Fractions
-    let low = budgetAt folderSchedule (List.min counts)
     let b = scenes runs
     let data =
         b.Data
@@ -484,9 +478,8 @@ let folderProfile (runs: string) (study: FolderStudy) =
         sprintf "folder dataset %s (%d training images; labelled %s = %s), crop %d, resize %g, DeepLabV3+ ResNet-18 (width 0.25, small stem, OS 8), SGD + cosine, cross-image contrastive loss, equal step budgets per label count"
             study.Root withMask fractions (String.Join("/", counts)) study.Crop study.Resize
       Base = b |> update <@ fun c -> c.Data @> data
-      CeSteps = low.CeSteps; CeLearningRate = 0.1
-      PretrainSteps = low.PretrainSteps; PretrainLearningRate = 0.1
-      FinetuneSteps = low.FinetuneSteps; FinetuneLearningRate = 0.1
+      Budget = budgetAt folderSchedule (List.min counts)
+      CeLearningRate = 0.1; PretrainLearningRate = 0.1; FinetuneLearningRate = 0.1
       Classification = ClassificationPretrainingOptions()
       Pseudo = PseudoLabelOptions()
       Cells = labelEfficiencyGridWith scenesVariant (budgetAt folderSchedule >> Some) counts study.Seeds

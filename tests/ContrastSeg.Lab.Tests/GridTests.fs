@@ -51,8 +51,8 @@ let tests =
             let exps = a.Cells |> List.map (fun c -> c.Experiment) |> List.distinct |> Set.ofList
             Expect.equal exps (set [ "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised"; "budget-rule"; "temperature"; "resize"; "projection-bn"; "finetune-lr" ]) "studies"
             Expect.equal (a.Cells |> List.map (fun c -> c.Seed) |> List.distinct) [ 0 ] "one seed"
-            Expect.equal (a.CeSteps, a.PretrainSteps, a.FinetuneSteps) (p.CeSteps, p.PretrainSteps, p.FinetuneSteps) "the default's schedule"
-            Expect.equal p.CeSteps (p.PretrainSteps + p.FinetuneSteps) "equal step budgets"
+            Expect.equal (a.Budget.CeSteps, a.Budget.PretrainSteps, a.Budget.FinetuneSteps) (p.Budget.CeSteps, p.Budget.PretrainSteps, p.Budget.FinetuneSteps) "the default's schedule"
+            Expect.equal p.Budget.CeSteps (p.Budget.PretrainSteps + p.Budget.FinetuneSteps) "equal step budgets"
         }
 
         test "fine-tuning starts from its own contrastive pretraining with the paper's learning rates" {
