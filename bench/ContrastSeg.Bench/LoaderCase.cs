@@ -21,7 +21,7 @@ internal sealed record LoaderSetup(ISegmentationDataset Dataset, TransformPipeli
     /// </summary>
     public static LoaderSetup FromSpec(IReadOnlyDictionary<string, string> spec, string outputRoot)
     {
-        var stage = spec.GetValueOrDefault("stage") == "contrastive" ? TrainingStage.Contrastive : TrainingStage.Baseline;
+        var stage = spec.GetValueOrDefault("stage") == "contrastive" ? TrainingStage.Contrastive : TrainingStage.CrossEntropy;
         var config = spec["data"] switch
         {
             "scenes" => TrainPresets.Get("cpu", stage),

@@ -68,7 +68,7 @@ let private runDevice (device: string option) =
 type TrainArgs =
     | [<AltCommandLine("-c")>] Config of path: string
     | Preset of name: string
-    | Stage of stage: TrainingStage
+    | Stage of stage: string
     | Dataset of kind: string
     | Data_Root of path: string
     | Labelled of count: int
@@ -83,7 +83,7 @@ type TrainArgs =
             | Device _ -> deviceUsage
             | Config _ -> "start from a config JSON file (e.g. a run's config.json)."
             | Preset _ -> "start from a preset: cpu (embedded scenes, default), voc, cityscapes (paper settings)."
-            | Stage _ -> "Baseline (cross-entropy), Contrastive (pretraining) or FineTune (needs --init-from)."
+            | Stage _ -> "CrossEntropy (default; Baseline, its former name, still works), Contrastive (pretraining) or FineTune (needs --init-from)."
             | Dataset _ -> datasetUsage
             | Data_Root _ -> "dataset root (VOCdevkit/VOC2012, Cityscapes root, custom folder, or a Fashion-MNIST folder)."
             | Labelled _ -> "number of labelled training images (a seeded subset, written to a list file and reused)."
@@ -93,7 +93,7 @@ type TrainArgs =
             | Print_Config -> "print the final config JSON and the run name, and exit without training."
 
 let buildConfig (r: ParseResults<TrainArgs>) =
-    let stage = r.GetResult(Stage, TrainingStage.Baseline)
+    let stage = match r.TryGetResult Stage with Some s -> TrainingStages.Parse(s, "--stage") | None -> TrainingStage.CrossEntropy
     let start =
         match r.TryGetResult Config with
         | Some path -> TrainConfig.Load path

@@ -111,7 +111,7 @@ let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option
     let common =
         p.Base |> update <@ fun c -> c.Seed @> cell.Seed |> update <@ fun c -> c.Data @> data |> update <@ fun c -> c.Model @> model
     let stage s (init: string) = common |> update <@ fun c -> c.Stage @> s |> update <@ fun c -> c.InitFrom @> init
-    let ce init = withOptimizer (stage TrainingStage.Baseline init) budget.CeSteps p.CeLearningRate
+    let ce init = withOptimizer (stage TrainingStage.CrossEntropy init) budget.CeSteps p.CeLearningRate
     let twoStage variant distortion init =
         let loss =
             common.Contrastive
@@ -250,7 +250,7 @@ let labelEfficiencyWith (variant: ContrastiveVariant) (p: Profile) =
                 | _ -> c) }
 
 let private scenes (root: string) =
-    TrainPresets.Cpu(TrainingStage.Baseline)
+    TrainPresets.Cpu(TrainingStage.CrossEntropy)
     |> update <@ fun c -> c.OutputRoot @> root
     |> update <@ fun c -> c.LogEvery @> 50
     |> update <@ fun c -> c.CheckpointEvery @> 500
@@ -398,13 +398,13 @@ let private paperProfile (name: string) description (runs: string) (root: string
     let preset stage (labelled: int option) = TrainPresets.Get(name, stage, root, Option.toNullable labelled)
     let budget n =
         let steps stage = (preset stage (Some n)).Optimizer.Steps
-        { CeSteps = steps TrainingStage.Baseline; PretrainSteps = steps TrainingStage.Contrastive; FinetuneSteps = steps TrainingStage.FineTune }
+        { CeSteps = steps TrainingStage.CrossEntropy; PretrainSteps = steps TrainingStage.Contrastive; FinetuneSteps = steps TrainingStage.FineTune }
     let lr stage = (preset stage None).Optimizer.LearningRate
     { Name = name
       Description = description
-      Base = preset TrainingStage.Baseline None |> update <@ fun c -> c.OutputRoot @> runs
+      Base = preset TrainingStage.CrossEntropy None |> update <@ fun c -> c.OutputRoot @> runs
       Budget = budget (List.min labelCounts)
-      CeLearningRate = lr TrainingStage.Baseline; PretrainLearningRate = lr TrainingStage.Contrastive; FinetuneLearningRate = lr TrainingStage.FineTune
+      CeLearningRate = lr TrainingStage.CrossEntropy; PretrainLearningRate = lr TrainingStage.Contrastive; FinetuneLearningRate = lr TrainingStage.FineTune
       Classification = ClassificationPretrainingOptions()
       Pseudo = pseudo
       Cells =

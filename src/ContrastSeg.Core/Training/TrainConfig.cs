@@ -13,12 +13,52 @@ namespace ContrastSeg.Training;
 /// <summary>What a run trains.</summary>
 public enum TrainingStage
 {
-    /// <summary>Cross-entropy only, from scratch or from external weights (paper LR 0.03).</summary>
-    Baseline,
+    /// <summary>Cross-entropy only, from scratch or from external weights (paper LR 0.03). Its former name <c>Baseline</c> still reads (<see cref="TrainingStages"/>).</summary>
+    CrossEntropy,
     /// <summary>Encoder + decoder + projection head with the pixel contrastive loss (paper LR 0.1).</summary>
     Contrastive,
     /// <summary>From a contrastive checkpoint: drop the projection head, fresh classifier, cross-entropy on the whole network (paper LR 0.007).</summary>
     FineTune,
+}
+
+/// <summary>
+/// Stage names as configs and command lines spell them: the names of <see cref="TrainingStage"/>, any case, and
+/// <c>Baseline</c>, the cross-entropy stage's name before it was called what it trains (config.json files of earlier
+/// runs, scripts, <c>--stage Baseline</c>).
+/// </summary>
+public static class TrainingStages
+{
+    /// <summary>The cross-entropy stage's former name: still read, and what run names hash (so they stay what they were).</summary>
+    public const string FormerCrossEntropyName = "Baseline";
+
+    /// <summary>What a stage setting takes, as messages say it.</summary>
+    public static string Accepted => $"{string.Join(", ", Enum.GetNames<TrainingStage>())} (or {FormerCrossEntropyName}, the former name of CrossEntropy)";
+
+    /// <summary>The stage <paramref name="text"/> names, or null.</summary>
+    public static TrainingStage? TryParse(string? text)
+    {
+        var t = (text ?? "").Trim();
+        if (t.Equals(FormerCrossEntropyName, StringComparison.OrdinalIgnoreCase)) return TrainingStage.CrossEntropy;
+        return Enum.GetNames<TrainingStage>().FirstOrDefault(n => n.Equals(t, StringComparison.OrdinalIgnoreCase)) is { } name
+            ? Enum.Parse<TrainingStage>(name)
+            : null;
+    }
+
+    /// <summary>The stage <paramref name="text"/> names.</summary>
+    /// <exception cref="ConfigException">No stage has that name (the message says what is accepted and names <paramref name="field"/>).</exception>
+    public static TrainingStage Parse(string? text, string field = "Stage") =>
+        TryParse(text) ?? throw new ConfigException($"{field} = '{text}' is not a stage: use {Accepted}", field);
+}
+
+/// <summary>Reads a stage by any name <see cref="TrainingStages"/> accepts; writes its name.</summary>
+internal sealed class TrainingStageJsonConverter : JsonConverter<TrainingStage>
+{
+    public override TrainingStage Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.TokenType == JsonTokenType.String && TrainingStages.TryParse(reader.GetString()) is { } stage
+            ? stage
+            : throw new JsonException($"a stage is one of {TrainingStages.Accepted}");
+
+    public override void Write(Utf8JsonWriter writer, TrainingStage value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
 }
 
 /// <summary>Where the images come from.</summary>
@@ -168,7 +208,7 @@ public sealed record RuntimeSettings
 public sealed record TrainConfig
 {
     /// <summary>Stage.</summary>
-    public TrainingStage Stage { get; init; } = TrainingStage.Baseline;
+    public TrainingStage Stage { get; init; } = TrainingStage.CrossEntropy;
     /// <summary>Training seed (weights, dropout, order, augmentation).</summary>
     public int Seed { get; init; } = 0;
     /// <summary>Data.</summary>
@@ -292,7 +332,7 @@ public sealed record TrainConfig
     public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
-        Converters = { new JsonStringEnumConverter() },
+        Converters = { new TrainingStageJsonConverter(), new JsonStringEnumConverter() },
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
     };
 
@@ -310,6 +350,8 @@ public sealed record TrainConfig
         // The device is left out, not normalised: a run resumed on another device is the same run, and the text (so
         // the settings hash in run names) of every config stays what it was before the Runtime section existed.
         json.Remove(nameof(Runtime));
+        // The cross-entropy stage is hashed under its former name: renaming it renamed no run.
+        if (Stage == TrainingStage.CrossEntropy) json[nameof(Stage)] = TrainingStages.FormerCrossEntropyName;
         return json.ToJsonString(Json);
     }
 
@@ -408,6 +450,7 @@ internal static class ConfigSchema
         // NaN and values beyond double's range (1e400 parses as infinity) are no settings and JSON cannot hold them.
         if (type == typeof(double) && double.TryParse(text, NumberStyles.Float, inv, out var number) && double.IsFinite(number))
             return JsonValue.Create(number);
+        if (type == typeof(TrainingStage) && TrainingStages.TryParse(text) is { } stage) return JsonValue.Create(stage.ToString());
         if (type.IsEnum && Enum.GetNames(type).FirstOrDefault(n => n.Equals(text, StringComparison.OrdinalIgnoreCase)) is { } name)
             return JsonValue.Create(name);
         throw new ConfigException($"'{key}' takes {Describe(type)}, got '{text}'", key);
@@ -421,6 +464,7 @@ internal static class ConfigSchema
         if (type == typeof(int)) return "an integer";
         if (type == typeof(double)) return "a finite number";
         if (type == typeof(string)) return "text";
+        if (type == typeof(TrainingStage)) return "one of " + TrainingStages.Accepted;
         if (type.IsEnum) return "one of " + string.Join(", ", Enum.GetNames(type));
         return IsSection(type) ? "a section of settings" : type.Name;
     }

@@ -53,7 +53,7 @@ public static class TrainPresets
         // in the paper (11.2 vs 11.0 at 0.1 after 300 + 300 steps at 10 scenes).
         Optimizer = new OptimizerSettings
         {
-            Steps = stage == TrainingStage.Baseline ? 600 : 300,
+            Steps = stage == TrainingStage.CrossEntropy ? 600 : 300,
             LearningRate = stage switch { TrainingStage.FineTune => 0.03, _ => 0.1 },
             WarmupSteps = 100,
             BatchSize = 8,

@@ -15,7 +15,7 @@ public sealed record TrainingRun
     /// <summary>The run's folder (config.json, metrics.jsonl, tb/, checkpoints/).</summary>
     public required string Directory { get; init; }
 
-    /// <summary>What is trained, for the progress line (e.g. <c>Baseline</c>).</summary>
+    /// <summary>What is trained, for the progress line (e.g. <c>CrossEntropy</c>).</summary>
     public required string Stage { get; init; }
 
     /// <summary>Rate, momentum, weight decay, steps, warm-up, batch size, accumulation.</summary>

@@ -252,9 +252,9 @@ public sealed class DeepLabV3PlusTests
         Assert.Equal(64, small.Backbone.LowLevelChannels); // layer3, at stride 4 after the small stem
         Assert.Equal(128, small.Backbone.HighLevelChannels);
         // The training presets build the same models (ModelSettings.From), and the settings map back losslessly.
-        Assert.Equal(SegmentationModelOptions.CpuSmall(3), ContrastSeg.Training.TrainPresets.Cpu(ContrastSeg.Training.TrainingStage.Baseline).Model.ToOptions(3));
+        Assert.Equal(SegmentationModelOptions.CpuSmall(3), ContrastSeg.Training.TrainPresets.Cpu(ContrastSeg.Training.TrainingStage.CrossEntropy).Model.ToOptions(3));
         Assert.Equal(paper, ContrastSeg.Training.TrainPresets.Get("voc", ContrastSeg.Training.TrainingStage.FineTune).Model.ToOptions(21));
-        Assert.Equal(paper with { NumClasses = 19 }, ContrastSeg.Training.TrainPresets.Get("cityscapes", ContrastSeg.Training.TrainingStage.Baseline).Model.ToOptions(19));
+        Assert.Equal(paper with { NumClasses = 19 }, ContrastSeg.Training.TrainPresets.Get("cityscapes", ContrastSeg.Training.TrainingStage.CrossEntropy).Model.ToOptions(19));
         Assert.Throws<ArgumentException>(() => ContrastSeg.Training.ModelSettings.From(paper with { Encoder = paper.Encoder with { InChannels = 1 } }));
     }
 

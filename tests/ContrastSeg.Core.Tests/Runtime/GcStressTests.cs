@@ -105,7 +105,7 @@ public sealed class GcStressTests : IDisposable
         // Built before the stress: constructing TorchSharp's Conv2d leaves tensor wrappers to the finalizer (not Scalars).
         var runs = new[]
         {
-            Config("ce", TrainingStage.Baseline),
+            Config("ce", TrainingStage.CrossEntropy),
             Config("within-image", TrainingStage.Contrastive),
             Config("cross-image", TrainingStage.Contrastive, ContrastiveVariant.CrossImage),
             Config("batch", TrainingStage.Contrastive, ContrastiveVariant.Batch),
@@ -184,7 +184,7 @@ public sealed class GcStressTests : IDisposable
     public void The_stress_catches_a_temporary_Scalar_in_a_training_step()
     {
         using var pool = new BatchPool();
-        var config = Config("unsafe", TrainingStage.Baseline);
+        var config = Config("unsafe", TrainingStage.CrossEntropy);
         using var model = SyntheticBatches.Model(config);
         using var stress = new GcStress();
         var steps = Train(config, model, pool, inner => new TemporaryScalars(inner));

@@ -96,6 +96,22 @@ public class ConfigTests
         Assert.Equal(1e-3, TrainPresets.Cpu(TrainingStage.Contrastive).Optimizer.WeightDecay);
     }
 
+    [Fact]
+    public void The_cross_entropy_stage_reads_under_its_former_name_Baseline_and_keeps_its_run_names()
+    {
+        var ce = TrainPresets.Cpu(TrainingStage.CrossEntropy);
+        Assert.Contains("\"Stage\": \"CrossEntropy\"", ce.ToJson());
+        // config.json of runs trained before the rename, and --set as scripts typed it.
+        var before = TrainConfig.FromJson(ce.ToJson().Replace("\"CrossEntropy\"", "\"Baseline\""));
+        Assert.Equal(ce, before);
+        Assert.Equal(TrainingStage.CrossEntropy, ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.Contrastive), ["Stage=baseline"]).Stage);
+        Assert.Equal(TrainingStage.CrossEntropy, TrainingStages.Parse("Baseline"));
+        Assert.Equal(TrainingStage.FineTune, TrainingStages.Parse("finetune"));
+        Assert.Equal("--stage", Assert.Throws<ConfigException>(() => TrainingStages.Parse("ce", "--stage")).Field);
+        // The run name hashes the former name: the default study's CE runs keep their folders (names of 212fea4).
+        Assert.Equal("ce_r18w0.25-os8-small_fmscenes-n10_crop64_b8_600st_lr0.1_s0_151b31", TrainPresets.Cpu(TrainingStage.CrossEntropy, 10).RunName);
+    }
+
     [Theory]
     [InlineData("RunName=mine", "Name=")]
     [InlineData("runname=mine", "Name=")]
@@ -153,7 +169,7 @@ public class ConfigTests
     [Theory]
     [InlineData("Contrastive.Variant=Foo", "'Contrastive.Variant' takes one of WithinImage, CrossImage, Batch, got 'Foo'")]
     [InlineData("Model.Depth=ResNet19", "'Model.Depth' takes one of ResNet18, ResNet34, ResNet50, ResNet101, got 'ResNet19'")]
-    [InlineData("Stage=Pretrain", "'Stage' takes one of Baseline, Contrastive, FineTune, got 'Pretrain'")]
+    [InlineData("Stage=Pretrain", "'Stage' takes one of CrossEntropy, Contrastive, FineTune (or Baseline, the former name of CrossEntropy), got 'Pretrain'")]
     [InlineData("Optimizer.Steps=20.5", "'Optimizer.Steps' takes an integer, got '20.5'")]
     [InlineData("Optimizer.Steps=3000000000", "'Optimizer.Steps' takes an integer from -2147483648 to 2147483647, got '3000000000'")]
     [InlineData("Data.Labelled=ten", "'Data.Labelled' takes an integer, got 'ten'")]

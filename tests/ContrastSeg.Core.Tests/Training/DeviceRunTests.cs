@@ -46,7 +46,7 @@ public sealed class DeviceRunTests : IDisposable
     public void Every_stage_and_every_command_runs_on_an_explicit_cpu_device()
     {
         var log = new StringWriter();
-        var baseline = Experiment.Train(Tiny(TrainingStage.Baseline), log);
+        var baseline = Experiment.Train(Tiny(TrainingStage.CrossEntropy), log);
         var contrastive = Experiment.Train(Tiny(TrainingStage.Contrastive), log);
         var fineTune = Experiment.Train(Tiny(TrainingStage.FineTune) with { InitFrom = contrastive.RunDirectory }, log);
         foreach (var run in new[] { baseline, contrastive, fineTune })
@@ -59,7 +59,7 @@ public sealed class DeviceRunTests : IDisposable
         Assert.Equal(3, log.ToString().Split('\n').Count(l => l.Contains("] device: cpu (Runtime.Device=cpu)")));
         Assert.NotNull(fineTune.Validation);
 
-        var config = Tiny(TrainingStage.Baseline);
+        var config = Tiny(TrainingStage.CrossEntropy);
         var report = Experiment.Evaluate(baseline.RunDirectory, config, console: log);
         Assert.True(report.Metrics.Pixels > 0);
         Assert.Contains("[evaluate] device: cpu", log.ToString());

@@ -37,7 +37,7 @@ public sealed class RunSessionTests : IDisposable
     public void A_cell_of_stages_pseudo_labels_and_evaluations_opens_its_data_once_and_each_other_split_once()
     {
         var log = new StringWriter();
-        var teacher = Tiny(TrainingStage.Baseline, "session");
+        var teacher = Tiny(TrainingStage.CrossEntropy, "session");
         var session = RunSession.Open(teacher);
         var ce = session.Train(teacher, log);
         var pretrain = Tiny(TrainingStage.Contrastive, "session") with { Data = teacher.Data with { ContrastiveDistortion = false, Crop = 24 } };
@@ -61,20 +61,20 @@ public sealed class RunSessionTests : IDisposable
     [Fact]
     public void A_stage_trained_in_a_shared_session_is_the_stage_a_command_of_its_own_trains()
     {
-        var shared = RunSession.Open(Tiny(TrainingStage.Baseline, "shared"));
+        var shared = RunSession.Open(Tiny(TrainingStage.CrossEntropy, "shared"));
         shared.Train(Tiny(TrainingStage.Contrastive, "shared"), TextWriter.Null);
-        var inSession = shared.Train(Tiny(TrainingStage.Baseline, "shared"), TextWriter.Null);
-        var alone = Experiment.Train(Tiny(TrainingStage.Baseline, "alone"), TextWriter.Null);
+        var inSession = shared.Train(Tiny(TrainingStage.CrossEntropy, "shared"), TextWriter.Null);
+        var alone = Experiment.Train(Tiny(TrainingStage.CrossEntropy, "alone"), TextWriter.Null);
         Assert.Equal(alone.FinalLoss, inSession.FinalLoss);
         Assert.Equal(alone.Validation!.MeanIoU, inSession.Validation!.MeanIoU);
-        Assert.Equal(Experiment.Evaluate(alone.RunDirectory, Tiny(TrainingStage.Baseline, "alone")).Metrics.MeanIoU,
+        Assert.Equal(Experiment.Evaluate(alone.RunDirectory, Tiny(TrainingStage.CrossEntropy, "alone")).Metrics.MeanIoU,
                      shared.Evaluate(inSession.RunDirectory, new ModelSettings { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 }).Metrics.MeanIoU);
     }
 
     [Fact]
     public void A_stage_that_reads_other_data_is_refused_by_the_session_naming_the_field()
     {
-        var config = Tiny(TrainingStage.Baseline, "other");
+        var config = Tiny(TrainingStage.CrossEntropy, "other");
         var session = RunSession.Open(config);
         Assert.True(session.Serves(config.Data with { Crop = 48, ScaleMax = 1.5, PseudoLabels = "/elsewhere" }, "auto"));
         var e = Assert.Throws<ConfigException>(() => session.Train(config with { Data = config.Data with { Labelled = 5 } }, TextWriter.Null));

@@ -44,7 +44,7 @@ internal static class SyntheticBatches
         }
     }
 
-    public static TrainConfig Config(string root, TrainingStage stage = TrainingStage.Baseline, int steps = 8) => new()
+    public static TrainConfig Config(string root, TrainingStage stage = TrainingStage.CrossEntropy, int steps = 8) => new()
     {
         Stage = stage,
         Seed = 3,

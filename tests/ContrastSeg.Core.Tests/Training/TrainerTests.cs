@@ -90,7 +90,7 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Theory]
-    [InlineData(TrainingStage.Baseline)]
+    [InlineData(TrainingStage.CrossEntropy)]
     [InlineData(TrainingStage.Contrastive)]
     public void A_run_interrupted_and_resumed_ends_with_the_same_weights(TrainingStage stage)
     {
