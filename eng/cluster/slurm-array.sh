@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ablation grid as Slurm job arrays: one array task per cell (`ablations.fsx --run <key>`), then one job
+# The ablation grid as Slurm job arrays: one array task per cell (`ablations.fsx --cell <key>`), then one job
 # that rebuilds the tables (`--report-only`). Submit from the login node, in a checkout on shared storage that
 # is built (`dotnet build -c Release`) and whose nodes have the .NET 10 SDK and eng/setup.sh's C++ runtime:
 #
@@ -57,7 +57,7 @@ case "${1:-submit}" in
     task=${SLURM_ARRAY_TASK_ID:?"cell runs as a task of a Slurm array (bash $0 submits them)"}
     key=$(sed -n "$((task + 1))p" "$2")
     [[ -n $key ]] || { echo "no cell at line $((task + 1)) of $2" >&2; exit 2; }
-    ablations --run "$key"
+    ablations --cell "$key"
     ;;
   report)
     ablations --report-only

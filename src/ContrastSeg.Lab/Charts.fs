@@ -30,7 +30,7 @@ let private legend (m: string) (cells: Summary list) =
 
 /// mIoU (%) on `split` against the number of labelled images, one line per method, error bars = std over seeds.
 let labelEfficiency (folder: string) (split: string) (summaries: Summary list) =
-    let cells = summaries |> List.filter (fun s -> s.Experiment = "label-efficiency")
+    let cells = summaries |> List.filter (fun s -> s.Study = "label-efficiency")
     let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
     let points m =
         cells |> List.filter (fun c -> c.Method = m)
@@ -66,7 +66,7 @@ let learningCurves (folder: string) (split: string) (curves: (string * (float * 
 
 /// One grouped bar chart per ablation other than label efficiency.
 let ablationBars (folder: string) (split: string) (summaries: Summary list) =
-    for exp, cells in summaries |> List.filter (fun s -> s.Experiment <> "label-efficiency" && s.Experiment <> "regime") |> List.groupBy (fun s -> s.Experiment) do
+    for exp, cells in summaries |> List.filter (fun s -> s.Study <> "label-efficiency" && s.Study <> "regime") |> List.groupBy (fun s -> s.Study) do
         let settings = cells |> List.map (fun c -> c.Setting) |> List.distinct |> List.sortBy settingOrder
         let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
         let get m s = cells |> List.tryFind (fun c -> c.Method = m && c.Setting = s) |> Option.map (fun c -> 100.0 * c.MeanIoU, 100.0 * c.Std)

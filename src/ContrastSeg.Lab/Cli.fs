@@ -251,7 +251,7 @@ type AblationArgs =
     | List_Keys
     | Wave of number: int
     | Cells of keys: string list
-    | Run of key: string
+    | [<AltCommandLine("--run")>] Cell of key: string
     | Force
     | Jobs of count: int
     | Report_Only
@@ -281,7 +281,7 @@ type AblationArgs =
             | List_Keys -> "print one cell key per line (what --run takes; for a cluster job array) and exit."
             | Wave _ -> "with --list or --list-keys: only the cells of this wave (1, 2, ...; none past the last). On a shared runs folder, run the waves one after the other, each wave's cells at the same time: a wave trains no stage twice, and later waves only read the stages they share with earlier ones."
             | Cells _ -> "restrict the grid to these cells (keys as --list-keys prints them), for every other option, the report included."
-            | Run _ -> "run only the cell with this key (see --list); results from several machines merge by copying rows/."
+            | Cell _ -> "run only the cell with this key (see --list-keys; --run, its former name, still works); results from several machines merge by copying rows/."
             | Force -> "redo cells even when their results exist (their run folders are deleted first)."
             | Jobs _ -> "cells trained at the same time, each in its own worker process (default: on the CPU one per core, at most one per 2 GB of free memory, each with cores/jobs libtorch threads unless CONTRASTSEG_THREADS is set; on a GPU 1). --jobs 1 trains them one after the other in this process. The thread count changes float sums, so rows trained with another --jobs can differ slightly."
             | Report_Only -> "only rebuild tables and charts from the results already in the folder."
@@ -408,14 +408,14 @@ let ablations (argv: string[]) =
             let opts = { Runner.Force = r.Contains Force; Runner.Console = Console.Out }
             let clock = Stopwatch.StartNew()
             let cells =
-                match r.TryGetResult Run with
+                match r.TryGetResult Cell with
                 | Some key ->
                     match p.Cells |> List.filter (fun c -> c.Key = key) with
-                    | [] -> raise (ConfigException(sprintf "no cell '%s' in profile %s (see --list)" key p.Name, "--run"))
+                    | [] -> raise (ConfigException(sprintf "no cell '%s' in profile %s (see --list-keys)" key p.Name, "--cell"))
                     | found -> found |> List.truncate 1
                 | None -> if r.Contains Report_Only then [] else p.Cells |> List.distinctBy (fun c -> c.Key)
             // A failed cell does not stop the grid (see Runner.runAll): failures are listed and the exit code is 1.
-            let single = (r.TryGetResult Run).IsSome
+            let single = (r.TryGetResult Cell).IsSome
             let reused = if r.Contains Force then Set.empty else cells |> List.filter (Runner.isReusable p store) |> List.map (fun c -> c.Key) |> Set.ofList
             let toTrain = cells |> List.filter (fun c -> not (reused.Contains c.Key))
             Directory.CreateDirectory store.Root |> ignore
@@ -445,7 +445,7 @@ let ablations (argv: string[]) =
                     let shared = Commands.workerArguments argv
                     let start (c: Grid.Cell) =
                         let info = ProcessStartInfo("dotnet")
-                        for a in [ yield dll; yield "ablations"; yield! shared; yield "--run"; yield c.Key; yield "--jobs"; yield "1" ] do info.ArgumentList.Add a
+                        for a in [ yield dll; yield "ablations"; yield! shared; yield "--cell"; yield c.Key; yield "--jobs"; yield "1" ] do info.ArgumentList.Add a
                         if own then info.Environment.["CONTRASTSEG_THREADS"] <- string threads
                         info
                     progress.Line(sprintf "[ablations] %d worker processes, %s libtorch thread(s) each" jobs

@@ -9,7 +9,7 @@ let private shaping =
     set [ "--profile"; "--dataset"; "--data-root"; "--labelled"; "--set"; "-s"; "--variant"; "--steps"; "--output"; "--runs"
           "--fractions"; "--crop"; "--resize"; "--eval-split"; "--val-split"; "--seeds"; "--device"; "--cells" ]
 
-/// One `dotnet fsi scripts/ablations.fsx` command per cell key: the options of `argv` that shape the cells, then `--run <key>`.
+/// One `dotnet fsi scripts/ablations.fsx` command per cell key: the options of `argv` that shape the cells, then `--cell <key>`.
 let forCells (argv: string[]) (keys: string list) =
     let kept =
         argv
@@ -21,11 +21,11 @@ let forCells (argv: string[]) (keys: string list) =
         |> snd |> List.rev
     let quote (a: string) = if a.Contains ' ' then "\"" + a + "\"" else a
     let shared = String.Join(" ", kept |> List.map quote)
-    keys |> List.map (sprintf "dotnet fsi scripts/ablations.fsx -- %s --run %s" shared)
+    keys |> List.map (sprintf "dotnet fsi scripts/ablations.fsx -- %s --cell %s" shared)
 
 /// The arguments of a `--jobs` worker: the command's own, without the options the parent alone acts on.
 let workerArguments (argv: string[]) =
-    let dropWithValue = set [ "--jobs"; "--run" ]
+    let dropWithValue = set [ "--jobs"; "--cell"; "--run" ]
     let drop = set [ "--force" ]
     argv
     |> Array.fold (fun (skip, acc) (a: string) ->

@@ -45,7 +45,7 @@ type RecipeOverrides =
 
 /// One unit of the grid: a row of the results.
 type Cell =
-    { Experiment: string
+    { Study: string
       Setting: string
       Method: string
       Seed: int
@@ -61,7 +61,7 @@ type Cell =
     /// A stable name for the cell (file names, `--run`).
     member c.Key =
         let clean (s: string) = String(s.ToCharArray() |> Array.map (fun ch -> if Char.IsLetterOrDigit ch || ch = '-' || ch = '.' then ch else '-'))
-        sprintf "%s.%s.%s.s%d" (clean c.Experiment) (clean c.Method) (clean c.Setting) c.Seed
+        sprintf "%s.%s.%s.s%d" (clean c.Study) (clean c.Method) (clean c.Setting) c.Seed
 
 /// A named grid with its training schedule.
 type Profile =
@@ -143,7 +143,7 @@ let pseudoFolder (p: Profile) (cell: Cell) =
 let private cells experiment seeds (rows: (string * string * int option * Recipe) list) =
     [ for seed in seeds do
         for setting, meth, labelled, recipe in rows ->
-            { Experiment = experiment; Setting = setting; Method = meth; Seed = seed; Labelled = labelled; Recipe = recipe
+            { Study = experiment; Setting = setting; Method = meth; Seed = seed; Labelled = labelled; Recipe = recipe
               Capacity = None; Budget = None; Overrides = RecipeOverrides.None } ]
 
 let private ce, con = "cross-entropy", "contrastive+finetune"
@@ -176,7 +176,7 @@ let labelEfficiencyGridWith (variant: ContrastiveVariant) (budget: int -> Budget
         for n in labelCounts do
             let setting = sprintf "labelled=%d" n
             for meth, r in [ ce, CrossEntropy; con, recipe ] ->
-                { Experiment = "label-efficiency"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = r
+                { Study = "label-efficiency"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = r
                   Capacity = None; Budget = budget n; Overrides = RecipeOverrides.None } ]
 
 /// The label-efficiency study with the within-image loss (the paper's main recipe) at the profile's schedule.
@@ -200,7 +200,7 @@ let regimeGrid (variant: ContrastiveVariant) (labelCounts: int list) (capacities
                     let budget = { CeSteps = k * b.CeSteps; PretrainSteps = k * b.PretrainSteps; FinetuneSteps = k * b.FinetuneSteps }
                     let setting = sprintf "labelled=%d,stem=%s,width=%g,steps=%d" n (stemSlug capacity.Stem) capacity.Width budget.CeSteps
                     for meth, r in [ ce, CrossEntropy; con, recipe ] ->
-                        { Experiment = "regime"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = r
+                        { Study = "regime"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = r
                           Capacity = Some capacity; Budget = Some budget; Overrides = RecipeOverrides.None } ]
 
 /// The paper's ablations on a profile's label counts (the lowest count for the one-setting ablations).
@@ -243,7 +243,7 @@ let labelEfficiencyWith (variant: ContrastiveVariant) (p: Profile) =
         Description = p.Description + sprintf "; label efficiency with the %s contrastive loss" slug
         Cells =
             p.Cells
-            |> List.filter (fun c -> c.Experiment = "label-efficiency")
+            |> List.filter (fun c -> c.Study = "label-efficiency")
             |> List.map (fun c ->
                 match c.Recipe with
                 | ContrastiveFineTune (_, distortion) -> { c with Method = sprintf "contrastive(%s)+finetune" slug; Recipe = ContrastiveFineTune(variant, distortion) }
@@ -335,7 +335,7 @@ let recipeGrid (variant: ContrastiveVariant) (budget: Budget) (labelled: int) (s
     [ for seed in seeds do
         for experiment, settings in recipeStudies do
             let cell setting meth recipe overrides =
-                { Experiment = experiment; Setting = sprintf "labelled=%d,%s" labelled setting; Method = meth; Seed = seed
+                { Study = experiment; Setting = sprintf "labelled=%d,%s" labelled setting; Method = meth; Seed = seed
                   Labelled = Some labelled; Recipe = recipe; Capacity = None; Budget = Some budget; Overrides = overrides }
             yield cell "reference" ce CrossEntropy RecipeOverrides.None
             for setting, overrides in settings -> cell setting con (ContrastiveFineTune(variant, true)) overrides ]
@@ -348,12 +348,12 @@ let paperRuleBudget (equal: Budget) = { CeSteps = equal.CeSteps; PretrainSteps =
 /// the budget-rule study (equal total steps against the paper's rule) at 10 and 100 scenes. Its runs folder
 /// defaults to runs/default, so stages both profiles share are trained once.
 let ablationsProfile (runs: string) =
-    let paper = paperGrid [ 10 ] [ 0 ] [ 0 ] |> List.filter (fun c -> c.Experiment <> "label-efficiency")
+    let paper = paperGrid [ 10 ] [ 0 ] [ 0 ] |> List.filter (fun c -> c.Study <> "label-efficiency")
     let rule =
         [ for n in [ 10; 100 ] do
             let equal = budgetAt scenesSchedule n
             for name, budget in [ "equal-total", equal; "paper", paperRuleBudget equal ] ->
-                { Experiment = "budget-rule"; Setting = sprintf "labelled=%d,rule=%s" n name; Method = con; Seed = 0; Labelled = Some n
+                { Study = "budget-rule"; Setting = sprintf "labelled=%d,rule=%s" n name; Method = con; Seed = 0; Labelled = Some n
                   Recipe = ContrastiveFineTune(scenesVariant, true); Capacity = None; Budget = Some budget; Overrides = RecipeOverrides.None } ]
     let recipe = [ for n in [ 10; 100 ] do yield! recipeGrid scenesVariant (budgetAt scenesSchedule n) n [ 0 ] ]
     scenesStudy runs "ablations" (scenesDescription + "; the paper's ablations at 10 labelled scenes, the budget rules and the recipe's settings at 10 and 100, seed 0") (paper @ rule @ recipe) None
@@ -367,20 +367,20 @@ let regimeMultiples = [ 1; 3 ]
 /// The step budget a profile's label-efficiency cells train at `labelled` labels.
 let studyBudget (p: Profile) (labelled: int) =
     p.Cells
-    |> List.tryPick (fun c -> if c.Experiment = "label-efficiency" && c.Labelled = Some labelled then c.Budget else None)
+    |> List.tryPick (fun c -> if c.Study = "label-efficiency" && c.Labelled = Some labelled then c.Budget else None)
     |> Option.defaultValue p.Budget
 
 /// The contrastive loss of a profile's label-efficiency cells.
 let studyVariant (p: Profile) =
     p.Cells
-    |> List.tryPick (fun c -> match c.Experiment, c.Recipe with | "label-efficiency", ContrastiveFineTune (v, _) -> Some v | _ -> None)
+    |> List.tryPick (fun c -> match c.Study, c.Recipe with | "label-efficiency", ContrastiveFineTune (v, _) -> Some v | _ -> None)
     |> Option.defaultValue ContrastiveVariant.WithinImage
 
 /// A profile's regime map: its label counts (those of its label-efficiency cells) x `regimeCapacities` x
 /// `regimeMultiples` of its budget at each count, with its contrastive loss, for `seeds`, as profile `<name>-regime`.
 /// Stages it shares with the profile train once when both use the same runs folder.
 let regimeOfSeeds (p: Profile) (seeds: int list) =
-    let counts = p.Cells |> List.choose (fun c -> if c.Experiment = "label-efficiency" then c.Labelled else None) |> List.distinct |> List.sort
+    let counts = p.Cells |> List.choose (fun c -> if c.Study = "label-efficiency" then c.Labelled else None) |> List.distinct |> List.sort
     { p with
         Name = p.Name + "-regime"
         Description = p.Description + sprintf "; regime map: label count x stem x step budget, seed%s %s" (if seeds.Length > 1 then "s" else "") (String.Join(" ", seeds))
@@ -409,7 +409,7 @@ let private paperProfile (name: string) description (runs: string) (root: string
       Pseudo = pseudo
       Cells =
         paperGrid labelCounts [ 0 ] [ 0 ]
-        |> List.filter (fun c -> c.Experiment <> "classification-pretraining")
+        |> List.filter (fun c -> c.Study <> "classification-pretraining")
         |> List.map (fun c -> match c.Labelled with Some n -> { c with Budget = Some(budget n) } | None -> c)
       Tsne = None
       EvalSplit = "val" }

@@ -10,15 +10,15 @@ open System.Text.Json
 /// One finished run of the grid: what was run, with which settings, and what it measured.
 [<CLIMutable>]
 type ResultRow =
-    { /// Ablation the row belongs to, e.g. "label-efficiency".
-      Experiment: string
+    { /// The study the row belongs to, e.g. "label-efficiency" (`Experiment` in rows written before 2026-12).
+      Study: string
       /// The varied setting, e.g. "labelled=20".
       Setting: string
       /// The method, e.g. "cross-entropy" or "contrastive+finetune".
       Method: string
       Seed: int
-      /// Unique name of the unit of work (derived from its settings).
-      Run: string
+      /// The cell's key (`Cell.Key`, what `--run` takes; `Run` in rows written before 2026-12).
+      CellKey: string
       /// Run folders of the stages, in order.
       Stages: string[]
       /// Validation or test metrics, as fractions.
@@ -37,6 +37,19 @@ let private json =
     o.NumberHandling <- Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals
     o
 
+/// The fields rows written before the names were made one per concept call by their old names.
+let private formerFieldNames = [ "Experiment", "Study"; "Run", "CellKey" ]
+
+/// A row from its JSON, rows of either spelling (published results in docs/results, stores on other machines).
+let readRow (text: string) : ResultRow =
+    let node = Nodes.JsonNode.Parse(text).AsObject()
+    for former, current in formerFieldNames do
+        if node.ContainsKey former && not (node.ContainsKey current) then
+            let value = node.[former]
+            node.Remove former |> ignore
+            node.[current] <- value
+    node.Deserialize<ResultRow>(json)
+
 /// File-per-run store under `<root>/rows/`: runs written on several machines merge by copying folders.
 type ResultStore(root: string) =
     let rows = Path.Combine(root, "rows")
@@ -48,14 +61,14 @@ type ResultStore(root: string) =
     /// Writes a row atomically (temp file + rename), replacing an older row of the same run.
     member this.Write(row: ResultRow) =
         Directory.CreateDirectory rows |> ignore
-        let target = this.RowPath row.Run
+        let target = this.RowPath row.CellKey
         let temp = target + "." + Guid.NewGuid().ToString("N") + ".tmp"
         File.WriteAllText(temp, JsonSerializer.Serialize(row, json))
         File.Move(temp, target, true)
 
     member this.Read(run: string) : ResultRow option =
         let p = this.RowPath run
-        if File.Exists p then Some(JsonSerializer.Deserialize<ResultRow>(File.ReadAllText p, json)) else None
+        if File.Exists p then Some(readRow (File.ReadAllText p)) else None
 
     /// Every row in the store, sorted by experiment, setting, method, seed.
     member _.All() : ResultRow list =
@@ -63,14 +76,14 @@ type ResultStore(root: string) =
         else
             Directory.GetFiles(rows, "*.json")
             |> Array.map (fun f ->
-                try JsonSerializer.Deserialize<ResultRow>(File.ReadAllText f, json)
+                try readRow (File.ReadAllText f)
                 with e -> failwithf "result row %s is unreadable: %s" f e.Message)
-            |> Array.sortBy (fun r -> r.Experiment, r.Setting, r.Method, r.Seed)
+            |> Array.sortBy (fun r -> r.Study, r.Setting, r.Method, r.Seed)
             |> List.ofArray
 
 /// Mean and spread of one (experiment, setting, method) cell over seeds.
 type Summary =
-    { Experiment: string
+    { Study: string
       Setting: string
       Method: string
       N: int
@@ -91,10 +104,10 @@ let private std (xs: float list) =
 /// Groups rows by experiment, setting and method; mIoU mean, spread, range.
 let summarise (rows: ResultRow list) : Summary list =
     rows
-    |> List.groupBy (fun r -> r.Experiment, r.Setting, r.Method)
+    |> List.groupBy (fun r -> r.Study, r.Setting, r.Method)
     |> List.map (fun ((e, s, m), rs) ->
         let v = rs |> List.map (fun r -> r.MeanIoU)
-        { Experiment = e; Setting = s; Method = m; N = List.length rs
+        { Study = e; Setting = s; Method = m; N = List.length rs
           MeanIoU = List.average v; Std = std v; Min = List.min v; Max = List.max v
           Seeds = rs |> List.map (fun r -> r.Seed) |> List.sort })
 
@@ -110,7 +123,7 @@ let settingOrder (s: string) =
 /// A Markdown table per experiment: rows = settings, columns = methods, cells = mean ± std (n).
 let markdown (summaries: Summary list) =
     let sb = Text.StringBuilder()
-    for exp, cells in summaries |> List.groupBy (fun s -> s.Experiment) do
+    for exp, cells in summaries |> List.groupBy (fun s -> s.Study) do
         let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
         sb.AppendLine(sprintf "### %s\n" exp)
           .AppendLine("| setting | " + String.Join(" | ", methods) + " |")
@@ -129,9 +142,9 @@ let private csvField (s: string) = if s.IndexOfAny([| ','; '"'; '\n' |]) >= 0 th
 
 /// One CSV line per run (all rows, not aggregated), with mIoU in percent.
 let csv (rows: ResultRow list) =
-    let header = "experiment,setting,method,seed,run,miou_pct,pixel_accuracy_pct,wall_seconds"
+    let header = "study,setting,method,seed,cell_key,miou_pct,pixel_accuracy_pct,wall_seconds"
     let lines =
         rows |> List.map (fun r ->
-            String.Join(",", [ csvField r.Experiment; csvField r.Setting; csvField r.Method; string r.Seed; csvField r.Run
+            String.Join(",", [ csvField r.Study; csvField r.Setting; csvField r.Method; string r.Seed; csvField r.CellKey
                                pct r.MeanIoU; pct r.PixelAccuracy; r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture) ]))
     String.Join("\n", header :: lines) + "\n"

@@ -145,7 +145,7 @@ let isCurrent (p: Profile) (cell: Cell) (row: ResultRow) =
 /// (label-efficiency cells at the t-SNE label count, seed 0).
 let needsCheckpoint (p: Profile) (cell: Cell) =
     match p.Tsne with
-    | Some (labelled, _) -> cell.Experiment = "label-efficiency" && cell.Labelled = Some labelled && cell.Seed = 0
+    | Some (labelled, _) -> cell.Study = "label-efficiency" && cell.Labelled = Some labelled && cell.Seed = 0
     | None -> false
 
 /// The checkpoint folder a row's final model is in, when it is on this machine.
@@ -216,7 +216,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         | _ -> ()
         if o.Force then deleteRuns p cell
         let clock = Stopwatch.StartNew()
-        o.Console.WriteLine(sprintf "=== %s (%s, %s, %s, seed %d)" cell.Key cell.Experiment cell.Setting cell.Method cell.Seed)
+        o.Console.WriteLine(sprintf "=== %s (%s, %s, %s, seed %d)" cell.Key cell.Study cell.Setting cell.Method cell.Seed)
         if needsClassification cell.Recipe then
             let encoder = p.Base.Model.ToOptions(11).Encoder
             let weights = classificationWeights p
@@ -259,7 +259,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         settings.["stages"] <- finalStageNames p cell
         settings.["scored_checkpoint"] <- Path.GetRelativePath(final.RunDirectory, checkpoint)
         let row =
-            { Experiment = cell.Experiment; Setting = cell.Setting; Method = cell.Method; Seed = cell.Seed; Run = cell.Key
+            { Study = cell.Study; Setting = cell.Setting; Method = cell.Method; Seed = cell.Seed; CellKey = cell.Key
               Stages = finalStages |> List.map (fun s -> s.RunDirectory) |> Array.ofList
               MeanIoU = eval.Metrics.MeanIoU; PixelAccuracy = eval.Metrics.PixelAccuracy
               Extras = extras; Settings = settings; WallSeconds = clock.Elapsed.TotalSeconds
@@ -468,7 +468,7 @@ let validationCurve (row: ResultRow) =
 /// against training steps, so a reader sees whether each run converged.
 let learningCurves (rows: ResultRow list) =
     rows
-    |> List.filter (fun r -> r.Experiment = "label-efficiency" && r.Seed = 0)
+    |> List.filter (fun r -> r.Study = "label-efficiency" && r.Seed = 0)
     |> List.sortBy (fun r -> settingOrder r.Setting, r.Method)
     |> List.map (fun r -> sprintf "%s, %s" r.Method r.Setting, validationCurve r)
     |> List.filter (fun (_, pts) -> not pts.IsEmpty)
@@ -482,8 +482,8 @@ let featureSpace (p: Profile) (rows: ResultRow list) (folder: string) (console: 
     | None -> []
     | Some (labelled, perClass) ->
         let pick meth =
-            rows |> List.tryFind (fun r -> r.Experiment = "label-efficiency" && r.Setting = sprintf "labelled=%d" labelled && r.Method = meth && r.Seed = 0)
-        let contrastive = p.Cells |> List.tryPick (fun c -> if c.Experiment = "label-efficiency" && c.Method <> "cross-entropy" then Some c.Method else None)
+            rows |> List.tryFind (fun r -> r.Study = "label-efficiency" && r.Setting = sprintf "labelled=%d" labelled && r.Method = meth && r.Seed = 0)
+        let contrastive = p.Cells |> List.tryPick (fun c -> if c.Study = "label-efficiency" && c.Method <> "cross-entropy" then Some c.Method else None)
         let models =
             [ yield "cross-entropy", pick "cross-entropy"
               match contrastive with Some m -> yield m, pick m | None -> () ]

@@ -70,7 +70,7 @@ let tests =
             Expect.equal (Runner.waves (quick runs) |> List.map snd |> List.distinct) [ 1; 2 ] "quick: its ablations reuse stages of wave 1"
         }
 
-        test "--list-keys prints what --run takes, --wave the keys of one wave, --cells restricts the grid; bad values are named" {
+        test "--list-keys prints what --cell takes, --wave the keys of one wave, --cells restricts the grid; bad values are named" {
             let keys argv =
                 let code, out, err = CliTests.run Cli.ablations ([ "--profile"; "quick" ] @ argv)
                 Expect.equal code 0 (sprintf "%A: %s" argv err)
@@ -81,13 +81,13 @@ let tests =
             Expect.isEmpty (keys [ "--list-keys"; "--wave"; "3" ]) "none past the last wave: a script's loop ends there"
             let two = [ all.[3]; all.[0] ]
             Expect.equal (keys ([ "--list-keys"; "--cells" ] @ two)) [ all.[0]; all.[3] ] "--cells: those cells, in grid order"
-            Expect.equal (keys ([ "--list"; "--cells" ] @ two)) [ for k in [ all.[0]; all.[3] ] -> sprintf "dotnet fsi scripts/ablations.fsx -- --profile quick --cells %s %s --run %s" all.[3] all.[0] k ] "--list forwards --cells"
+            Expect.equal (keys ([ "--list"; "--cells" ] @ two)) [ for k in [ all.[0]; all.[3] ] -> sprintf "dotnet fsi scripts/ablations.fsx -- --profile quick --cells %s %s --cell %s" all.[3] all.[0] k ] "--list forwards --cells"
             let refused argv mention =
                 let code, _, err = CliTests.run Cli.ablations ([ "--profile"; "quick" ] @ argv)
                 Expect.equal code 2 (sprintf "%A: exit code 2" argv)
                 Expect.stringContains err mention (sprintf "%A names the value" argv)
             refused [ "--list-keys"; "--wave"; "0" ] "got 0"
-            refused [ "--wave"; "1"; "--run"; all.[0] ] "--wave selects what --list or --list-keys prints"
+            refused [ "--wave"; "1"; "--cell"; all.[0] ] "--wave selects what --list or --list-keys prints"
             refused [ "--list-keys"; "--cells"; "no-such-cell" ] "'no-such-cell'"
         }
 
@@ -104,7 +104,7 @@ let tests =
                 Directory.CreateDirectory(Path.Combine(merged, "rows")) |> ignore
                 for k, key in List.indexed keys do
                     let node = Path.Combine(root, sprintf "node-%d" k)
-                    ablations (grid @ [ "--runs"; Path.Combine(node, "runs"); "--output"; Path.Combine(node, "results"); "--run"; key ]) |> ignore
+                    ablations (grid @ [ "--runs"; Path.Combine(node, "runs"); "--output"; Path.Combine(node, "results"); "--cell"; key ]) |> ignore
                     let rows = Directory.GetFiles(Path.Combine(node, "results", "rows"), "*.json")
                     Expect.equal (rows |> Array.map Path.GetFileName) [| key + ".json" |] "a node writes its cell's row only"
                     File.Copy(rows.[0], Path.Combine(merged, "rows", Path.GetFileName rows.[0]))
@@ -115,7 +115,7 @@ let tests =
                 let local = Path.Combine(root, "local")
                 ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; local; "--jobs"; "1" ]) |> ignore
 
-                let read folder = Results.ResultStore(folder).All() |> List.map (fun r -> r.Run, r) |> Map.ofList
+                let read folder = Results.ResultStore(folder).All() |> List.map (fun r -> r.CellKey, r) |> Map.ofList
                 let fromNodes, fromLocal = read merged, read local
                 Expect.equal (Set.ofSeq fromNodes.Keys) (Set.ofList cells) "merged keys"
                 Expect.equal (Set.ofSeq fromLocal.Keys) (Set.ofList cells) "local keys"
@@ -124,7 +124,7 @@ let tests =
                     let k = List.findIndex ((=) key) keys
                     let nodeRuns = Path.Combine(root, sprintf "node-%d" k, "runs")
                     Expect.all a.Stages (fun s -> s.StartsWith nodeRuns) (sprintf "%s: every stage trained on its own node" key)
-                    Expect.equal (a.Experiment, a.Setting, a.Method, a.Seed) (b.Experiment, b.Setting, b.Method, b.Seed) key
+                    Expect.equal (a.Study, a.Setting, a.Method, a.Seed) (b.Study, b.Setting, b.Method, b.Seed) key
                     // Bit for bit: one libtorch thread (test.runsettings), seeded data and weights, the same
                     // operations in the same order, so nothing may differ, not even the last bit of a float.
                     Expect.equal (bits a.MeanIoU) (bits b.MeanIoU) (sprintf "%s: mIoU %.17g vs %.17g" key a.MeanIoU b.MeanIoU)
@@ -157,7 +157,7 @@ let tests =
                 for o in own do Directory.Delete(o, true)
                 let before = snapshot (Path.Combine(local, "runs")) own
                 let again = Path.Combine(root, "again")
-                ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; again; "--run"; semi.Key ]) |> ignore
+                ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; again; "--run"; semi.Key ]) |> ignore // --run: --cell's former name
                 Expect.sequenceEqual (snapshot (Path.Combine(local, "runs")) own) before "shared stages, subsets and weights untouched"
                 let row = (Results.ResultStore(again).Read semi.Key).Value
                 Expect.equal (bits row.MeanIoU) (bits fromLocal.[semi.Key].MeanIoU) "the same row"
@@ -193,11 +193,11 @@ let tests =
             for wave in plan do
                 let steps = wave |> List.map (fun c -> Runner.pendingSteps p [ c ])
                 Expect.equal steps (List.sortDescending steps) "most steps first"
-            Expect.equal (Commands.workerArguments [| "--profile"; "quick"; "--jobs"; "2"; "--force"; "--run"; "k"; "--jobs=3"; "--set"; "Seed=1" |])
+            Expect.equal (Commands.workerArguments [| "--profile"; "quick"; "--jobs"; "2"; "--force"; "--run"; "k"; "--cell"; "j"; "--jobs=3"; "--set"; "Seed=1" |])
                 [ "--profile"; "quick"; "--set"; "Seed=1" ] "a worker gets the grid's options, not the parent's"
             Expect.equal (Commands.forCells [| "--profile"; "folder"; "--data-root"; "/my data"; "--jobs"; "2"; "--fractions"; "1/16"; "all"; "--force" |] [ "a"; "b" ])
-                [ "dotnet fsi scripts/ablations.fsx -- --profile folder --data-root \"/my data\" --fractions 1/16 all --run a"
-                  "dotnet fsi scripts/ablations.fsx -- --profile folder --data-root \"/my data\" --fractions 1/16 all --run b" ]
+                [ "dotnet fsi scripts/ablations.fsx -- --profile folder --data-root \"/my data\" --fractions 1/16 all --cell a"
+                  "dotnet fsi scripts/ablations.fsx -- --profile folder --data-root \"/my data\" --fractions 1/16 all --cell b" ]
                 "a cell's command keeps the options that shape the cells, with every value, quoted where needed"
             // Stand-in workers: one prints and succeeds, one fails with an error line; the others still run.
             let two = plan |> List.concat |> List.truncate 3
@@ -206,7 +206,7 @@ let tests =
                 let info = Diagnostics.ProcessStartInfo("sh")
                 for a in [ "-c"; (if c.Key = failing.Key then "echo 'bad mask in masks/a.png' >&2; exit 3" else "echo trained") ] do info.ArgumentList.Add a
                 info
-            let row (c: Cell) = Some(ResultsTests.row c.Experiment c.Setting c.Method c.Seed 0.5)
+            let row (c: Cell) = Some(ResultsTests.row c.Study c.Setting c.Method c.Seed 0.5)
             let console = new StringWriter()
             let log = new StringWriter()
             let progress = Runner.GridProgress(console, log, two.Length, (fun () -> 0))

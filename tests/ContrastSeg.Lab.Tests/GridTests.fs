@@ -13,11 +13,11 @@ open ContrastSeg.Lab.Grid
 let private runs = Path.Combine(Path.GetTempPath(), "contrastseg-grid-tests")
 
 let private find (p: Profile) exp setting meth =
-    p.Cells |> List.find (fun c -> c.Experiment = exp && c.Setting = setting && c.Method = meth && c.Seed = 0)
+    p.Cells |> List.find (fun c -> c.Study = exp && c.Setting = setting && c.Method = meth && c.Seed = 0)
 
 /// A row as the runner stores it for `cell` under profile `p`.
 let private storedRow (p: Profile) (cell: Cell) miou =
-    let r = { ResultsTests.row cell.Experiment cell.Setting cell.Method cell.Seed miou with Run = cell.Key }
+    let r = { ResultsTests.row cell.Study cell.Setting cell.Method cell.Seed miou with CellKey = cell.Key }
     r.Settings.["stages"] <- Runner.finalStageNames p cell
     r.Settings.["eval_split"] <- p.EvalSplit
     r
@@ -35,7 +35,7 @@ let tests =
         test "every profile's cells have unique keys per seed and valid stage configs" {
             for p in [ quick runs; defaultProfile runs; ablationsProfile runs ] do
                 let keys = p.Cells |> List.map (fun c -> c.Key)
-                Expect.equal (keys |> List.distinct |> List.length) (p.Cells |> List.distinctBy (fun c -> c.Experiment, c.Setting, c.Method, c.Seed) |> List.length) "keys identify cells"
+                Expect.equal (keys |> List.distinct |> List.length) (p.Cells |> List.distinctBy (fun c -> c.Study, c.Setting, c.Method, c.Seed) |> List.length) "keys identify cells"
                 for c in p.Cells do
                     for s in stages p c c.Recipe (Grid.pseudoFolder p c) do
                         s.Validate() |> ignore
@@ -43,12 +43,12 @@ let tests =
 
         test "the default profile is the label-efficiency study with 3 seeds; the ablations profile has the paper's other studies" {
             let p = defaultProfile runs
-            Expect.equal (p.Cells |> List.map (fun c -> c.Experiment) |> List.distinct) [ "label-efficiency" ] "one study"
+            Expect.equal (p.Cells |> List.map (fun c -> c.Study) |> List.distinct) [ "label-efficiency" ] "one study"
             let seeds = p.Cells |> List.map (fun c -> c.Seed) |> List.distinct
             Expect.equal seeds [ 0; 1; 2 ] "three seeds"
             Expect.isSome p.Tsne "t-SNE study (default profile)"
             let a = ablationsProfile runs
-            let exps = a.Cells |> List.map (fun c -> c.Experiment) |> List.distinct |> Set.ofList
+            let exps = a.Cells |> List.map (fun c -> c.Study) |> List.distinct |> Set.ofList
             Expect.equal exps (set [ "distortions"; "loss-variant"; "classification-pretraining"; "semi-supervised"; "budget-rule"; "temperature"; "resize"; "projection-bn"; "finetune-lr" ]) "studies"
             Expect.equal (a.Cells |> List.map (fun c -> c.Seed) |> List.distinct) [ 0 ] "one seed"
             Expect.equal (a.Budget.CeSteps, a.Budget.PretrainSteps, a.Budget.FinetuneSteps) (p.Budget.CeSteps, p.Budget.PretrainSteps, p.Budget.FinetuneSteps) "the default's schedule"
@@ -87,7 +87,7 @@ let tests =
 
         test "the semi-supervised student trains on pseudo-labels under other run names than its teacher" {
             let p = ablationsProfile runs
-            let cell = p.Cells |> List.find (fun c -> c.Experiment = "semi-supervised" && c.Setting.Contains "pseudo=on")
+            let cell = p.Cells |> List.find (fun c -> c.Study = "semi-supervised" && c.Setting.Contains "pseudo=on")
             let folder = (pseudoFolder p cell).Value
             let teacher = match cell.Recipe with SemiSupervised t -> stages p cell t None | _ -> failwith "recipe"
             let student = stages p cell cell.Recipe (Some folder)
@@ -135,7 +135,7 @@ let tests =
                 Cli.buildConfig (Argu.ArgumentParser.Create<Cli.TrainArgs>().ParseCommandLine(
                     Array.append [| "--preset"; name; "--stage"; string s.Stage; "--labelled"; string n; "--data-root"; root |] init))
             for name, p in [ "voc", voc runs root [ 1464; 10582 ]; "cityscapes", cityscapes runs root [ 372; 2975 ] ] do
-                for c in p.Cells |> List.filter (fun c -> c.Experiment = "label-efficiency") do
+                for c in p.Cells |> List.filter (fun c -> c.Study = "label-efficiency") do
                     for s in stages p c c.Recipe None do
                         let t = trainPreset name s c.Labelled.Value
                         let what = sprintf "%s %s %s" name c.Key (string s.Stage)
@@ -145,7 +145,7 @@ let tests =
                         Expect.equal (json (s.Data |> update <@ fun d -> d.ContrastiveDistortion @> t.Data.ContrastiveDistortion)) (json t.Data) ("data: " + what)
             // The paper's schedule (method.md): fine-tuning 50K at low counts, 300K above 2,500 labelled VOC images; CE 300K / 600K.
             let steps (p: Profile) n meth =
-                let c = p.Cells |> List.find (fun c -> c.Experiment = "label-efficiency" && c.Labelled = Some n && c.Method = meth)
+                let c = p.Cells |> List.find (fun c -> c.Study = "label-efficiency" && c.Labelled = Some n && c.Method = meth)
                 stages p c c.Recipe None |> List.map (fun s -> s.Optimizer.Steps)
             let v = voc runs root [ 1464; 10582 ]
             Expect.equal (steps v 1464 "cross-entropy", steps v 1464 "contrastive+finetune") ([ 300000 ], [ 300000; 50000 ]) "VOC, 1,464 labels"
@@ -178,9 +178,9 @@ let tests =
             let p = defaultProfile runs
             let v = labelEfficiencyWith ContrastiveVariant.CrossImage p
             Expect.equal v.Name "default-cross-image" "own results folder"
-            Expect.isTrue (v.Cells |> List.forall (fun c -> c.Experiment = "label-efficiency")) "only label efficiency"
+            Expect.isTrue (v.Cells |> List.forall (fun c -> c.Study = "label-efficiency")) "only label efficiency"
             let ceKeys cells = cells |> List.filter (fun (c: Cell) -> c.Method = "cross-entropy") |> List.map (fun c -> stages p c c.Recipe None |> List.map (fun s -> s.RunName))
-            Expect.equal (ceKeys v.Cells) (ceKeys (p.Cells |> List.filter (fun c -> c.Experiment = "label-efficiency"))) "cross-entropy runs shared"
+            Expect.equal (ceKeys v.Cells) (ceKeys (p.Cells |> List.filter (fun c -> c.Study = "label-efficiency"))) "cross-entropy runs shared"
             for c in v.Cells |> List.filter (fun c -> c.Method <> "cross-entropy") do
                 Expect.equal c.Method "contrastive(cross-image)+finetune" "method names the loss"
                 Expect.equal (stages v c c.Recipe None).Head.Contrastive.Variant ContrastiveVariant.CrossImage "pretraining uses it"
@@ -198,7 +198,7 @@ let tests =
             let expected = labelEfficiencyWith ContrastiveVariant.CrossImage (defaultProfile runs)
             Expect.equal lines.Length (expected.Cells |> List.distinctBy (fun c -> c.Key) |> List.length) "one line per cell"
             for line, cell in Seq.zip lines (expected.Cells |> List.distinctBy (fun c -> c.Key)) do
-                Expect.equal (line.Trim()) (sprintf "dotnet fsi scripts/ablations.fsx -- --profile default --variant cross-image --set Data.Workers=1 --run %s" cell.Key) "command"
+                Expect.equal (line.Trim()) (sprintf "dotnet fsi scripts/ablations.fsx -- --profile default --variant cross-image --set Data.Workers=1 --cell %s" cell.Key) "command"
         }
 
         test "a cell that cannot run is reported and the others still run; environment failures stop the grid" {
@@ -208,7 +208,7 @@ let tests =
             let stub (c: Cell) =
                 attempted.Add c.Key
                 if c.Labelled = Some 40 then raise (ConfigException("Data.Labelled = 40 but the training split has only 8 images", "Data.Labelled"))
-                ResultsTests.row c.Experiment c.Setting c.Method c.Seed 0.1
+                ResultsTests.row c.Study c.Setting c.Method c.Seed 0.1
             let errors = new StringWriter()
             let failures = Runner.runAll TextWriter.Null errors stub cells
             Expect.equal (List.ofSeq attempted) (cells |> List.map (fun c -> c.Key)) "every cell attempted, in order"
@@ -227,12 +227,12 @@ let tests =
             let nativeError () =
                 use a = TorchSharp.torch.zeros(2L, 3L)
                 use b = a.mm(a)
-                ResultsTests.row failing.Experiment failing.Setting failing.Method failing.Seed 0.1
+                ResultsTests.row failing.Study failing.Setting failing.Method failing.Seed 0.1
             let attempted = List<string>()
             let stub inStage (c: Cell) =
                 attempted.Add c.Key
                 if c.Key = failing.Key then inStage nativeError
-                else ResultsTests.row c.Experiment c.Setting c.Method c.Seed 0.1
+                else ResultsTests.row c.Study c.Setting c.Method c.Seed 0.1
             let errors = new StringWriter()
             let failures = Runner.runAll TextWriter.Null errors (stub (Runner.inCellPart "training a-stage" log)) cells
             Expect.equal (List.ofSeq attempted) (cells |> List.map (fun c -> c.Key)) "the cells after it still run"

@@ -14,7 +14,7 @@ let private runs = Path.Combine(Path.GetTempPath(), "contrastseg-regime-tests")
 
 let private summary setting meth (values: float list) =
     summarise [ for i, v in List.indexed values ->
-                  { Experiment = "regime"; Setting = setting; Method = meth; Seed = i; Run = sprintf "%s.%s.%d" setting meth i; Stages = [||]
+                  { Study = "regime"; Setting = setting; Method = meth; Seed = i; CellKey = sprintf "%s.%s.%d" setting meth i; Stages = [||]
                     MeanIoU = v; PixelAccuracy = 0.0; Extras = Collections.Generic.Dictionary(); Settings = Collections.Generic.Dictionary()
                     WallSeconds = 0.0; Machine = ""; Finished = DateTimeOffset.UnixEpoch } ]
     |> List.exactlyOne

@@ -7,8 +7,8 @@ open Expecto
 open ContrastSeg.Lab.Results
 
 let row exp setting meth seed miou : ResultRow =
-    { Experiment = exp; Setting = setting; Method = meth; Seed = seed
-      Run = sprintf "%s_%s_%s_s%d" exp (setting.Replace("=", "")) meth seed
+    { Study = exp; Setting = setting; Method = meth; Seed = seed
+      CellKey = sprintf "%s_%s_%s_s%d" exp (setting.Replace("=", "")) meth seed
       Stages = [| "runs/a" |]; MeanIoU = miou; PixelAccuracy = 0.9
       Extras = Dictionary(); Settings = Dictionary(dict [ "seed", string seed ])
       WallSeconds = 12.5; Machine = "test"; Finished = DateTimeOffset(2026, 11, 27, 0, 0, 0, TimeSpan.Zero) }
@@ -20,13 +20,28 @@ let tests =
         test "rows round-trip through the store and are found by run name" {
             let store = ResultStore(tempDir ())
             let r = row "label-efficiency" "labelled=20" "cross-entropy" 0 0.25
-            Expect.isFalse (store.Has r.Run) "empty store"
+            Expect.isFalse (store.Has r.CellKey) "empty store"
             store.Write r
-            Expect.isTrue (store.Has r.Run) "written"
-            let back = (store.Read r.Run).Value
+            Expect.isTrue (store.Has r.CellKey) "written"
+            let back = (store.Read r.CellKey).Value
             Expect.equal back.MeanIoU 0.25 "mIoU"
             Expect.equal back.Settings.["seed"] "0" "settings"
             Expect.equal (store.All() |> List.length) 1 "one row"
+        }
+
+        test "rows written under the former field names (Experiment, Run) read as Study and CellKey" {
+            let store = ResultStore(tempDir ())
+            let r = row "label-efficiency" "labelled=10" "cross-entropy" 1 0.2
+            store.Write r
+            let path = store.RowPath r.CellKey
+            File.WriteAllText(path, File.ReadAllText(path).Replace("\"Study\"", "\"Experiment\"").Replace("\"CellKey\"", "\"Run\""))
+            Expect.stringContains (File.ReadAllText path) "\"Experiment\": \"label-efficiency\"" "a row as 212fea4 wrote it"
+            let back = (store.Read r.CellKey).Value
+            Expect.equal (back.Study, back.CellKey, back.MeanIoU) (r.Study, r.CellKey, 0.2) "read under the current names"
+            // The published results (docs/results, written before the rename) read too: the notebook falls back to them.
+            let published = ResultStore(Path.Combine(__SOURCE_DIRECTORY__, "..", "..", "docs", "results", "default")).All()
+            Expect.isNonEmpty published "published rows"
+            Expect.isTrue (published |> List.forall (fun p -> not (isNull p.Study) && p.CellKey.EndsWith(sprintf ".s%d" p.Seed))) "every row's study and key"
         }
 
         test "stores written on different machines merge by copying files" {

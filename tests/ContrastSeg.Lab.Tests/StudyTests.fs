@@ -79,7 +79,7 @@ let tests =
             let p = { quick runs with Base = ConfigOverrides.Apply((quick runs).Base, [ "Data.Root=/nonexistent-so-training-would-fail" ]) }
             let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-fresh-").FullName)
             let row (cell: Cell) =
-                let r = { ResultsTests.row cell.Experiment cell.Setting cell.Method cell.Seed 0.3 with Run = cell.Key; Stages = [| "/nonexistent-run-folder" |] }
+                let r = { ResultsTests.row cell.Study cell.Setting cell.Method cell.Seed 0.3 with CellKey = cell.Key; Stages = [| "/nonexistent-run-folder" |] }
                 r.Settings.["stages"] <- Runner.finalStageNames p cell
                 r.Settings.["eval_split"] <- p.EvalSplit
                 r
