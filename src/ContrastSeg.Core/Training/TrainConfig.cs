@@ -102,31 +102,38 @@ public sealed record DataSettings
     public string? PseudoLabels { get; init; }
 }
 
-/// <summary>Network shape (see <see cref="SegmentationModelOptions"/>).</summary>
+/// <summary>
+/// Network shape (see <see cref="SegmentationModelOptions"/>, which <see cref="ToOptions"/> and <see cref="From"/> map to and
+/// from). Its defaults are <see cref="SegmentationModelOptions.CpuSmall"/>'s, the model of the kit's default data, read
+/// from it: the model presets are the one place a model's numbers are written.
+/// </summary>
 public sealed record ModelSettings
 {
+    // The source of the defaults (its class count is not part of the settings: the dataset's is used).
+    private static readonly SegmentationModelOptions Defaults = SegmentationModelOptions.CpuSmall(numClasses: 1);
+
     /// <summary>ResNet depth.</summary>
-    public ResNetDepth Depth { get; init; } = ResNetDepth.ResNet18;
+    public ResNetDepth Depth { get; init; } = Defaults.Encoder.Depth;
     /// <summary>Encoder stem: <c>ImageNet</c> (torchvision's 7x7 + max-pool, weights load 1:1) or <c>Small</c> (3x3, no max-pool, for small images).</summary>
-    public EncoderStem Stem { get; init; } = EncoderStem.ImageNet;
+    public EncoderStem Stem { get; init; } = Defaults.Encoder.Stem;
     /// <summary>Output stride, 8 or 16 (8 with the small stem).</summary>
-    public int OutputStride { get; init; } = 8;
+    public int OutputStride { get; init; } = Defaults.Encoder.OutputStride;
     /// <summary>Encoder width multiplier.</summary>
-    public double Width { get; init; } = 0.25;
+    public double Width { get; init; } = Defaults.Encoder.WidthMultiplier;
     /// <summary>ASPP channels.</summary>
-    public int AsppChannels { get; init; } = 64;
+    public int AsppChannels { get; init; } = Defaults.AsppChannels;
     /// <summary>Low-level projection channels.</summary>
-    public int LowLevelChannels { get; init; } = 16;
+    public int LowLevelChannels { get; init; } = Defaults.LowLevelChannels;
     /// <summary>Decoder (feature) channels.</summary>
-    public int DecoderChannels { get; init; } = 64;
+    public int DecoderChannels { get; init; } = Defaults.DecoderChannels;
     /// <summary>Projection head layers.</summary>
-    public int ProjectionLayers { get; init; } = 3;
+    public int ProjectionLayers { get; init; } = Defaults.ProjectionOrDefault.Layers;
     /// <summary>Projection head channels.</summary>
-    public int ProjectionChannels { get; init; } = 64;
+    public int ProjectionChannels { get; init; } = Defaults.ProjectionOrDefault.Channels;
     /// <summary>BatchNorm between projection layers (released code: yes).</summary>
-    public bool ProjectionBatchNorm { get; init; } = false;
+    public bool ProjectionBatchNorm { get; init; } = Defaults.ProjectionOrDefault.BatchNorm;
     /// <summary>ASPP dropout.</summary>
-    public double Dropout { get; init; } = 0.1;
+    public double Dropout { get; init; } = Defaults.AsppDropout;
 
     /// <summary>
     /// The settings of a model preset (<see cref="SegmentationModelOptions.CpuSmall"/>, <see cref="SegmentationModelOptions.Paper"/>):

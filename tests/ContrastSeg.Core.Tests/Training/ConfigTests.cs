@@ -65,7 +65,7 @@ public class ConfigTests
     [Fact]
     public void Run_names_encode_the_settings_that_distinguish_runs()
     {
-        var baseline = new TrainConfig { Data = new DataSettings { Labelled = 20 } };
+        var baseline = new TrainConfig { Data = new DataSettings { Labelled = 20 }, Model = FormerDefaultModel };
         var name = baseline.RunName;
         Assert.Matches("^ce_r18w0.25-os8_fmscenes-n20_crop64_b8_1500st_lr0.03_s0_[0-9a-f]{6}$", name);
         // Settings outside the readable part still give another run (a changed profile never reuses a stale folder)...
@@ -85,11 +85,24 @@ public class ConfigTests
         Assert.NotEqual((baseline with { InitFrom = "runs/a" }).RunName, (baseline with { InitFrom = "runs/b" }).RunName);
     }
 
+    /// <summary>ModelSettings' defaults before they were read from SegmentationModelOptions.CpuSmall (torchvision's stem, 64 decoder channels).</summary>
+    private static readonly ModelSettings FormerDefaultModel = new() { Stem = EncoderStem.ImageNet, DecoderChannels = 64 };
+
+    [Fact]
+    public void The_model_settings_default_to_the_cpu_model_preset_and_map_to_it_and_back()
+    {
+        Assert.Equal(ModelSettings.From(SegmentationModelOptions.CpuSmall(numClasses: 1)), new ModelSettings());
+        Assert.Equal(SegmentationModelOptions.CpuSmall(7), new ModelSettings().ToOptions(7));
+        Assert.Equal(SegmentationModelOptions.Paper(21), ModelSettings.From(SegmentationModelOptions.Paper(21)).ToOptions(21));
+        // A config file that leaves the model out trains the cpu preset's model.
+        Assert.Equal(TrainPresets.Cpu(TrainingStage.CrossEntropy).Model, TrainConfig.FromJson("{}").Model);
+    }
+
     [Fact]
     public void Existing_run_names_stay_the_same()
     {
         // Run names carry a hash of the settings JSON: a new setting must not move every existing run to a new folder.
-        Assert.Equal("ce_r18w0.25-os8_fmscenes-all_crop64_b8_1500st_lr0.03_s0_5c8722", new TrainConfig().RunName);
+        Assert.Equal("ce_r18w0.25-os8_fmscenes-all_crop64_b8_1500st_lr0.03_s0_5c8722", new TrainConfig { Model = FormerDefaultModel }.RunName);
         // The cpu preset's hash moved on purpose with its 32 decoder channels (was ..._67ce90 at 64) and its weight decay
         // 1e-3 (was ..._127ce5 at 4e-5).
         Assert.Equal("finetune_r18w0.25-os8-small_fmscenes-all_crop64_b8_300st_lr0.03_s0_fd5663", TrainPresets.Cpu(TrainingStage.FineTune).RunName);

@@ -27,6 +27,7 @@ public sealed class WeightFitTests : IDisposable
         "Optimizer.Steps=1", "Optimizer.BatchSize=2", "CheckpointEvery=1", "LogEvery=1", "Data.Crop=32", "Data.Workers=1",
         "Data.ScaleMin=1", "Data.ScaleMax=1", "Model.Width=0.125", "Model.AsppChannels=16", "Model.DecoderChannels=16",
         "Model.LowLevelChannels=8", "Model.ProjectionChannels=16", "Data.SceneSize=32", "Data.TrainScenes=4", "Data.ValScenes=2",
+        "Model.Stem=ImageNet", // the fixture's stem, not the default's (the small stem since the defaults are CpuSmall's)
     };
 
     private TrainConfig Config(params string[] more) =>
