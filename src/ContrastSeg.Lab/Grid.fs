@@ -90,7 +90,7 @@ let private withOptimizer (c: TrainConfig) steps lr =
 
 /// Where classification-pretrained encoder weights go for a profile.
 let classificationWeights (p: Profile) =
-    ClassificationPretraining.WeightsFile(Path.Combine(p.Base.OutputRoot, "pretrained"), p.Base.Model.ToOptions(11).Encoder, p.Classification, p.Base.Data.Root)
+    ClassificationPretraining.WeightsFile(Path.Combine(p.Base.OutputRoot, "pretrained"), p.Base.Model.ToEncoderOptions(), p.Classification, p.Base.Data.Root)
 
 /// The training stages of a recipe, in order, with `pseudo` as the pseudo-label folder for students.
 let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option) : TrainConfig list =
@@ -262,7 +262,7 @@ let quick (runs: string) =
     { Name = "quick"
       Description = "every ablation at toy scale: proves the pipeline, not the method"
       Base =
-        b |> update <@ fun c -> c.Data @> (b.Data |> update <@ fun d -> d.TrainScenes @> 400 |> update <@ fun d -> d.ValScenes @> 64)
+        b |> update <@ fun c -> c.Data @> (b.Data |> update <@ fun d -> d.Scenes @> (b.Data.Scenes |> update <@ fun s -> s.Train @> 400 |> update <@ fun s -> s.Val @> 64))
           |> update <@ fun c -> c.Optimizer @> (b.Optimizer |> update <@ fun o -> o.WarmupSteps @> 5)
           |> update <@ fun c -> c.LogEvery @> 10
           |> update <@ fun c -> c.EvalEvery @> 10

@@ -218,7 +218,7 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         let clock = Stopwatch.StartNew()
         o.Console.WriteLine(sprintf "=== %s (%s, %s, %s, seed %d)" cell.Key cell.Study cell.Setting cell.Method cell.Seed)
         if needsClassification cell.Recipe then
-            let encoder = p.Base.Model.ToOptions(11).Encoder
+            let encoder = p.Base.Model.ToEncoderOptions()
             let weights = classificationWeights p
             let run = ClassificationPretraining.RunDirectory weights
             inCellPart (sprintf "classification pretraining %s" (Path.GetFileName run)) (Path.Combine(run, "metrics.jsonl")) (fun () ->

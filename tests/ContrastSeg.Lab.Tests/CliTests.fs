@@ -26,8 +26,8 @@ let private expectRefused (code, _, (err: string)) (mentions: string list) what 
     for m in mentions do Expect.stringContains err m (sprintf "%s: names %s" what m)
 
 let private tiny =
-    [ "Optimizer.Steps=2"; "Optimizer.WarmupSteps=0"; "Optimizer.BatchSize=2"; "CheckpointEvery=2"; "LogEvery=1"; "Data.SceneSize=32"; "Data.Crop=32"
-      "Data.TrainScenes=6"; "Data.ValScenes=2"; "Data.Workers=1"; "Model.Width=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"
+    [ "Optimizer.Steps=2"; "Optimizer.WarmupSteps=0"; "Optimizer.BatchSize=2"; "CheckpointEvery=2"; "LogEvery=1"; "Data.Scenes.Size=32"; "Data.Crop=32"
+      "Data.Scenes.Train=6"; "Data.Scenes.Val=2"; "Data.Workers=1"; "Model.Width=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"
       "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ]
     |> List.collect (fun s -> [ "--set"; s ])
 

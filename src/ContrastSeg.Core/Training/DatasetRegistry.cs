@@ -55,7 +55,7 @@ public static class DatasetRegistry
         var source = FashionMnistSource.Open(d.Root);
         FashionMnistSceneOptions Options(SceneSplit split) => new()
         {
-            Split = split, Width = d.SceneSize, Height = d.SceneSize, TrainScenes = d.TrainScenes, ValScenes = d.ValScenes, Seed = d.DataSeed,
+            Split = split, Width = d.Scenes.Size, Height = d.Scenes.Size, TrainScenes = d.Scenes.Train, ValScenes = d.Scenes.Val, Seed = d.DataSeed,
         };
         // The scenes have a test split of their own: a ValSplit of "test" scores it.
         var val = d.ValSplit.Equals("test", StringComparison.OrdinalIgnoreCase) ? SceneSplit.Test : SceneSplit.Val;

@@ -90,16 +90,70 @@ public sealed record DataSettings
     public double DistortionStrength { get; init; } = 0.5;
     /// <summary>Loader worker threads (0: one per 4 cores, at least 1; see <see cref="Runtime.ThreadPolicy"/>).</summary>
     public int Workers { get; init; } = 0;
-    /// <summary>Embedded scenes: canvas size.</summary>
-    public int SceneSize { get; init; } = 64;
-    /// <summary>Embedded scenes: training scenes.</summary>
-    public int TrainScenes { get; init; } = 2000;
-    /// <summary>Embedded scenes: validation scenes.</summary>
-    public int ValScenes { get; init; } = 300;
+    /// <summary>The embedded scenes' own settings (used when <see cref="Dataset"/> is <c>fashion-mnist-scenes</c>).</summary>
+    public SceneSettings Scenes { get; init; } = new();
     /// <summary>Seed of the data (scenes, labelled subset), separate from the training seed.</summary>
     public int DataSeed { get; init; } = 0;
     /// <summary>Folder of pseudo-label index PNGs (<c>&lt;id&gt;.png</c>) for unlabelled training images; they join the labelled subset.</summary>
     public string? PseudoLabels { get; init; }
+}
+
+/// <summary>
+/// The embedded Fashion-MNIST scenes' settings (<c>Data.Scenes</c>). Until 2026-12 they were <c>Data.SceneSize</c>,
+/// <c>Data.TrainScenes</c> and <c>Data.ValScenes</c>: configs and <c>--set</c> keys of that spelling still read, and run
+/// names hash them as they were (<see cref="FormerLayout"/>).
+/// </summary>
+public sealed record SceneSettings
+{
+    /// <summary>Canvas size (square).</summary>
+    public int Size { get; init; } = 64;
+    /// <summary>Training scenes.</summary>
+    public int Train { get; init; } = 2000;
+    /// <summary>Validation scenes.</summary>
+    public int Val { get; init; } = 300;
+}
+
+/// <summary>
+/// Settings that moved, and how configs spelled them before: earlier config.json files and <c>--set</c> keys read,
+/// and the text run names hash keeps the former layout, so that moving a setting renamed no run.
+/// </summary>
+internal static class FormerLayout
+{
+    /// <summary>(former <c>Data.</c> field, its field in <c>Data.Scenes</c>), in the order the former fields stood.</summary>
+    private static readonly (string Former, string Current)[] SceneFields = [("SceneSize", "Size"), ("TrainScenes", "Train"), ("ValScenes", "Val")];
+
+    /// <summary>Former <c>--set</c> keys and the keys they mean now (compared ignoring case).</summary>
+    public static readonly IReadOnlyDictionary<string, string> Keys =
+        SceneFields.ToDictionary(f => $"Data.{f.Former}", f => $"Data.{nameof(DataSettings.Scenes)}.{f.Current}", StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Moves settings spelled the former way to where they are now (in place); whether there was one.</summary>
+    public static bool Upgrade(JsonObject config)
+    {
+        if (config[nameof(TrainConfig.Data)] is not JsonObject data) return false;
+        var moved = false;
+        foreach (var (former, current) in SceneFields)
+        {
+            var key = data.Select(p => p.Key).FirstOrDefault(k => k.Equals(former, StringComparison.OrdinalIgnoreCase));
+            if (key is null) continue;
+            var value = data[key];
+            data.Remove(key);
+            if (data[nameof(DataSettings.Scenes)] is not JsonObject scenes) data[nameof(DataSettings.Scenes)] = scenes = new JsonObject();
+            if (scenes.ContainsKey(current))
+                throw new ConfigException($"Data.{former} is the former name of Data.Scenes.{current}: the config sets both", $"Data.{former}");
+            scenes[current] = value?.DeepClone();
+            moved = true;
+        }
+        return moved;
+    }
+
+    /// <summary>The weights-defining JSON of a config as run names hash it: the scenes' settings flat in <c>Data</c>, where they stood.</summary>
+    public static void AsHashed(JsonObject config)
+    {
+        if (config[nameof(TrainConfig.Data)] is not JsonObject data || data[nameof(DataSettings.Scenes)] is not JsonObject scenes) return;
+        var at = data.IndexOf(nameof(DataSettings.Scenes));
+        data.RemoveAt(at);
+        foreach (var (former, current) in SceneFields) data.Insert(at++, former, scenes[current]?.DeepClone());
+    }
 }
 
 /// <summary>
@@ -153,9 +207,12 @@ public sealed record ModelSettings
         };
     }
 
+    /// <summary>The encoder's options (RGB input): what encoder weights, e.g. classification pretraining's, are made for.</summary>
+    public EncoderOptions ToEncoderOptions() => new(Depth, OutputStride, Width, Stem: Stem);
+
     /// <summary>The model options for <paramref name="numClasses"/> classes.</summary>
     public SegmentationModelOptions ToOptions(int numClasses) => new(
-        new EncoderOptions(Depth, OutputStride, Width, Stem: Stem), numClasses, AsppChannels, LowLevelChannels, DecoderChannels, Dropout,
+        ToEncoderOptions(), numClasses, AsppChannels, LowLevelChannels, DecoderChannels, Dropout,
         new ProjectionHeadOptions(ProjectionLayers, ProjectionChannels, ProjectionBatchNorm));
 }
 
@@ -291,9 +348,10 @@ public sealed record TrainConfig
         Check(d.Labelled is null or >= 1, "Data.Labelled", d.Labelled, "must be >= 1 (or null for all)");
         Check(d.DistortionStrength is >= 0 and <= 2, "Data.DistortionStrength", d.DistortionStrength, "must be in [0, 2]");
         Check(d.Workers is >= 0 and <= 256, "Data.Workers", d.Workers, "must be in [0, 256] (0: automatic)");
-        Check(d.SceneSize is >= 16 and <= 1024, "Data.SceneSize", d.SceneSize, "must be between 16 and 1024");
-        Check(d.TrainScenes >= 1, "Data.TrainScenes", d.TrainScenes, "must be >= 1");
-        Check(d.ValScenes >= 1, "Data.ValScenes", d.ValScenes, "must be >= 1");
+        Check(d.Scenes is not null, "Data.Scenes", d.Scenes, "must be set (the embedded scenes' settings)");
+        Check(d.Scenes!.Size is >= 16 and <= 1024, "Data.Scenes.Size", d.Scenes.Size, "must be between 16 and 1024");
+        Check(d.Scenes.Train >= 1, "Data.Scenes.Train", d.Scenes.Train, "must be >= 1");
+        Check(d.Scenes.Val >= 1, "Data.Scenes.Val", d.Scenes.Val, "must be >= 1");
         var m = Model;
         Check(Enum.IsDefined(m.Depth), "Model.Depth", m.Depth, "must be ResNet18, ResNet34, ResNet50 or ResNet101");
         Check(Enum.IsDefined(m.Stem), "Model.Stem", m.Stem, "must be ImageNet or Small");
@@ -357,15 +415,22 @@ public sealed record TrainConfig
         // The device is left out, not normalised: a run resumed on another device is the same run, and the text (so
         // the settings hash in run names) of every config stays what it was before the Runtime section existed.
         json.Remove(nameof(Runtime));
-        // The cross-entropy stage is hashed under its former name: renaming it renamed no run.
+        // The cross-entropy stage is hashed under its former name, the scenes' settings where they stood: renaming and moving them renamed no run.
         if (Stage == TrainingStage.CrossEntropy) json[nameof(Stage)] = TrainingStages.FormerCrossEntropyName;
+        FormerLayout.AsHashed(json);
         return json.ToJsonString(Json);
     }
 
     /// <summary>Reads a config from JSON; unknown fields are an error naming the field.</summary>
     public static TrainConfig FromJson(string json)
     {
-        try { return JsonSerializer.Deserialize<TrainConfig>(json, Json) ?? throw new ConfigException("empty config", "(root)"); }
+        try
+        {
+            // Settings spelled the former way (config.json of earlier runs) are read where they are now; other text as it is,
+            // so that errors give its line numbers.
+            if (JsonNode.Parse(json) is JsonObject root && FormerLayout.Upgrade(root)) json = root.ToJsonString(Json);
+            return JsonSerializer.Deserialize<TrainConfig>(json, Json) ?? throw new ConfigException("empty config", "(root)");
+        }
         catch (JsonException e) { throw ConfigSchema.Explain(e, json); }
     }
 
@@ -402,6 +467,7 @@ public static class ConfigOverrides
             var eq = assignment.IndexOf('=');
             if (eq <= 0) throw new ConfigException($"override '{assignment}' is not key=value", assignment);
             var key = assignment[..eq].Trim();
+            if (FormerLayout.Keys.TryGetValue(key, out var moved)) key = moved; // e.g. Data.SceneSize, now Data.Scenes.Size
             var (node, property) = ConfigSchema.Resolve(root, key);
             node[property.Name] = ConfigSchema.Parse(key, assignment[(eq + 1)..].Trim(), property);
         }

@@ -110,6 +110,29 @@ public class ConfigTests
     }
 
     [Fact]
+    public void The_scene_settings_sit_in_Data_Scenes_and_read_under_their_former_flat_names_without_renaming_a_run()
+    {
+        var scenes = TrainPresets.Cpu(TrainingStage.Contrastive, 10) with { Data = TrainPresets.Cpu(TrainingStage.Contrastive, 10).Data with { Scenes = new SceneSettings { Size = 32, Train = 6, Val = 2 } } };
+        Assert.Contains("\"Scenes\": {", scenes.ToJson());
+        // config.json of an earlier run: the three settings flat in Data.
+        var flat = System.Text.Json.Nodes.JsonNode.Parse(scenes.ToJson())!.AsObject();
+        var data = flat["Data"]!.AsObject();
+        data.Remove("Scenes");
+        data["SceneSize"] = 32; data["TrainScenes"] = 6; data["ValScenes"] = 2;
+        Assert.Equal(scenes, TrainConfig.FromJson(flat.ToJsonString()));
+        // --set as scripts typed it, and the new keys.
+        var set = ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.Contrastive, 10), ["Data.SceneSize=32", "data.trainscenes=6", "Data.Scenes.Val=2"]);
+        Assert.Equal(scenes, set);
+        // The hashed text keeps the flat layout: a run of these settings keeps its folder (and defaults hash as before: fd5663, 151b31).
+        Assert.Contains("\"SceneSize\": 32", scenes.WeightsDefiningJson());
+        Assert.DoesNotContain("\"Scenes\"", scenes.WeightsDefiningJson());
+        Assert.NotEqual(TrainPresets.Cpu(TrainingStage.Contrastive, 10).RunName, scenes.RunName);
+        // Both spellings at once is a mistake, named.
+        data["Scenes"] = new System.Text.Json.Nodes.JsonObject { ["Size"] = 48 };
+        Assert.Equal("Data.SceneSize", Assert.Throws<ConfigException>(() => TrainConfig.FromJson(flat.ToJsonString())).Field);
+    }
+
+    [Fact]
     public void The_cross_entropy_stage_reads_under_its_former_name_Baseline_and_keeps_its_run_names()
     {
         var ce = TrainPresets.Cpu(TrainingStage.CrossEntropy);
@@ -229,7 +252,7 @@ public class ConfigTests
     [InlineData("Contrastive.ResizeTo=100000", "Contrastive.ResizeTo")]
     [InlineData("Data.ScaleMax=1000", "Data.ScaleMax")]
     [InlineData("Data.ScaleMin=3", "Data.ScaleMin")]
-    [InlineData("Data.ValScenes=0", "Data.ValScenes")]
+    [InlineData("Data.Scenes.Val=0", "Data.Scenes.Val")]
     [InlineData("Data.Workers=100000", "Data.Workers")]
     [InlineData("Data.DistortionStrength=-0.5", "Data.DistortionStrength")]
     [InlineData("Model.Dropout=1", "Model.Dropout")]

@@ -42,7 +42,7 @@ public class DatasetRegistryTests
         var kind = DatasetRegistry.Get("fashion-mnist-scenes");
         Assert.True(kind.SameSizeImages);
         Assert.Null(kind.Validate); // generated: no files to scan
-        var settings = new DataSettings { TrainScenes = 4, ValScenes = 3 };
+        var settings = new DataSettings { Scenes = new SceneSettings { Train = 4, Val = 3 } };
         var (train, val, source) = kind.Open(settings);
         var (_, test, _) = kind.Open(settings with { ValSplit = "test" });
         Assert.Equal(4, train.Ids.Count);

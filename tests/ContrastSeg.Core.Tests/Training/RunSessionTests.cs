@@ -24,7 +24,7 @@ public sealed class RunSessionTests : IDisposable
     {
         Stage = stage,
         OutputRoot = Path.Combine(_runs.Path, root),
-        Data = new DataSettings { SceneSize = 32, Crop = 32, TrainScenes = 6, ValScenes = 2, Labelled = 4, Workers = 1 },
+        Data = new DataSettings { Scenes = new SceneSettings { Size = 32, Train = 6, Val = 2 }, Crop = 32, Labelled = 4, Workers = 1 },
         Model = new ModelSettings { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 },
         Optimizer = new OptimizerSettings { Steps = 2, BatchSize = 2, WarmupSteps = 0 },
         Contrastive = new ContrastiveSettings { Variant = ContrastiveVariant.Batch, BatchSampleSize = 64, ResizeTo = 8 },
