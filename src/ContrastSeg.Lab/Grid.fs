@@ -274,32 +274,25 @@ let quick (runs: string) =
       Tsne = Some(8, 20)
       EvalSplit = "val" } // 64 scenes: the 500 test scenes took a third of the quick profile; toy numbers either way
 
-/// The CPU-scale schedule of the embedded scenes, per label count, from measured learning curves (validation mIoU
-/// every 200 steps, 3 seeds, README "Results"): cross-entropy at its own tuned LR (0.1, 100 warm-up steps) is flat
-/// from step 200 at 10 scenes; at 100 it was flat from 600-800 at weight decay 4e-5, but at 1e-3 a 2,400-step run
-/// reaches its ~23.5 plateau by step 1,200 (seed 0) while 800 steps end at 18.6-20.4: 100 scenes are the count
-/// whose budget is below convergence (the regime map's 3x cell, README). At 2,000 scenes, with weight decay 1e-3,
-/// 2,600 steps end at 48.4/46.9/47.7 validation (49.4 ± 0.8 test; flat over the last 200 steps) and the study takes
-/// 41 min on 2 cores, inside the 45-minute default. (At weight decay 4e-5 each cosine length converged to its own end
-/// point: 44.2 ± 1.2 test at 2,600, 46.2 ± 0.9 at 3,000 in a 50-min study.) Equal budgets: contrastive pretraining +
-/// fine-tuning get as many steps together as CE alone.
-let scenesSchedule : LabelSchedule = [ 10, equalBudget 300; 100, equalBudget 800; 2000, equalBudget 2600 ]
+/// The CPU-scale schedule of the embedded scenes per label count: the `cpu` preset's (TrainPresets.CpuSchedule, where
+/// the measurements behind it are), as equal budgets.
+let scenesSchedule : LabelSchedule = [ for struct (upTo, ce) in TrainPresets.CpuSchedule -> upTo, equalBudget ce ]
 
 /// The contrastive loss of the scene studies: cross-image, which compares pixels of different scenes. The
 /// within-image loss only contrasts the 2-5 classes that share a 64x64 scene and lost to CE from 100 labels up
 /// (-10 and -28 mIoU); cross-image was ahead at 10 and 100 in the probes (README, "Results").
 let scenesVariant = ContrastiveVariant.CrossImage
 
-/// The CPU-scale study on the embedded scenes (both `default` and `ablations`, the `cpu` preset's data and
-/// model): cells without a budget of their own train the schedule at 10 scenes. Fine-tuning at CE's LR 0.1:
-/// on validation at 100 scenes it beat the paper's lower ratio (24.6 vs 23.2 mIoU at 0.03).
+/// The CPU-scale study on the embedded scenes (both `default` and `ablations`): the `cpu` preset's data, model,
+/// schedule and learning rates; cells without a budget of their own train the schedule at 10 scenes.
 let private scenesStudy (runs: string) name description cells tsne =
     let b = scenes runs
+    let lr stage = (TrainPresets.Cpu stage).Optimizer.LearningRate
     { Name = name
       Description = description
       Base = b
       Budget = budgetAt scenesSchedule 10
-      CeLearningRate = 0.1; PretrainLearningRate = 0.1; FinetuneLearningRate = 0.1
+      CeLearningRate = lr TrainingStage.CrossEntropy; PretrainLearningRate = lr TrainingStage.Contrastive; FinetuneLearningRate = lr TrainingStage.FineTune
       Classification = ClassificationPretrainingOptions(Steps = 1500)
       Pseudo = PseudoLabelOptions()
       Cells = cells

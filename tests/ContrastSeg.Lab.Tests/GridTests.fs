@@ -127,6 +127,25 @@ let tests =
             Expect.isTrue (row.MeanIoU > 0.0 && row.Extras.["pseudo_coverage"] > 0.0) "scored, with the coverage"
         }
 
+        test "the default study trains, per stage and label count, what train --preset cpu trains with the study's loss" {
+            let json (x: obj) = Text.Json.JsonSerializer.Serialize(x, TrainConfig.Json)
+            let p = defaultProfile runs
+            for c in p.Cells do
+                for s in stages p c c.Recipe None do
+                    let init = if isNull s.InitFrom then [||] else [| "--init-from"; s.InitFrom |]
+                    let t =
+                        Cli.buildConfig (Argu.ArgumentParser.Create<Cli.TrainArgs>().ParseCommandLine(
+                            Array.append [| "--preset"; "cpu"; "--stage"; string s.Stage; "--labelled"; string c.Labelled.Value |] init))
+                    let what = sprintf "%s %s" c.Key (string s.Stage)
+                    Expect.equal (json s.Model) (json t.Model) ("model: " + what)
+                    Expect.equal (json s.Optimizer) (json t.Optimizer) ("optimiser: " + what)
+                    Expect.equal (json s.Data) (json t.Data) ("data: " + what)
+                    // The study's one choice over the preset: the cross-image loss (the preset keeps the paper's within-image).
+                    Expect.equal (json (s.Contrastive |> update <@ fun k -> k.Variant @> t.Contrastive.Variant)) (json t.Contrastive) ("loss: " + what)
+                    if s.Stage = TrainingStage.Contrastive then Expect.equal s.Contrastive.Variant scenesVariant ("the study's variant: " + what)
+                    Expect.equal (s.Seed, s.EvalEvery) (c.Seed, t.EvalEvery) ("seed, validation cadence: " + what)
+        }
+
         test "the voc and cityscapes profiles train, per stage and label count, what train --preset trains" {
             let root = Directory.CreateTempSubdirectory("contrastseg-paper-").FullName
             let json (x: obj) = Text.Json.JsonSerializer.Serialize(x, TrainConfig.Json)
