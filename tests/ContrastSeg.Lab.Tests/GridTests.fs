@@ -349,4 +349,20 @@ let tests =
                 Expect.equal (steps equal) [ ce / 2; ce - ce / 2 ] "equal total"
                 Expect.equal (steps paper) [ ce; ce / 4 ] "the paper's rule"
         }
+
+        test "the README's layout names every folder of the core, every file of the lab and every script" {
+            let repo = Path.Combine(__SOURCE_DIRECTORY__, "..", "..")
+            let readme = File.ReadAllText(Path.Combine(repo, "README.md"))
+            let start = readme.IndexOf "\n## Layout"
+            let layout = readme.Substring(start, readme.IndexOf("\n## ", start + 1) - start)
+            let core = Path.Combine(repo, "src", "ContrastSeg.Core")
+            for d in Directory.GetDirectories core |> Array.map Path.GetFileName |> Array.filter (fun d -> d <> "bin" && d <> "obj") do
+                Expect.stringContains layout (d + "/") (sprintf "src/ContrastSeg.Core/%s/ in the layout" d)
+            for f in Directory.GetFiles(Path.Combine(repo, "src", "ContrastSeg.Lab"), "*.fs") |> Array.map Path.GetFileName do
+                Expect.stringContains layout f (sprintf "src/ContrastSeg.Lab/%s in the layout" f)
+            for f in Directory.GetFiles(Path.Combine(repo, "scripts"), "*.fsx") |> Array.map Path.GetFileNameWithoutExtension do
+                Expect.isTrue (layout.Contains f || readme.Contains(sprintf "scripts/%s.fsx" f)) (sprintf "scripts/%s.fsx documented" f)
+            for d in [ "eng/"; "docs/results/"; "notebooks/"; "bench/"; "tests/ContrastSeg.Core.Tests"; "tests/ContrastSeg.Lab.Tests" ] do
+                Expect.stringContains layout d (d + " in the layout")
+        }
     ]
