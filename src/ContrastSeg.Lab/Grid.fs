@@ -297,7 +297,7 @@ let private scenesStudy (runs: string) name description cells tsne =
       Pseudo = PseudoLabelOptions()
       Cells = cells
       Tsne = tsne
-      EvalSplit = "test" }
+      EvalSplit = DatasetRegistry.Get(b.Data.Dataset).EvalSplit } // the scenes' test split
 
 let private scenesDescription =
     "Fashion-MNIST scenes 64x64 (no random rescaling), DeepLabV3+ ResNet-18 (width 0.25, small stem, OS 8), SGD + cosine, equal step budgets per label count"
@@ -405,7 +405,7 @@ let private paperProfile (name: string) description (runs: string) (root: string
         |> List.filter (fun c -> c.Study <> "classification-pretraining")
         |> List.map (fun c -> match c.Labelled with Some n -> { c with Budget = Some(budget n) } | None -> c)
       Tsne = None
-      EvalSplit = "val" }
+      EvalSplit = DatasetRegistry.Get(name).EvalSplit } // val: the test labels are not public
 
 let voc runs root labelCounts =
     paperProfile "voc" "PASCAL VOC 2012 train_aug, DeepLabV3+ ResNet-50 OS16, 513 crops, batch 16 (paper settings)" runs root labelCounts
@@ -440,7 +440,7 @@ type FolderStudy =
 /// The folder profile's defaults: 1/16, 1/8, 1/4 and all of the training split, 3 seeds, crop 128, full resolution, val.
 let folderDefaults (root: string) =
     { Root = root; Fractions = [ 1.0 / 16.0; 1.0 / 8.0; 1.0 / 4.0; 1.0 ]; Seeds = [ 0; 1; 2 ]; Crop = 128; Resize = 1.0
-      ValSplit = "val"; EvalSplit = "val" }
+      ValSplit = "val"; EvalSplit = DatasetRegistry.Get("folder").EvalSplit }
 
 /// The folder profile's schedule per label count (equal budgets, the scene studies' loss and LRs). On camvid-dev
 /// (120x90, crop 64), at 800 steps for every count, CE with all 367 frames was still rising (31.7 against 41.0

@@ -11,6 +11,7 @@ namespace ContrastSeg.Training;
 /// <param name="RunNameTag">What run names call it (short: run names are folder names).</param>
 /// <param name="NeedsRoot">Whether <c>Data.Root</c> must be set (the embedded scenes need none).</param>
 /// <param name="SameSizeImages">Whether every image has one size, so evaluation batches them (photos differ: one at a time).</param>
+/// <param name="EvalSplit">The split studies score final models on: the scenes' own test split; <c>val</c> where test labels are not public (VOC, Cityscapes) or not known to exist (folders).</param>
 /// <param name="Open">The training split, the validation split and where they came from (recorded with results).</param>
 /// <param name="Validate">The full scan of a split (<c>validate-data</c>), given the root and split; null for generated data.</param>
 public sealed record DatasetKind(
@@ -18,6 +19,7 @@ public sealed record DatasetKind(
     string RunNameTag,
     bool NeedsRoot,
     bool SameSizeImages,
+    string EvalSplit,
     Func<DataSettings, (ISegmentationDataset Train, ISegmentationDataset Val, string Source)> Open,
     Func<string, string, ValidationReport>? Validate);
 
@@ -27,14 +29,14 @@ public static class DatasetRegistry
     /// <summary>The datasets, the embedded default first.</summary>
     public static IReadOnlyList<DatasetKind> All { get; } = new[]
     {
-        new DatasetKind("fashion-mnist-scenes", "fmscenes", NeedsRoot: false, SameSizeImages: true, Scenes, Validate: null),
-        new DatasetKind("folder", "folder", NeedsRoot: true, SameSizeImages: false,
+        new DatasetKind("fashion-mnist-scenes", "fmscenes", NeedsRoot: false, SameSizeImages: true, EvalSplit: "test", Scenes, Validate: null),
+        new DatasetKind("folder", "folder", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Folder(d, d.TrainSplit), Folder(d, d.ValSplit), $"folder:{Path.GetFullPath(d.Root!)}"),
             (root, split) => DatasetValidator.ValidateFolder(root, new FolderOptions { Split = split })),
-        new DatasetKind("voc", "voc", NeedsRoot: true, SameSizeImages: false,
+        new DatasetKind("voc", "voc", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Voc(d, d.TrainSplit), Voc(d, d.ValSplit), $"voc:{Path.GetFullPath(d.Root!)}"),
             (root, split) => DatasetValidator.ValidateVoc(root, new VocOptions { Split = split })),
-        new DatasetKind("cityscapes", "cityscapes", NeedsRoot: true, SameSizeImages: false,
+        new DatasetKind("cityscapes", "cityscapes", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Cityscapes(d, d.TrainSplit), Cityscapes(d, d.ValSplit), $"cityscapes:{Path.GetFullPath(d.Root!)}"),
             (root, split) => DatasetValidator.ValidateCityscapes(root, new CityscapesOptions { Split = split })),
     };

@@ -13,6 +13,9 @@ public class DatasetRegistryTests
         Assert.Equal(new[] { "fashion-mnist-scenes", "folder", "voc", "cityscapes" }, DatasetRegistry.Names);
         Assert.Equal(DatasetRegistry.All.Count, DatasetRegistry.All.Select(k => k.RunNameTag).Distinct().Count());
         Assert.Equal("fmscenes", DatasetRegistry.Get("fashion-mnist-scenes").RunNameTag);
+        // Studies score final models on the registry's split: the scenes have a test split of their own, VOC and
+        // Cityscapes keep their test labels private, a folder is not known to have one.
+        Assert.Equal(new[] { "test", "val", "val", "val" }, DatasetRegistry.All.Select(k => k.EvalSplit));
     }
 
     [Fact]
