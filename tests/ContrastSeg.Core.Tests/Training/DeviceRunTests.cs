@@ -25,19 +25,7 @@ public sealed class DeviceRunTests : IDisposable
 
     public void Dispose() => _runs.Dispose();
 
-    /// <summary>Two steps of a tiny model on six embedded 32x32 scenes, four of them labelled.</summary>
-    private TrainConfig Tiny(TrainingStage stage, string device = "cpu") => new()
-    {
-        Stage = stage,
-        OutputRoot = _runs.Path,
-        Data = new DataSettings { Scenes = new SceneSettings { Size = 32, Train = 6, Val = 2 }, Crop = 32, Labelled = 4, Workers = 1 },
-        Model = new ModelSettings { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 },
-        Optimizer = new OptimizerSettings { Steps = 2, BatchSize = 2, WarmupSteps = 0 },
-        Contrastive = new ContrastiveSettings { Variant = ContrastiveVariant.Batch, BatchSampleSize = 64, ResizeTo = 8 },
-        LogEvery = 1,
-        CheckpointEvery = 2,
-        Runtime = new RuntimeSettings { Device = device },
-    };
+    private TrainConfig Tiny(TrainingStage stage, string device = "cpu") => TinySceneRun.Config(stage, _runs.Path, device);
 
     private static string Device(string checkpointOrRun) =>
         CheckpointStore.ReadState(CheckpointStore.Resolve(checkpointOrRun)).Device ?? "(none)";

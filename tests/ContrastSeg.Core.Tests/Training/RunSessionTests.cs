@@ -19,19 +19,7 @@ public sealed class RunSessionTests : IDisposable
 
     public void Dispose() => _runs.Dispose();
 
-    /// <summary>Two steps of a tiny model on six embedded 32x32 scenes, four of them labelled.</summary>
-    private TrainConfig Tiny(TrainingStage stage, string root) => new()
-    {
-        Stage = stage,
-        OutputRoot = Path.Combine(_runs.Path, root),
-        Data = new DataSettings { Scenes = new SceneSettings { Size = 32, Train = 6, Val = 2 }, Crop = 32, Labelled = 4, Workers = 1 },
-        Model = new ModelSettings { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 },
-        Optimizer = new OptimizerSettings { Steps = 2, BatchSize = 2, WarmupSteps = 0 },
-        Contrastive = new ContrastiveSettings { Variant = ContrastiveVariant.Batch, BatchSampleSize = 64, ResizeTo = 8 },
-        LogEvery = 1,
-        CheckpointEvery = 2,
-        Runtime = new RuntimeSettings { Device = "cpu" },
-    };
+    private TrainConfig Tiny(TrainingStage stage, string root) => TinySceneRun.Config(stage, Path.Combine(_runs.Path, root));
 
     [Fact]
     public void A_cell_of_stages_pseudo_labels_and_evaluations_opens_its_data_once_and_each_other_split_once()
@@ -68,7 +56,7 @@ public sealed class RunSessionTests : IDisposable
         Assert.Equal(alone.FinalLoss, inSession.FinalLoss);
         Assert.Equal(alone.Validation!.MeanIoU, inSession.Validation!.MeanIoU);
         Assert.Equal(Experiment.Evaluate(alone.RunDirectory, Tiny(TrainingStage.CrossEntropy, "alone")).Metrics.MeanIoU,
-                     shared.Evaluate(inSession.RunDirectory, new ModelSettings { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 }).Metrics.MeanIoU);
+                     shared.Evaluate(inSession.RunDirectory, TinySceneRun.Model).Metrics.MeanIoU);
     }
 
     [Fact]
