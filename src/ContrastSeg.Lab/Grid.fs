@@ -164,6 +164,14 @@ let budgetAt (schedule: LabelSchedule) (labelled: int) =
 let capBudget (n: int) (b: Budget) =
     { CeSteps = min n b.CeSteps; PretrainSteps = min n b.PretrainSteps; FinetuneSteps = min n b.FinetuneSteps }
 
+/// What a preset (`TrainPresets.Get` of one name: stage, labelled count -> config) trains at `n` labels, per stage.
+let presetBudget (preset: TrainingStage -> int option -> TrainConfig) (n: int) =
+    let steps stage = (preset stage (Some n)).Optimizer.Steps
+    { CeSteps = steps TrainingStage.CrossEntropy; PretrainSteps = steps TrainingStage.Contrastive; FinetuneSteps = steps TrainingStage.FineTune }
+
+/// A preset's learning rate for a stage (the same at every label count).
+let presetRate (preset: TrainingStage -> int option -> TrainConfig) stage = (preset stage None).Optimizer.LearningRate
+
 /// An equal budget: cross-entropy steps = pretraining + fine-tuning steps, split in halves.
 let equalBudget ceSteps = { CeSteps = ceSteps; PretrainSteps = ceSteps / 2; FinetuneSteps = ceSteps - ceSteps / 2 }
 
@@ -274,9 +282,12 @@ let quick (runs: string) =
       Tsne = Some(8, 20)
       EvalSplit = "val" } // 64 scenes: the 500 test scenes took a third of the quick profile; toy numbers either way
 
+/// The `cpu` preset, as profiles read presets.
+let private cpuPreset stage (labelled: int option) = TrainPresets.Get("cpu", stage, null, Option.toNullable labelled)
+
 /// The CPU-scale schedule of the embedded scenes per label count: the `cpu` preset's (TrainPresets.CpuSchedule, where
-/// the measurements behind it are), as equal budgets.
-let scenesSchedule : LabelSchedule = [ for struct (upTo, ce) in TrainPresets.CpuSchedule -> upTo, equalBudget ce ]
+/// the measurements behind it are), each count's budget as the preset trains it.
+let scenesSchedule : LabelSchedule = [ for struct (upTo, _) in TrainPresets.CpuSchedule -> upTo, presetBudget cpuPreset upTo ]
 
 /// The contrastive loss of the scene studies: cross-image, which compares pixels of different scenes. The
 /// within-image loss only contrasts the 2-5 classes that share a 64x64 scene and lost to CE from 100 labels up
@@ -287,7 +298,7 @@ let scenesVariant = ContrastiveVariant.CrossImage
 /// schedule and learning rates; cells without a budget of their own train the schedule at 10 scenes.
 let private scenesStudy (runs: string) name description cells tsne =
     let b = scenes runs
-    let lr stage = (TrainPresets.Cpu stage).Optimizer.LearningRate
+    let lr = presetRate cpuPreset
     { Name = name
       Description = description
       Base = b
@@ -389,10 +400,8 @@ let regimeOf (p: Profile) = regimeOfSeeds p [ 0 ]
 /// ablations that need Fashion-MNIST are left out.
 let private paperProfile (name: string) description (runs: string) (root: string) (labelCounts: int list) pseudo =
     let preset stage (labelled: int option) = TrainPresets.Get(name, stage, root, Option.toNullable labelled)
-    let budget n =
-        let steps stage = (preset stage (Some n)).Optimizer.Steps
-        { CeSteps = steps TrainingStage.CrossEntropy; PretrainSteps = steps TrainingStage.Contrastive; FinetuneSteps = steps TrainingStage.FineTune }
-    let lr stage = (preset stage None).Optimizer.LearningRate
+    let budget = presetBudget preset
+    let lr = presetRate preset
     { Name = name
       Description = description
       Base = preset TrainingStage.CrossEntropy None |> update <@ fun c -> c.OutputRoot @> runs
