@@ -17,7 +17,7 @@ type ResultRow =
       /// The method, e.g. "cross-entropy" or "contrastive+finetune".
       Method: string
       Seed: int
-      /// The cell's key (`Cell.Key`, what `--run` takes; `Run` in rows written before 2026-12).
+      /// The cell's key (`Cell.Key`, what `ablations --cell` takes; `Run` in rows written before 2026-12).
       CellKey: string
       /// Run folders of the stages, in order.
       Stages: string[]

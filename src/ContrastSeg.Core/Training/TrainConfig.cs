@@ -146,9 +146,14 @@ internal static class FormerLayout
         return moved;
     }
 
-    /// <summary>The weights-defining JSON of a config as run names hash it: the scenes' settings flat in <c>Data</c>, where they stood.</summary>
+    /// <summary>
+    /// The weights-defining JSON of a config as run names hash it (in place): the cross-entropy stage under its former
+    /// name, the scenes' settings flat in <c>Data</c>, where they stood.
+    /// </summary>
     public static void AsHashed(JsonObject config)
     {
+        if (config[nameof(TrainConfig.Stage)]?.GetValue<string>() == nameof(TrainingStage.CrossEntropy))
+            config[nameof(TrainConfig.Stage)] = TrainingStages.FormerCrossEntropyName;
         if (config[nameof(TrainConfig.Data)] is not JsonObject data || data[nameof(DataSettings.Scenes)] is not JsonObject scenes) return;
         var at = data.IndexOf(nameof(DataSettings.Scenes));
         data.RemoveAt(at);
@@ -415,8 +420,7 @@ public sealed record TrainConfig
         // The device is left out, not normalised: a run resumed on another device is the same run, and the text (so
         // the settings hash in run names) of every config stays what it was before the Runtime section existed.
         json.Remove(nameof(Runtime));
-        // The cross-entropy stage is hashed under its former name, the scenes' settings where they stood: renaming and moving them renamed no run.
-        if (Stage == TrainingStage.CrossEntropy) json[nameof(Stage)] = TrainingStages.FormerCrossEntropyName;
+        // Renamed and moved settings are hashed as they were spelled: renaming and moving them renamed no run.
         FormerLayout.AsHashed(json);
         return json.ToJsonString(Json);
     }
@@ -634,10 +638,9 @@ public static class RunNames
 
     private static string Readable(TrainConfig c)
     {
-        static string N(double v) => Number(v);
         var stage = c.Stage switch
         {
-            TrainingStage.Contrastive => $"contrastive-{c.Contrastive.Variant.ToString().ToLowerInvariant().Replace("image", "")}-t{N(c.Contrastive.Temperature)}"
+            TrainingStage.Contrastive => $"contrastive-{c.Contrastive.Variant.ToString().ToLowerInvariant().Replace("image", "")}-t{Number(c.Contrastive.Temperature)}"
                                          + (c.Data.ContrastiveDistortion ? "" : "-nodistort"),
             TrainingStage.FineTune => "finetune",
             _ => "ce",
@@ -647,7 +650,7 @@ public static class RunNames
         var labelled = (c.Data.Labelled is { } n ? $"n{n}" : "all") + (c.Data.PseudoLabels is { } pseudo ? "+pseudo-" + Hash(pseudo) : "");
         var batch = c.Optimizer.Accumulation > 1 ? $"b{c.Optimizer.BatchSize}x{c.Optimizer.Accumulation}" : $"b{c.Optimizer.BatchSize}";
         var init = c.InitFrom is null ? "" : "_init-" + InitTag(c.InitFrom);
-        return $"{stage}_r{depth}w{N(c.Model.Width)}-os{c.Model.OutputStride}{(c.Model.Stem == EncoderStem.Small ? "-small" : "")}_{data}-{labelled}_crop{c.Data.Crop}_{batch}_{c.Optimizer.Steps}st_lr{N(c.Optimizer.LearningRate)}{init}_s{c.Seed}";
+        return $"{stage}_r{depth}w{Number(c.Model.Width)}-os{c.Model.OutputStride}{(c.Model.Stem == EncoderStem.Small ? "-small" : "")}_{data}-{labelled}_crop{c.Data.Crop}_{batch}_{c.Optimizer.Steps}st_lr{Number(c.Optimizer.LearningRate)}{init}_s{c.Seed}";
     }
 
     /// <summary>A short readable prefix of the initial weights' name plus a hash of the full path, so names stay unique.</summary>
