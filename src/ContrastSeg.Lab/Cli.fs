@@ -555,8 +555,21 @@ let exportFolder (argv: string[]) =
         printfn "wrote the folder dataset %s (source: %s)" output source.Description
         0)
 
+/// `numerics`: what this process computes with (CONTRASTSEG_NUMERICS and the instruction levels libtorch, oneDNN and MKL
+/// run), as one JSON object on standard output; the first line on standard error says it in words.
+let numerics (argv: string[]) =
+    guard "numerics" (fun () ->
+        if argv |> Array.exists (fun a -> a = "--help" || a = "-h") then
+            printfn "USAGE: numerics\n\nPrints this process's numerics mode and what is in force (CPU, ATen capability, oneDNN, MKL branch, threads, versions) as JSON.\nCONTRASTSEG_NUMERICS=portable (default) pins libtorch to AVX2 and one thread so numbers are the same on every x86-64 CPU; native uses the CPU's best."
+            0
+        else
+            let p = ContrastSeg.Runtime.Provenance.Current()
+            eprintfn "%O" ContrastSeg.Runtime.TorchRuntime.Status.Numerics
+            printfn "%s" (Text.Json.JsonSerializer.Serialize({| provenance = p; numerics_class = p.NumericsClass |}))
+            0)
+
 let usage () =
-    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder  (each with --help)"
+    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics  (each with --help)"
 
 let main (argv: string[]) =
     match argv |> List.ofArray with
@@ -568,4 +581,5 @@ let main (argv: string[]) =
     | "validate-data" :: rest -> validateData (Array.ofList rest)
     | "convert-sbd" :: rest -> convertSbd (Array.ofList rest)
     | "export-folder" :: rest -> exportFolder (Array.ofList rest)
+    | "numerics" :: rest -> numerics (Array.ofList rest)
     | _ -> usage (); 2

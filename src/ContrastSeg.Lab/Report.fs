@@ -6,6 +6,22 @@ open System.IO
 open ContrastSeg.Lab.Grid
 open ContrastSeg.Lab.Results
 
+/// Where and how the rows were computed, per numerics class: the lines printed above the tables.
+let provenance (rows: ResultRow list) =
+    let sb = System.Text.StringBuilder()
+    let classes = rows |> List.countBy numericsOf |> List.sortByDescending snd
+    for numerics, n in classes do
+        let ofClass = rows |> List.filter (fun r -> numericsOf r = numerics)
+        let values key =
+            ofClass |> List.choose (fun r -> if isNull r.Provenance then None else match r.Provenance.TryGetValue key with | true, v -> Some v | _ -> None)
+            |> List.collect (fun v -> v.Split(" | ") |> List.ofArray) |> List.distinct
+        let line key = match values key with [] -> "not recorded" | vs -> System.String.Join("; ", vs)
+        sb.AppendLine(sprintf "- numerics: **%s** (%d row%s)%s" numerics n (if n = 1 then "" else "s")
+                        (if classes.Length > 1 && numerics <> fst classes.Head then " — flagged: not comparable with the other rows" else "")) |> ignore
+        sb.AppendLine(sprintf "  - CPU: %s" (match values "cpu" with [] -> (ofClass |> List.map (fun r -> r.Machine) |> List.distinct |> String.concat "; ") | vs -> System.String.Join("; ", vs))) |> ignore
+        sb.AppendLine(sprintf "  - in force: ATen %s, oneDNN %s, MKL %s; threads %s; TorchSharp %s; %s" (line "aten_capability") (line "onednn") (line "mkl_branch") (line "threads") (line "torchsharp") (line "os")) |> ignore
+    sb.ToString()
+
 /// Writes results.md, results.csv and the charts into the store's folder; `command` is the one that trained the rows.
 let write (p: Profile) (store: ResultStore) (command: string) (console: TextWriter) =
     let rows = Runner.currentRows p store
@@ -23,10 +39,16 @@ let write (p: Profile) (store: ResultStore) (command: string) (console: TextWrit
     md.AppendLine(sprintf "# ContrastSeg ablations: profile `%s`\n" p.Name)
       .AppendLine(sprintf "%s.\n" p.Description)
       .AppendLine(sprintf "- command: `%s`" command)
-      .AppendLine(sprintf "- machine: %s" (match rows with r :: _ -> r.Machine | [] -> Runner.machine ()))
       .AppendLine(sprintf "- cells: %d, summed wall time of their runs: %.1f min" rows.Length (wall / 60.0))
-      .AppendLine(sprintf "- metric: mIoU (%%) on the `%s` split, mean ± sample std over seeds (n = seeds)\n" p.EvalSplit)
+      .AppendLine(sprintf "- metric: mIoU (%%) on the `%s` split, mean ± sample std over seeds (n = seeds)" p.EvalSplit)
+      .AppendLine(provenance rows)
       .AppendLine(markdown summaries) |> ignore
+    let comparisons = Paired.compare "cross-entropy" rows
+    if not comparisons.IsEmpty then
+        md.AppendLine("### paired comparisons against cross-entropy\n")
+          .AppendLine("Each pair shares seed, labelled subset and data order; the difference is method − cross-entropy in mIoU points, " +
+                      "with its mean, the half-width of its 95 % t-interval and n. A method is *ahead* or *behind* only when the interval excludes 0.\n")
+          .AppendLine(Paired.markdown comparisons) |> ignore
     if not map.IsEmpty then
         md.AppendLine("### regime map\n").AppendLine(Regime.markdown p.EvalSplit map).AppendLine("![regime map](regime-map.png)\n") |> ignore
     if not space.IsEmpty then

@@ -30,7 +30,17 @@ type ResultRow =
       Settings: Collections.Generic.Dictionary<string, string>
       WallSeconds: float
       Machine: string
+      /// The numerics class the row was computed under (`Provenance.NumericsClass`: portable, or native on one CPU
+      /// model); rows of different classes are never averaged or paired together. Null in rows written before it existed.
+      Numerics: string
+      /// Where and how: CPU, numerics mode and the instruction levels in force, threads, versions, OS (of its stages and
+      /// its evaluation; a key appears once per distinct value).
+      Provenance: Collections.Generic.Dictionary<string, string>
       Finished: DateTimeOffset }
+
+/// The numerics class of a row, with a name for rows that predate the record.
+let numericsOf (r: ResultRow) =
+    if String.IsNullOrWhiteSpace r.Numerics then "unrecorded (rows written before numerics modes, 2026-12-07)" else r.Numerics
 
 let private json =
     let o = JsonSerializerOptions(WriteIndented = true)
@@ -81,11 +91,12 @@ type ResultStore(root: string) =
             |> Array.sortBy (fun r -> r.Study, r.Setting, r.Method, r.Seed)
             |> List.ofArray
 
-/// Mean and spread of one (experiment, setting, method) cell over seeds.
+/// Mean and spread of one (study, setting, method) cell over seeds, under one numerics class.
 type Summary =
     { Study: string
       Setting: string
       Method: string
+      Numerics: string
       N: int
       MeanIoU: float
       /// Sample standard deviation over seeds (0 with one seed).
@@ -101,13 +112,13 @@ let private std (xs: float list) =
         let m = List.average xs
         sqrt (List.sumBy (fun x -> (x - m) * (x - m)) xs / float (List.length xs - 1))
 
-/// Groups rows by experiment, setting and method; mIoU mean, spread, range.
+/// Groups rows by study, setting, method and numerics class (never averaging two classes); mIoU mean, spread, range.
 let summarise (rows: ResultRow list) : Summary list =
     rows
-    |> List.groupBy (fun r -> r.Study, r.Setting, r.Method)
-    |> List.map (fun ((e, s, m), rs) ->
+    |> List.groupBy (fun r -> r.Study, r.Setting, r.Method, numericsOf r)
+    |> List.map (fun ((e, s, m, numerics), rs) ->
         let v = rs |> List.map (fun r -> r.MeanIoU)
-        { Study = e; Setting = s; Method = m; N = List.length rs
+        { Study = e; Setting = s; Method = m; Numerics = numerics; N = List.length rs
           MeanIoU = List.average v; Std = std v; Min = List.min v; Max = List.max v
           Seeds = rs |> List.map (fun r -> r.Seed) |> List.sort })
 
@@ -120,12 +131,19 @@ let settingOrder (s: string) =
     | true, x -> (0, x, s)
     | _ -> (1, 0.0, s)
 
-/// A Markdown table per experiment: rows = settings, columns = methods, cells = mean ± std (n).
+/// A Markdown table per study and numerics class: rows = settings, columns = methods, cells = mean ± std (n). A study
+/// with rows of several classes gets one table per class, the minority ones flagged as not comparable.
 let markdown (summaries: Summary list) =
     let sb = Text.StringBuilder()
-    for exp, cells in summaries |> List.groupBy (fun s -> s.Study) do
+    let classesOf study = summaries |> List.filter (fun s -> s.Study = study) |> List.countBy (fun s -> s.Numerics) |> List.sortByDescending snd
+    for (exp, numerics), cells in summaries |> List.groupBy (fun s -> s.Study, s.Numerics) do
         let methods = cells |> List.map (fun c -> c.Method) |> List.distinct
+        let classes = classesOf exp
         sb.AppendLine(sprintf "### %s\n" exp)
+          .AppendLine(sprintf "numerics: %s%s\n" numerics
+                        (if classes.Length > 1 && fst classes.Head <> numerics
+                         then sprintf " — **flagged: another numerics class than the study's other rows (%s); not comparable with them**" (fst classes.Head)
+                         else ""))
           .AppendLine("| setting | " + String.Join(" | ", methods) + " |")
           .AppendLine("|---|" + String.Join("|", methods |> List.map (fun _ -> "---:")) + "|") |> ignore
         for setting in cells |> List.map (fun c -> c.Setting) |> List.distinct |> List.sortBy settingOrder do
@@ -142,9 +160,10 @@ let private csvField (s: string) = if s.IndexOfAny([| ','; '"'; '\n' |]) >= 0 th
 
 /// One CSV line per run (all rows, not aggregated), with mIoU in percent.
 let csv (rows: ResultRow list) =
-    let header = "study,setting,method,seed,cell_key,miou_pct,pixel_accuracy_pct,wall_seconds"
+    let header = "study,setting,method,seed,cell_key,miou_pct,pixel_accuracy_pct,wall_seconds,numerics"
     let lines =
         rows |> List.map (fun r ->
             String.Join(",", [ csvField r.Study; csvField r.Setting; csvField r.Method; string r.Seed; csvField r.CellKey
-                               pct r.MeanIoU; pct r.PixelAccuracy; r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture) ]))
+                               pct r.MeanIoU; pct r.PixelAccuracy; r.WallSeconds.ToString("F1", CultureInfo.InvariantCulture)
+                               csvField (numericsOf r) ]))
     String.Join("\n", header :: lines) + "\n"

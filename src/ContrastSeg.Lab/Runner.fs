@@ -17,10 +17,31 @@ type RunOptions =
       Console: TextWriter }
 
 let machine () =
-    let cpu =
-        try File.ReadLines "/proc/cpuinfo" |> Seq.tryFind (fun l -> l.StartsWith "model name") |> Option.map (fun l -> l.Split(':').[1].Trim())
-        with _ -> None
-    sprintf "%s, %d cores, %s" (defaultArg cpu "unknown CPU") Environment.ProcessorCount (Runtime.InteropServices.RuntimeInformation.OSDescription)
+    sprintf "%O, %d cores, %s" ContrastSeg.Runtime.CpuInfo.Machine Environment.ProcessorCount (Runtime.InteropServices.RuntimeInformation.OSDescription)
+
+/// The numerics class and provenance of a row: every training invocation of its stages (their provenance.jsonl; a stage
+/// trained before provenance was recorded counts as "unrecorded") and this process, which evaluates it. One class, or
+/// "mixed: ..." when they differ; provenance values that differ are all kept, joined with " | ".
+let rowProvenance (stageFolders: string list) =
+    let current = ContrastSeg.Runtime.Provenance.Current()
+    let recorded = stageFolders |> List.map (fun s -> s, ContrastSeg.Runtime.Provenance.ReadAll s |> List.ofSeq)
+    let all = (recorded |> List.collect snd) @ [ current ]
+    let classes =
+        [ for _, ps in recorded do
+            if ps.IsEmpty then yield "unrecorded"
+            for p in ps do yield p.NumericsClass
+          yield current.NumericsClass ] |> List.distinct
+    let numerics = match classes with [ c ] -> c | cs -> "mixed: " + String.Join(" | ", cs)
+    let provenance = Dictionary<string, string>()
+    let add key (value: string) =
+        match provenance.TryGetValue key with
+        | true, old when old.Split(" | ") |> Array.contains value -> ()
+        | true, old -> provenance.[key] <- old + " | " + value
+        | _ -> provenance.[key] <- value
+    for p in all do
+        add "cpu" p.Cpu; add "instruction_set" p.InstructionSet; add "numerics" p.Numerics; add "aten_capability" p.AtenCapability
+        add "onednn" p.OneDnn; add "mkl_branch" p.MklBranch; add "threads" (string p.Threads); add "torchsharp" p.TorchSharp; add "os" p.Os
+    numerics, provenance
 
 let rec private needsClassification = function
     | ClassificationInit _ -> true
@@ -258,12 +279,13 @@ let runCell (p: Profile) (store: ResultStore) (o: RunOptions) (cell: Cell) : Res
         settings.["eval_split"] <- p.EvalSplit
         settings.["stages"] <- finalStageNames p cell
         settings.["scored_checkpoint"] <- Path.GetRelativePath(final.RunDirectory, checkpoint)
+        let numerics, provenance = rowProvenance (finalStages |> List.map (fun s -> s.RunDirectory))
         let row =
             { Study = cell.Study; Setting = cell.Setting; Method = cell.Method; Seed = cell.Seed; CellKey = cell.Key
               Stages = finalStages |> List.map (fun s -> s.RunDirectory) |> Array.ofList
               MeanIoU = eval.Metrics.MeanIoU; PixelAccuracy = eval.Metrics.PixelAccuracy
               Extras = extras; Settings = settings; WallSeconds = clock.Elapsed.TotalSeconds
-              Machine = machine (); Finished = DateTimeOffset.UtcNow }
+              Machine = machine (); Numerics = numerics; Provenance = provenance; Finished = DateTimeOffset.UtcNow }
         store.Write row
         row
 

@@ -105,14 +105,14 @@ public class OneDnnSwitchTests
     public void OneDnn_switch_really_toggles_libtorch()
     {
         TorchRuntime.EnsureInitialized();
-        var before = MkldnnSwitch.IsEnabled();
+        var before = LibTorchNative.MkldnnEnabled();
         try
         {
-            MkldnnSwitch.SetEnabled(!before);
-            Assert.Equal(!before, MkldnnSwitch.IsEnabled());
+            LibTorchNative.SetMkldnnEnabled(!before);
+            Assert.Equal(!before, LibTorchNative.MkldnnEnabled());
         }
-        finally { MkldnnSwitch.SetEnabled(before); }
-        Assert.Equal(before, MkldnnSwitch.IsEnabled());
+        finally { LibTorchNative.SetMkldnnEnabled(before); }
+        Assert.Equal(before, LibTorchNative.MkldnnEnabled());
         Assert.Equal(TorchRuntime.Status.MkldnnEnabled, before);
     }
 }

@@ -57,6 +57,12 @@ public static class ThreadPolicy
     {
         if (TorchRuntime.FixedThreadsSetting() is { } text)
             return $"threads: {TorchSharp.torch.get_num_threads()} ({TorchRuntime.ThreadsVariable}={text})";
+        if (TorchRuntime.Status.Numerics.Mode == NumericsMode.Portable)
+        {
+            // Float sums depend on the thread count: a portable run keeps the same count whatever the load.
+            TorchSharp.torch.set_num_threads(Numerics.PortableThreads);
+            return $"threads: {Numerics.PortableThreads} (portable numerics: fixed; {TorchRuntime.ThreadsVariable}=N sets another count)";
+        }
         var cores = Environment.ProcessorCount;
         var busy = MeasureBusyCores(TimeSpan.FromMilliseconds(500));
         var threads = busy is { } b ? Choose(cores, b) : cores;

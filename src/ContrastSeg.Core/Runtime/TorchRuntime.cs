@@ -61,8 +61,11 @@ public static class TorchRuntime
             if (_failure is not null) throw _failure;
             try
             {
+                // Before TorchSharp's first call: libtorch, oneDNN and MKL read their instruction level once.
+                var numerics = Numerics.Requested();
+                Numerics.ApplyBeforeLoad(numerics, CpuInfo.Machine);
                 LoadNative();
-                _status = Apply();
+                _status = Apply(numerics);
                 return _status;
             }
             catch (TorchRuntimeException e)
@@ -135,7 +138,7 @@ public static class TorchRuntime
         return string.IsNullOrWhiteSpace(text) || text.Trim().Equals("auto", StringComparison.OrdinalIgnoreCase) ? null : text;
     }
 
-    private static RuntimeStatus Apply()
+    private static RuntimeStatus Apply(NumericsMode numerics)
     {
         if (FixedThreadsSetting() is { } threadsText)
         {
@@ -143,12 +146,24 @@ public static class TorchRuntime
                 throw new TorchRuntimeException($"{ThreadsVariable}='{threadsText}' is not a positive whole number of threads (or auto).");
             torch.set_num_threads(threads);
         }
+        else if (numerics == NumericsMode.Portable) torch.set_num_threads(Numerics.PortableThreads);
 
         var (disable, reason) = DecideMkldnn(Environment.GetEnvironmentVariable(MkldnnVariable),
-            OperatingSystem.IsLinux(), CpuCacheTopologyReported());
-        if (disable) MkldnnSwitch.SetEnabled(false);
+            OperatingSystem.IsLinux(), CpuCacheTopologyReported(), numerics == NumericsMode.Portable);
+        if (disable) LibTorchNative.SetMkldnnEnabled(false);
         var mmapThreshold = ApplyMmapThreshold(Environment.GetEnvironmentVariable(MmapThresholdVariable));
-        return new RuntimeStatus(torch.get_num_threads(), !disable, reason, mmapThreshold);
+        return new RuntimeStatus(torch.get_num_threads(), !disable, reason, mmapThreshold, NumericsInForce(numerics));
+    }
+
+    /// <summary>What the kernel libraries run now, read back from them where they tell (ATen, MKL), else as set (oneDNN).</summary>
+    private static NumericsStatus NumericsInForce(NumericsMode mode) =>
+        new(mode, Safe(LibTorchNative.AtenCapability), Numerics.NativeEnvironment("ONEDNN_MAX_CPU_ISA") ?? "best of the CPU",
+            Safe(LibTorchNative.MklBranch), CpuInfo.Machine);
+
+    private static string Safe(Func<string> read)
+    {
+        try { return read(); }
+        catch (Exception e) when (e is EntryPointNotFoundException or TorchRuntimeException or DllNotFoundException) { return "unknown"; }
     }
 
     /// <summary>
@@ -156,13 +171,19 @@ public static class TorchRuntime
     /// <c>auto</c> switches it off on Linux when the CPU reports no cache topology: the crash was seen on
     /// such a VM, and a VM reporting its topology ran full ResNet-50 training with oneDNN, 25 % faster.
     /// </summary>
-    internal static (bool Disable, string Reason) DecideMkldnn(string? setting, bool isLinux, bool cacheTopologyReported)
+    internal static (bool Disable, string Reason) DecideMkldnn(string? setting, bool isLinux, bool cacheTopologyReported, bool portable = false)
     {
         var mode = (setting ?? "auto").Trim().ToLowerInvariant();
         return mode switch
         {
             "on" => (false, $"{MkldnnVariable}=on"),
             "off" => (true, $"{MkldnnVariable}=off"),
+            // oneDNN's state is part of the numbers: portable runs keep it on on every machine. Where the CPU reports no
+            // cache topology, ResNet-50's strided 1x1 backward may then crash (SIGFPE); CONTRASTSEG_MKLDNN=off avoids it,
+            // as another numerics class.
+            "auto" or "" when portable && isLinux && !cacheTopologyReported =>
+                (false, $"auto, portable numerics: oneDNN on everywhere (this CPU reports no cache topology: if ResNet-50 training dies with SIGFPE, set {MkldnnVariable}=off, another numerics class)"),
+            "auto" or "" when portable => (false, "auto, portable numerics: oneDNN on everywhere"),
             "auto" or "" when isLinux && !cacheTopologyReported =>
                 (true, "auto: the CPU reports no cache topology (/sys/devices/system/cpu/cpu0/cache), where oneDNN's brgemm convolution backward crashes with SIGFPE"),
             "auto" or "" => (false, "auto: the CPU reports its cache topology (or this is not Linux); oneDNN left on"),
@@ -221,7 +242,21 @@ public static class TorchRuntime
 /// <param name="MkldnnEnabled">Whether oneDNN (mkldnn) kernels may be used.</param>
 /// <param name="MkldnnReason">Why oneDNN is on or off.</param>
 /// <param name="MmapThreshold">glibc's fixed mmap threshold in bytes, or null when left to glibc.</param>
-public sealed record RuntimeStatus(int Threads, bool MkldnnEnabled, string MkldnnReason, int? MmapThreshold);
+/// <param name="Numerics">The numerics mode and the instruction levels in force.</param>
+public sealed record RuntimeStatus(int Threads, bool MkldnnEnabled, string MkldnnReason, int? MmapThreshold, NumericsStatus Numerics);
+
+/// <summary>The numerics of this process: the mode asked for and what the kernel libraries run.</summary>
+/// <param name="Mode">Portable or native (<c>CONTRASTSEG_NUMERICS</c>).</param>
+/// <param name="AtenCapability">ATen's CPU capability in force (AVX2, AVX512, DEFAULT), read from libtorch.</param>
+/// <param name="OneDnnMaxIsa">oneDNN's maximum ISA as set in the environment, or "best of the CPU".</param>
+/// <param name="MklBranch">MKL's code branch in force, read from MKL (AUTO when not pinned).</param>
+/// <param name="Cpu">The CPU.</param>
+public sealed record NumericsStatus(NumericsMode Mode, string AtenCapability, string OneDnnMaxIsa, string MklBranch, CpuInfo Cpu)
+{
+    /// <summary>One line for logs, e.g. <c>numerics: portable (ATen AVX2, oneDNN AVX2, MKL AVX2) on Intel Xeon ...</c>.</summary>
+    public override string ToString() =>
+        $"numerics: {Mode.ToString().ToLowerInvariant()} (ATen {AtenCapability}, oneDNN {OneDnnMaxIsa}, MKL {MklBranch}) on {Cpu}";
+}
 
 /// <summary>The native runtime cannot be used; the message names the cause and the fix.</summary>
 public sealed class TorchRuntimeException : Exception
@@ -230,40 +265,3 @@ public sealed class TorchRuntimeException : Exception
     public TorchRuntimeException(string message, Exception? inner = null) : base(message, inner) { }
 }
 
-/// <summary>
-/// Switches libtorch's oneDNN use through its exported C++ API (TorchSharp has no binding):
-/// <c>at::globalContext()</c> and <c>at::Context::setUserEnabledMkldnn(bool)</c> (Itanium ABI names).
-/// </summary>
-internal static class MkldnnSwitch
-{
-    private delegate IntPtr GlobalContextFn();
-    private delegate void SetEnabledFn(IntPtr context, [MarshalAs(UnmanagedType.U1)] bool enabled);
-    private delegate byte UserEnabledFn(IntPtr context);
-
-    public static void SetEnabled(bool enabled)
-    {
-        var lib = Library();
-        var ctx = Marshal.GetDelegateForFunctionPointer<GlobalContextFn>(NativeLibrary.GetExport(lib, "_ZN2at13globalContextEv"))();
-        Marshal.GetDelegateForFunctionPointer<SetEnabledFn>(NativeLibrary.GetExport(lib, "_ZN2at7Context20setUserEnabledMkldnnEb"))(ctx, enabled);
-    }
-
-    public static bool IsEnabled()
-    {
-        var lib = Library();
-        var ctx = Marshal.GetDelegateForFunctionPointer<GlobalContextFn>(NativeLibrary.GetExport(lib, "_ZN2at13globalContextEv"))();
-        return Marshal.GetDelegateForFunctionPointer<UserEnabledFn>(NativeLibrary.GetExport(lib, "_ZNK2at7Context17userEnabledMkldnnEv"))(ctx) != 0;
-    }
-
-    private static IntPtr Library()
-    {
-        // libtorch_cpu is already loaded by TorchSharp; dlopen by soname returns that same copy.
-        foreach (var name in new[] { "libtorch_cpu.so", "libtorch_cpu.dylib" })
-            if (NativeLibrary.TryLoad(name, out var handle)) return handle;
-        var dir = Path.GetDirectoryName(typeof(torch).Assembly.Location) ?? ".";
-        foreach (var path in Directory.EnumerateFiles(dir, "libtorch_cpu.*", SearchOption.AllDirectories))
-            if (NativeLibrary.TryLoad(path, out var handle)) return handle;
-        throw new TorchRuntimeException(
-            "Cannot locate libtorch_cpu to switch oneDNN off. Set CONTRASTSEG_MKLDNN=on to skip the guard " +
-            "(safe on machines that report their CPU cache topology).");
-    }
-}

@@ -120,7 +120,10 @@ public static class Trainer
         using var log = new TrainingLog(runDir, console);
         // Threads by the machine's load now (a grid re-decides per stage); see ThreadPolicy.
         log.Line($"[{run.Name}] {ThreadPolicy.ApplyForRun()}");
+        log.Line($"[{run.Name}] {TorchRuntime.Status.Numerics}");
         log.Line($"[{run.Name}] {run.Device}");
+        // What this invocation computes with (a resumed run on another machine or mode adds its own line).
+        Provenance.Current().AppendTo(runDir, start);
         // Checkpoints are device-independent (CPU tensors): a run may resume on another device, and says so.
         if (writtenOn is not null && writtenOn != run.Device.Name)
             log.Line($"[{run.Name}] resuming {Path.GetFileName(resumedFrom)} written on {writtenOn} on {run.Device.Name}");
