@@ -58,13 +58,13 @@ let private row study setting meth seed (miou: float) numerics : ResultRow =
 
 let tests =
     testList "numerics" [
-        test "portable mode pins ATen, oneDNN and MKL to AVX2 and one thread before libtorch loads, over the user's own variables" {
+        test "portable mode pins ATen and oneDNN to AVX2, MKL to its compatible branch and one thread before libtorch loads, over the user's own variables" {
             if not cpu.Avx2 then skiptest "this CPU has no AVX2: portable mode refuses it (tested below)"
             let code, out, err = lab [ "CONTRASTSEG_NUMERICS", "portable"; "ATEN_CPU_CAPABILITY", "default"; "MKL_ENABLE_INSTRUCTIONS", "SSE4_2" ] [ "numerics" ]
             Expect.equal code 0 err
             let p = provenanceOf out
             Expect.equal (p.GetProperty("AtenCapability").GetString()) "AVX2" "read back from libtorch in the child"
-            Expect.equal (p.GetProperty("MklBranch").GetString()) "AVX2" "read back from MKL in the child"
+            Expect.equal (p.GetProperty("MklBranch").GetString()) "COMPATIBLE" "read back from MKL in the child"
             Expect.equal (p.GetProperty("OneDnn").GetString()) "on (AVX2)" "oneDNN on, capped"
             Expect.equal (p.GetProperty("Threads").GetInt32()) 1 "one thread unless CONTRASTSEG_THREADS says otherwise"
             Expect.stringContains err "numerics: portable" "said in words"
@@ -137,8 +137,8 @@ let tests =
         }
 
         test "pairs share seed and numerics class; unpaired seeds and other classes are left out" {
-            let portable = "portable AVX2, oneDNN on, 1 thread, TorchSharp 0.107.0"
-            let other = "native AVX512, oneDNN on, 1 thread, TorchSharp 0.107.0, some CPU"
+            let portable = "portable: ATen AVX2, oneDNN on (AVX2), MKL COMPATIBLE, 1 thread, TorchSharp 0.107.0"
+            let other = "native: ATen AVX512, oneDNN on (best of the CPU), MKL OFF (dispatch by CPU), 1 thread, TorchSharp 0.107.0 on some CPU"
             let rows =
                 [ row "label-efficiency" "labelled=10" "cross-entropy" 0 0.10 portable
                   row "label-efficiency" "labelled=10" "contrastive" 0 0.12 portable
@@ -156,7 +156,7 @@ let tests =
         }
 
         test "a study's rows of two numerics classes are never averaged together, and the minority is flagged" {
-            let a = "portable AVX2, oneDNN on, 1 thread, TorchSharp 0.107.0"
+            let a = "portable: ATen AVX2, oneDNN on (AVX2), MKL COMPATIBLE, 1 thread, TorchSharp 0.107.0"
             let rows =
                 [ row "label-efficiency" "labelled=10" "cross-entropy" 0 0.10 a
                   row "label-efficiency" "labelled=10" "cross-entropy" 1 0.12 a

@@ -6,9 +6,9 @@ namespace ContrastSeg.Runtime;
 public enum NumericsMode
 {
     /// <summary>
-    /// The same bits on every supported x86-64 CPU: libtorch's kernels are held to the instruction level every such
-    /// machine has (AVX2 with FMA) and the thread count is fixed, so a run on an AVX-512 machine reproduces one on an
-    /// AVX2-only machine bit for bit. What published studies use.
+    /// The same bits on every supported x86-64 CPU, by construction: ATen and oneDNN are held to the instruction level every
+    /// such machine has (AVX2 with FMA), MKL to its vendor-neutral reproducible branch, oneDNN stays on and the thread count
+    /// is fixed. What published studies use (docs/numerics.md says what is verified).
     /// </summary>
     Portable,
 
@@ -33,13 +33,14 @@ public static class Numerics
     /// <summary>Environment variable that chooses the mode: <c>portable</c> (default) or <c>native</c>.</summary>
     public const string Variable = "CONTRASTSEG_NUMERICS";
 
-    /// <summary>The C environment portable mode sets before libtorch computes: every kernel library held to AVX2.</summary>
+    /// <summary>The C environment portable mode sets before libtorch computes.</summary>
     public static IReadOnlyList<(string Name, string Value)> PortableEnvironment { get; } =
     [
         ("ATEN_CPU_CAPABILITY", "avx2"),     // ATen's vectorised kernels (default / avx2 / avx512)
         ("ONEDNN_MAX_CPU_ISA", "AVX2"),      // oneDNN's JIT convolutions: no AVX-512 or AVX-VNNI code
-        ("MKL_ENABLE_INSTRUCTIONS", "AVX2"), // MKL's dispatch
-        ("MKL_CBWR", "AVX2"),                // MKL's conditional numerical reproducibility: the AVX2 branch on every Intel CPU
+        // MKL's conditional numerical reproducibility, the one branch its documentation gives the same results for on Intel and
+        // non-Intel CPUs (its AVX2 branch is Intel-only: elsewhere MKL falls back to its own AUTO dispatch).
+        ("MKL_CBWR", "COMPATIBLE"),
     ];
 
     /// <summary>Threads of a portable run unless <c>CONTRASTSEG_THREADS</c> names another number: float sums depend on it.</summary>

@@ -28,10 +28,11 @@ public sealed record Provenance(string Cpu, string InstructionSet, string Numeri
     /// Portable runs are one class whatever the CPU (that is what portable means); a native run's class is its CPU model.
     /// </summary>
     public string NumericsClass => Numerics == "portable"
-        ? string.Create(CultureInfo.InvariantCulture, $"portable AVX2, oneDNN {OnOff}, {Threads} thread{(Threads == 1 ? "" : "s")}, TorchSharp {TorchSharp}")
-        : string.Create(CultureInfo.InvariantCulture, $"native {AtenCapability}, oneDNN {OnOff}, {Threads} thread{(Threads == 1 ? "" : "s")}, TorchSharp {TorchSharp}, {Cpu}");
+        ? string.Create(CultureInfo.InvariantCulture, $"portable: {Kernels}")
+        : string.Create(CultureInfo.InvariantCulture, $"native: {Kernels} on {Cpu}");
 
-    private string OnOff => OneDnn.StartsWith("on", StringComparison.Ordinal) ? "on" : "off";
+    private string Kernels =>
+        string.Create(CultureInfo.InvariantCulture, $"ATen {AtenCapability}, oneDNN {OneDnn}, MKL {MklBranch}, {Threads} thread{(Threads == 1 ? "" : "s")}, TorchSharp {TorchSharp}");
 
     /// <summary>This process now (libtorch loaded, threads as set for the current run).</summary>
     public static Provenance Current()
