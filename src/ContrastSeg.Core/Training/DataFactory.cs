@@ -178,7 +178,7 @@ public sealed class PseudoLabelledDataset : ISegmentationDataset, IQuickCheckabl
     /// <summary>Whether image <paramref name="index"/> has a pseudo-label file.</summary>
     public bool HasPseudoLabels(int index) => File.Exists(PathOf(index));
 
-    private string PathOf(int index) => Path.Combine(_folder, _inner.Ids[index] + ".png");
+    private string PathOf(int index) => UnicodeNames.Existing(_folder, _inner.Ids[index] + ".png") ?? Path.Combine(_folder, _inner.Ids[index] + ".png");
 
     /// <inheritdoc/>
     public SegmentationSample Load(int index)

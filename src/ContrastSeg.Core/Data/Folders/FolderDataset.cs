@@ -23,7 +23,8 @@ public sealed record FolderOptions
 /// A custom dataset in plain folders: <c>images/&lt;stem&gt;.jpg|.jpeg|.png</c>, index masks
 /// <c>masks/&lt;stem&gt;.png</c> (8-bit palette or grayscale), <c>classes.txt</c> (one class name per
 /// line, optionally followed by an R G B display colour) and optional split lists
-/// <c>splits/&lt;name&gt;.txt</c>. Every image needs its mask, named exactly <c>masks/&lt;id&gt;.png</c>;
+/// <c>splits/&lt;name&gt;.txt</c> (one id per line, spaces included, or a pair of image and mask paths; see
+/// <see cref="IdLists"/>). Ids and file names are compared in NFC. Every image needs its mask, named exactly <c>masks/&lt;id&gt;.png</c>;
 /// only a split whose list file holds the line <c>#unlabelled</c> (or <see cref="FolderOptions.AllowUnlabelled"/>)
 /// may have images without one, which are then unlabelled samples (Labels null) and are used only
 /// where no label is needed (pseudo-labelling, prediction). Mask values must be class indices or 255 (ignore).
@@ -165,18 +166,18 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             return null;
         }
 
-        // Every image by stem; two images with the same stem are ambiguous.
+        // Every image by stem (in NFC, as list ids are); two images with the same stem are ambiguous.
         var byStem = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var file in Directory.GetFiles(imagesDir).Order(StringComparer.Ordinal))
         {
             if (!ImageExtensions.Contains(Path.GetExtension(file).ToLowerInvariant())) continue;
-            var stem = Path.GetFileNameWithoutExtension(file);
+            var stem = UnicodeNames.Nfc(Path.GetFileNameWithoutExtension(file));
             if (byStem.TryGetValue(stem, out var other))
                 issues.Add(file, DatasetProblem.DuplicateId, $"id '{stem}' has two images: {Path.GetFileName(other)} and {Path.GetFileName(file)}");
             else byStem[stem] = file;
         }
 
-        List<(string Id, string Origin)> wanted;
+        List<(string Id, string Origin, string? Text)> wanted;
         string? listFile = null;
         var allowUnlabelled = options.AllowUnlabelled;
         if (options.Split is not null)
@@ -185,12 +186,12 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             var listName = Path.GetFileName(listFile);
             var entries = IdLists.ReadEntries(listFile, issues, IdLists.IdFromToken);
             if (entries is null) return null;
-            wanted = entries.Select(e => (e.Id, $"line {e.Line} of {listName}")).ToList();
+            wanted = entries.Select(e => (e.Id, $"line {e.Line} of {listName}" + (e.Text == e.Id ? "" : $": '{e.Text}'"), (string?)e.Text)).ToList();
             allowUnlabelled |= File.ReadLines(listFile).Any(IsUnlabelledDirective);
         }
         else
         {
-            wanted = byStem.Keys.Order(StringComparer.Ordinal).Select(id => (id, "in images/")).ToList();
+            wanted = byStem.Keys.Order(StringComparer.Ordinal).Select(id => (id, "in images/", (string?)null)).ToList();
             if (wanted.Count == 0) issues.Add(imagesDir, DatasetProblem.EmptySplit, "empty dataset: no .jpg/.jpeg/.png files in images/");
         }
 
@@ -200,11 +201,12 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         var images = new List<string>();
         var maskPaths = new List<string?>();
         var missing = new List<(string Id, string Origin, string Image)>();
-        foreach (var (id, origin) in wanted)
+        foreach (var (id, origin, text) in wanted)
         {
             if (!byStem.TryGetValue(id, out var image))
             {
-                issues.Add(Path.Combine(imagesDir, id + ".jpg"), DatasetProblem.MissingFile, $"id '{id}' ({origin}) has no image (.jpg/.jpeg/.png) in images/");
+                issues.Add(Path.Combine(imagesDir, id + ".jpg"), DatasetProblem.MissingFile,
+                    $"id '{id}' ({origin}) has no image (.jpg/.jpeg/.png) in images/{CutLineHint(text, byStem)}");
                 continue;
             }
             var mask = masks?.Exact(id);
@@ -217,6 +219,20 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         // Without a usable class table the files are still checked (decoding, sizes); only the label range is unknown.
         info ??= new DatasetInfo(Path.GetFileName(root), Enumerable.Range(0, 255).Select(i => $"class{i}").ToArray(), Palettes.Voc.Take(255).ToArray());
         return (root, listFile, allowUnlabelled, new SampleSource(info, [.. ids], [.. images], [.. maskPaths]));
+    }
+
+    /// <summary>
+    /// For a list line with spaces whose whole text names no image: the image its first word names, if there is one.
+    /// Lines used to be cut at the first space; now the whole line is the id, so say why that image is not taken.
+    /// </summary>
+    private static string CutLineHint(string? text, Dictionary<string, string> byStem)
+    {
+        if (text is null || !text.Any(char.IsWhiteSpace)) return "";
+        var first = UnicodeNames.Nfc(IdLists.IdFromToken(text.Split((char[]?)null, 2, StringSplitOptions.RemoveEmptyEntries)[0]));
+        return byStem.TryGetValue(first, out var image)
+            ? $"; images/{Path.GetFileName(image)} exists, but a line is one id as a whole, spaces included (or a pair of image and mask paths): " +
+              $"to use that image, write just '{first}'"
+            : "";
     }
 
     /// <summary>
@@ -272,8 +288,8 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
 
         public bool FolderExists { get; }
 
-        /// <summary><c>masks/&lt;id&gt;.png</c> when it exists, else null.</summary>
-        public string? Exact(string id) => FolderExists && File.Exists(Path.Combine(Folder, id + ".png")) ? Path.Combine(Folder, id + ".png") : null;
+        /// <summary><c>masks/&lt;id&gt;.png</c> when it exists (named in NFC or NFD), else null.</summary>
+        public string? Exact(string id) => FolderExists ? UnicodeNames.Existing(Folder, id + ".png") : null;
 
         /// <summary>
         /// Files named like <paramref name="id"/>'s mask but not exactly: the id in any case followed by an
@@ -282,7 +298,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         /// </summary>
         public IReadOnlyList<string> NearMisses(string id)
         {
-            _sorted ??= (FolderExists ? Directory.GetFiles(Folder) : []).Select(f => Path.GetFileName(f)).Select(n => (n.ToLowerInvariant(), n))
+            _sorted ??= (FolderExists ? Directory.GetFiles(Folder) : []).Select(f => UnicodeNames.Nfc(Path.GetFileName(f))).Select(n => (n.ToLowerInvariant(), n))
                 .OrderBy(x => x.Item1, StringComparer.Ordinal).ToArray();
             var key = id.ToLowerInvariant();
             var lo = 0;
