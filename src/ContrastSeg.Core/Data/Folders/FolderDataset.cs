@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace ContrastSeg.Data;
 
 /// <summary>Options of <see cref="FolderDataset"/>.</summary>
@@ -93,60 +91,16 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
     /// <summary>
     /// Reads a class table: one class per line, "name" or "name R G B" (the name may contain
     /// spaces); blank lines and '#' comments are skipped. Classes without a colour get the VOC
-    /// palette colour of their index. At most 255 classes (255 is the ignore label).
+    /// palette colour of their index. 2 to 255 classes (255 is the ignore label); see <see cref="ClassTable"/>
+    /// for what is refused.
     /// </summary>
-    /// <exception cref="DatasetException">Missing file, no classes, too many classes, bad colour values.</exception>
+    /// <exception cref="DatasetException">Missing file, fewer than 2 or more than 255 classes, a bad colour, a name or colour given twice (with its line).</exception>
     public static DatasetInfo ReadClassTable(string path, string? datasetName = null)
     {
         var issues = new IssueList();
-        var info = ReadClassTable(path, datasetName ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? "folder", issues);
+        var info = ClassTable.Read(path, datasetName ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? "folder", issues);
         issues.ThrowIfAny();
         return info!;
-    }
-
-    private static DatasetInfo? ReadClassTable(string path, string name, IssueList issues)
-    {
-        if (!File.Exists(path))
-        {
-            issues.Add(path, DatasetProblem.BadClassTable, "classes.txt not found (one class name per line, optionally 'name R G B')");
-            return null;
-        }
-        var names = new List<string>();
-        var colours = new List<Rgb>();
-        var ok = true;
-        var lines = File.ReadAllLines(path);
-        for (var i = 0; i < lines.Length; i++)
-        {
-            var line = lines[i].Trim();
-            if (line.Length == 0 || line[0] == '#') continue;
-            var tokens = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-            var colour = Palettes.VocColor(Math.Min(names.Count, 255));
-            var className = line;
-            if (tokens.Length >= 4 && tokens[^3..].All(t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)))
-            {
-                var v = tokens[^3..].Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToArray();
-                if (v.Any(c => c is < 0 or > 255))
-                {
-                    issues.Add(path, DatasetProblem.BadClassTable, $"line {i + 1}: colour values must be 0..255, got {string.Join(' ', v)}");
-                    ok = false;
-                }
-                else colour = new Rgb((byte)v[0], (byte)v[1], (byte)v[2]);
-                className = string.Join(' ', tokens[..^3]);
-            }
-            names.Add(className);
-            colours.Add(colour);
-        }
-        if (names.Count == 0)
-        {
-            issues.Add(path, DatasetProblem.BadClassTable, "classes.txt lists no classes");
-            return null;
-        }
-        if (names.Count > 255)
-        {
-            issues.Add(path, DatasetProblem.BadClassTable, $"{names.Count} classes; at most 255 fit an 8-bit mask with 255 as the ignore label");
-            return null;
-        }
-        return ok ? new DatasetInfo(name, names, colours) : null;
     }
 
     /// <summary>Resolves classes, images, masks and the split; reports every problem found.</summary>
@@ -158,7 +112,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             issues.Add(root, DatasetProblem.MissingRoot, "dataset root not found (expected a folder with images/, masks/ and classes.txt)");
             return null;
         }
-        var info = ReadClassTable(Path.Combine(root, "classes.txt"), Path.GetFileName(root), issues);
+        var info = ClassTable.Read(Path.Combine(root, "classes.txt"), Path.GetFileName(root), issues);
         var imagesDir = Path.Combine(root, "images");
         if (!Directory.Exists(imagesDir))
         {
