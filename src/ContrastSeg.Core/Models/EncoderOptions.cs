@@ -60,7 +60,8 @@ public sealed record EncoderOptions(ResNetDepth Depth, int OutputStride = 16, do
     /// The smallest height and width the encoder reads: its output stride, so that the last stage keeps at least one
     /// pixel. The decoder adds no limit (it reads a stage of stride 4 or less); TTA scales are clamped to it.
     /// </summary>
-    public int MinInputSize => OutputStride;
+    /// <remarks>A method, not a property: the options are serialised into weight-file names and run identities.</remarks>
+    public int MinInputSize() => OutputStride;
 
     /// <summary>Stride of layer1's output: 4 after the ImageNet stem, 1 after the small stem.</summary>
     public int StemStride => Stem == EncoderStem.Small ? 1 : 4;

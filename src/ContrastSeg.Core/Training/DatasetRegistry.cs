@@ -48,7 +48,7 @@ public static class DatasetRegistry
     };
 
     /// <summary>The smallest image the default model (the <c>cpu</c> preset's) reads, images as stored: what the validator checks unless told otherwise.</summary>
-    public static MinimumImageSize DefaultMinimum { get; } = DefaultModelMinimum(new ModelSettings().ToEncoderOptions().MinInputSize);
+    public static MinimumImageSize DefaultMinimum { get; } = DefaultModelMinimum(new ModelSettings().ToEncoderOptions().MinInputSize());
 
     private static MinimumImageSize DefaultModelMinimum(int side) => new(side, $"the output stride of the cpu preset's model, Model.OutputStride = {side}");
 

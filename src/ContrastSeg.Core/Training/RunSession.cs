@@ -313,7 +313,7 @@ public sealed class RunSession
     /// </summary>
     private ValidationReport? Check(RunData data, RunParts parts, ModelSettings model)
     {
-        var minimum = MinimumImageSize.OfModel(model.ToEncoderOptions().MinInputSize, _opening.Resize);
+        var minimum = MinimumImageSize.OfModel(model.ToEncoderOptions().MinInputSize(), _opening.Resize);
         if (!_checked.TryGetValue(data, out var done)) _checked[data] = done = [];
         // A part checked against a minimum at least as large needs no new check; every image of the validation split includes the scored ones.
         bool Covered(RunParts part) =>

@@ -35,7 +35,7 @@ public sealed class ImageSizeCheckTests : IDisposable
     {
         var settings = new ModelSettings { Depth = depth, Stem = stem, OutputStride = outputStride, Width = 0.125, AsppChannels = 8, LowLevelChannels = 8, DecoderChannels = 8 };
         var encoder = settings.ToEncoderOptions();
-        Assert.Equal(outputStride, encoder.MinInputSize);
+        Assert.Equal(outputStride, encoder.MinInputSize());
         using var model = new DeepLabV3Plus(settings.ToOptions(3));
         model.eval();
         using var noGrad = torch.no_grad();
@@ -47,7 +47,7 @@ public sealed class ImageSizeCheckTests : IDisposable
         }
         using var small = torch.zeros(1, 3, outputStride - 1, 40);
         Assert.Throws<ArgumentException>(() => model.forward(small));
-        Assert.Equal(8, new TrainConfig().Model.ToEncoderOptions().MinInputSize);
+        Assert.Equal(8, new TrainConfig().Model.ToEncoderOptions().MinInputSize());
     }
 
     [Theory]
