@@ -480,12 +480,28 @@ type ValidateArgs =
     | [<Mandatory>] Dataset of kind: string
     | [<Mandatory>] Root of path: string
     | Split of name: string
+    | Min_Size of pixels: int
+    | Resize of factor: float
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Dataset _ -> validatable + "."
             | Root _ -> "dataset root."
             | Split _ -> "split (list) to check (default: train)."
+            | Min_Size _ ->
+                sprintf "smallest image side the model reads, its output stride (default %d: the cpu preset's model; 16 for the voc and cityscapes presets)."
+                    DatasetRegistry.DefaultMinimum.Side
+            | Resize _ -> "the run's Data.Resize: sizes are checked as the run loads the images (default 1)."
+
+/// The image size `validate-data` checks against: `--min-size` (default: the cpu preset's model) after `--resize`.
+let private validationMinimum (r: ParseResults<ValidateArgs>) =
+    let resize = r.GetResult(ValidateArgs.Resize, 1.0)
+    if not (resize >= TrainConfig.MinResize && resize <= TrainConfig.MaxScale) then
+        raise (ConfigException(sprintf "--resize %g is invalid: it must be in [%g, %g], as Data.Resize" resize TrainConfig.MinResize TrainConfig.MaxScale, "--resize"))
+    match r.TryGetResult ValidateArgs.Min_Size with
+    | Some n when n < 1 -> raise (ConfigException(sprintf "--min-size %d is invalid: at least 1 pixel" n, "--min-size"))
+    | Some n -> ContrastSeg.Data.MinimumImageSize(n, sprintf "--min-size %d" n, resize)
+    | None -> let d = DatasetRegistry.DefaultMinimum in ContrastSeg.Data.MinimumImageSize(d.Side, d.Why, resize)
 
 /// Scans a dataset and reports every problem in one pass (exit 1 when there is any).
 let validateData (argv: string[]) =
@@ -493,12 +509,13 @@ let validateData (argv: string[]) =
         let r = parse<ValidateArgs> "validate-data" argv
         let root = r.GetResult Root
         let split = r.GetResult(Split, "train")
+        let minimum = validationMinimum r
         let report =
             let name = r.GetResult Dataset
             match DatasetRegistry.Find name with
             | null -> raise (ConfigException(sprintf "dataset '%s' is unknown: use %s" name validatable, "--dataset"))
             | kind when isNull kind.Validate -> raise (ConfigException(sprintf "dataset '%s' is generated, it has no files to validate: use %s" name validatable, "--dataset"))
-            | kind -> kind.Validate.Invoke(root, split)
+            | kind -> kind.Validate.Invoke(root, split, minimum)
         printfn "%O" report
         if report.IsValid then 0 else 1)
 

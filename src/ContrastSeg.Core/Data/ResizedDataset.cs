@@ -41,11 +41,14 @@ public sealed class ResizedDataset : ISegmentationDataset, IQuickCheckable
     }
 
     /// <summary>The size an image of <paramref name="width"/> x <paramref name="height"/> is loaded at.</summary>
-    public (int Width, int Height) SizeOf(int width, int height) =>
-        (Math.Max(1, (int)Math.Round(width * Factor)), Math.Max(1, (int)Math.Round(height * Factor)));
+    public (int Width, int Height) SizeOf(int width, int height) => SizeOf(width, height, Factor);
+
+    /// <summary>The size an image of <paramref name="width"/> x <paramref name="height"/> is loaded at with <paramref name="factor"/>.</summary>
+    public static (int Width, int Height) SizeOf(int width, int height, double factor) =>
+        (Math.Max(1, (int)Math.Round(width * factor)), Math.Max(1, (int)Math.Round(height * factor)));
 
     QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink) =>
         _inner is IQuickCheckable inner && inner.CheckQuick(index, sink) is { } r
-            ? r with { ImageSize = r.ImageSize is { } s ? SizeOf(s.Width, s.Height) : null }
+            ? r with { ImageSize = r.ImageSize is { } s ? SizeOf(s.Width, s.Height) : null, StoredSize = r.StoredSize ?? r.ImageSize }
             : null;
 }

@@ -56,6 +56,13 @@ public sealed record EncoderOptions(ResNetDepth Depth, int OutputStride = 16, do
     /// <summary>The output strides the encoder can produce with <paramref name="stem"/>.</summary>
     public static IReadOnlyList<int> SupportedOutputStridesFor(EncoderStem stem) => stem == EncoderStem.Small ? new[] { 8 } : SupportedOutputStrides;
 
+    /// <summary>
+    /// The smallest height and width the encoder reads: its output stride, so that the last stage keeps at least one
+    /// pixel. The decoder adds no limit (it reads a stage of stride 4 or less); TTA scales are clamped to it.
+    /// </summary>
+    /// <remarks>A method, not a property: the options are serialised into weight-file names and run identities.</remarks>
+    public int MinInputSize() => OutputStride;
+
     /// <summary>Stride of layer1's output: 4 after the ImageNet stem, 1 after the small stem.</summary>
     public int StemStride => Stem == EncoderStem.Small ? 1 : 4;
 

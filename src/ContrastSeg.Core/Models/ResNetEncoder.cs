@@ -108,10 +108,10 @@ public sealed class ResNetEncoder : nn.Module<Tensor, EncoderOutput>
     internal void CheckImages(Tensor images)
     {
         var dtype = conv1.weight!.dtype;
-        var expected = $"[B, {Options.InChannels}, H, W] {ModelInit.DType(dtype)} images with H, W >= {OutputStride} (the output stride)";
+        var expected = $"[B, {Options.InChannels}, H, W] {ModelInit.DType(dtype)} images with H, W >= {Options.MinInputSize()} (the output stride)";
         if (images is null) throw new ArgumentNullException(nameof(images), $"Expected {expected}, got null.");
         var ok = images.dim() == 4 && images.shape[1] == Options.InChannels && images.dtype == dtype
-                 && images.shape[0] >= 1 && images.shape[2] >= OutputStride && images.shape[3] >= OutputStride;
+                 && images.shape[0] >= 1 && images.shape[2] >= Options.MinInputSize() && images.shape[3] >= Options.MinInputSize();
         if (!ok)
             throw new ArgumentException($"Expected {expected}, got {ModelInit.Shape(images)} {ModelInit.DType(images.dtype)}.", nameof(images));
     }

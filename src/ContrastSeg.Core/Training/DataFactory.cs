@@ -56,15 +56,17 @@ public sealed record RunData(ISegmentationDataset Train, ISegmentationDataset Va
     /// masks in full; see <see cref="DatasetValidator.CheckBeforeRun"/>), so that a bad file stops the run at once
     /// instead of after hours of training; returns what was checked.
     /// </summary>
+    /// <param name="parts">What the command reads.</param>
+    /// <param name="minimum">The smallest image the command's model reads (with the data's <c>Data.Resize</c>); null: sizes are not checked.</param>
     /// <exception cref="DatasetException">The first problem, naming its file, and how many more there are.</exception>
-    public ValidationReport CheckBeforeRun(RunParts parts)
+    public ValidationReport CheckBeforeRun(RunParts parts, MinimumImageSize? minimum = null)
     {
         var list = new List<DataPart>();
         if (parts.HasFlag(RunParts.Training)) list.Add(new DataPart(TrainName, Train, Labelled, NeedsLabels: true));
         if (parts.HasFlag(RunParts.UnlabelledImages)) list.Add(new DataPart(TrainName, Train, Unlabelled, NeedsLabels: false));
         if (parts.HasFlag(RunParts.ValImages)) list.Add(new DataPart(ValName, Val, Enumerable.Range(0, Val.Ids.Count).ToArray(), NeedsLabels: false));
         else if (parts.HasFlag(RunParts.Scoring)) list.Add(new DataPart(ValName, Val, ValScored, NeedsLabels: true));
-        var report = DatasetValidator.CheckBeforeRun(list);
+        var report = DatasetValidator.CheckBeforeRun(list, minimum: minimum);
         report.ThrowIfInvalid();
         return report;
     }
@@ -178,7 +180,7 @@ public sealed class PseudoLabelledDataset : ISegmentationDataset, IQuickCheckabl
     /// <summary>Whether image <paramref name="index"/> has a pseudo-label file.</summary>
     public bool HasPseudoLabels(int index) => File.Exists(PathOf(index));
 
-    private string PathOf(int index) => Path.Combine(_folder, _inner.Ids[index] + ".png");
+    private string PathOf(int index) => UnicodeNames.Existing(_folder, _inner.Ids[index] + ".png") ?? Path.Combine(_folder, _inner.Ids[index] + ".png");
 
     /// <inheritdoc/>
     public SegmentationSample Load(int index)
@@ -197,21 +199,23 @@ public sealed class PseudoLabelledDataset : ISegmentationDataset, IQuickCheckabl
         if (!HasPseudoLabels(index)) return inner;
         var path = PathOf(index);
         var image = inner?.Image ?? _inner.Ids[index];
+        // The image's findings (sizes) stay; the labelled pixels are the pseudo-labels'.
+        QuickCheckResult With(long labelled) => inner is { } r ? r with { LabelledPixels = labelled } : new QuickCheckResult(image, null, labelled);
         try
         {
             var labels = ImageCodec.DecodeIndexPng(path);
             if (inner?.ImageSize is { } size && (size.Width, size.Height) != (labels.Width, labels.Height))
             {
                 sink.Add(new DatasetIssue(path, DatasetProblem.SizeMismatch, $"pseudo-labels are {labels.Width}x{labels.Height} but the image {image} is {size.Width}x{size.Height}"));
-                return new QuickCheckResult(image, inner.Value.ImageSize, 0);
+                return With(0);
             }
             SampleSource.CheckRange(labels, path, Info);
-            return new QuickCheckResult(image, inner?.ImageSize, labels.Labels.LongCount(v => v != Info.IgnoreLabel));
+            return With(labels.Labels.LongCount(v => v != Info.IgnoreLabel));
         }
         catch (DatasetException e)
         {
             sink.Add(Problems.ToIssue(e, path));
-            return new QuickCheckResult(image, inner?.ImageSize, 0);
+            return With(0);
         }
     }
 }

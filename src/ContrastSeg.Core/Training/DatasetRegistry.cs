@@ -21,7 +21,13 @@ public sealed record DatasetKind(
     bool SameSizeImages,
     string EvalSplit,
     Func<DataSettings, (ISegmentationDataset Train, ISegmentationDataset Val, string Source)> Open,
-    Func<string, string, ValidationReport>? Validate);
+    SplitValidation? Validate);
+
+/// <summary>
+/// The full scan of a split of a dataset (<c>validate-data</c>): every file, and every image against
+/// <paramref name="minimum"/> (null: <see cref="DatasetRegistry.DefaultMinimum"/>, images as stored).
+/// </summary>
+public delegate ValidationReport SplitValidation(string root, string split, MinimumImageSize? minimum = null);
 
 /// <summary>Every dataset the kit reads, by name: the one place a dataset name is switched on.</summary>
 public static class DatasetRegistry
@@ -32,14 +38,19 @@ public static class DatasetRegistry
         new DatasetKind("fashion-mnist-scenes", "fmscenes", NeedsRoot: false, SameSizeImages: true, EvalSplit: "test", Scenes, Validate: null),
         new DatasetKind("folder", "folder", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Folder(d, d.TrainSplit), Folder(d, d.ValSplit), $"folder:{Path.GetFullPath(d.Root!)}"),
-            (root, split) => DatasetValidator.ValidateFolder(root, new FolderOptions { Split = split })),
+            (root, split, minimum) => DatasetValidator.ValidateFolder(root, new FolderOptions { Split = split }, null, minimum ?? DefaultMinimum)),
         new DatasetKind("voc", "voc", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Voc(d, d.TrainSplit), Voc(d, d.ValSplit), $"voc:{Path.GetFullPath(d.Root!)}"),
-            (root, split) => DatasetValidator.ValidateVoc(root, new VocOptions { Split = split })),
+            (root, split, minimum) => DatasetValidator.ValidateVoc(root, new VocOptions { Split = split }, null, minimum ?? DefaultMinimum)),
         new DatasetKind("cityscapes", "cityscapes", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Cityscapes(d, d.TrainSplit), Cityscapes(d, d.ValSplit), $"cityscapes:{Path.GetFullPath(d.Root!)}"),
-            (root, split) => DatasetValidator.ValidateCityscapes(root, new CityscapesOptions { Split = split })),
+            (root, split, minimum) => DatasetValidator.ValidateCityscapes(root, new CityscapesOptions { Split = split }, null, minimum ?? DefaultMinimum)),
     };
+
+    /// <summary>The smallest image the default model (the <c>cpu</c> preset's) reads, images as stored: what the validator checks unless told otherwise.</summary>
+    public static MinimumImageSize DefaultMinimum { get; } = DefaultModelMinimum(new ModelSettings().ToEncoderOptions().MinInputSize());
+
+    private static MinimumImageSize DefaultModelMinimum(int side) => new(side, $"the output stride of the cpu preset's model, Model.OutputStride = {side}");
 
     /// <summary>The names <c>Data.Dataset</c> takes.</summary>
     public static IReadOnlyList<string> Names { get; } = All.Select(k => k.Name).ToArray();

@@ -26,7 +26,9 @@ public sealed class RunSession
     private readonly RunData _data;
     private readonly Dictionary<string, RunData> _otherSplits = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RunData> _withPseudoLabels = new(StringComparer.Ordinal);
-    private readonly Dictionary<RunData, RunParts> _checked = new(ReferenceEqualityComparer.Instance);
+    // Per data, each part checked and the largest model minimum (image side) it was checked against.
+    private readonly Dictionary<RunData, Dictionary<RunParts, int>> _checked = new(ReferenceEqualityComparer.Instance);
+    private static readonly RunParts[] SingleParts = [RunParts.Training, RunParts.Scoring, RunParts.ValImages, RunParts.UnlabelledImages];
 
     private RunSession(DataSettings data, string outputRoot, DeviceChoice device)
     {
@@ -83,7 +85,7 @@ public sealed class RunSession
         var validating = config.Stage != TrainingStage.Contrastive;
         // Every file the run reads is checked before its first step: a bad validation image found after training would cost the run.
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var check = Check(data, RunParts.Training | (validating ? RunParts.Scoring : RunParts.None));
+        var check = Check(data, RunParts.Training | (validating ? RunParts.Scoring : RunParts.None), config.Model);
         var checkedText = check is { SamplesChecked: > 0 } ? $"; {check.SamplesChecked} samples checked in {clock.Elapsed.TotalSeconds:0.0} s" : "";
         if (ClassUsage.Warning(config.Data) is { } unusedClasses) console.WriteLine($"[{config.RunName}] warning: {unusedClasses}");
         Seeding.SeedAll(config.Seed);
@@ -118,7 +120,7 @@ public sealed class RunSession
     public EvalReport Evaluate(string runOrCheckpoint, ModelSettings model, InferenceOptions? tta = null, string? split = null)
     {
         var data = Split(split);
-        Check(data, RunParts.Scoring);
+        Check(data, RunParts.Scoring, model);
         using var trained = Trained(runOrCheckpoint, model, data.Info.NumClasses, out var checkpoint);
         var matrix = Evaluate(trained, data.Val, _opening, tta, data.ValScored, data.ValName);
         return new EvalReport(checkpoint, split ?? _opening.ValSplit, matrix.Metrics(), data.Info.ClassNames, matrix.ToArray());
@@ -128,7 +130,7 @@ public sealed class RunSession
     public int Predict(string runOrCheckpoint, ModelSettings model, string outputFolder, InferenceOptions? tta = null, int? limit = null)
     {
         if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "a positive number of images, or null for all");
-        Check(_data, RunParts.ValImages);
+        Check(_data, RunParts.ValImages, model);
         using var trained = Trained(runOrCheckpoint, model, _data.Info.NumClasses, out _);
         Directory.CreateDirectory(outputFolder);
         var count = 0;
@@ -163,7 +165,7 @@ public sealed class RunSession
         if (_data.Unlabelled.Count == 0)
             throw new ConfigException("pseudo-labelling needs unlabelled images: set Data.Labelled below the training split size " +
                                       $"(or, for a folder dataset, list images without a mask in a training split file that holds the line '{FolderDataset.UnlabelledDirective}')", "Data.Labelled");
-        Check(_data, RunParts.UnlabelledImages);
+        Check(_data, RunParts.UnlabelledImages, model);
         using var trained = Trained(teacherRun, model, _data.Info.NumClasses, out _);
         Directory.CreateDirectory(outputFolder);
         var loader = new SegmentationLoader(_data.Train, TransformPipeline.Eval(), EvalOptions(_opening), _data.Unlabelled);
@@ -196,7 +198,7 @@ public sealed class RunSession
     /// </summary>
     public (Tensor Features, Tensor Labels) SampleFeatures(string runOrCheckpoint, ModelSettings model, int perClass, int seed, int maxImages = 64)
     {
-        Check(_data, RunParts.Scoring);
+        Check(_data, RunParts.Scoring, model);
         using var trained = Trained(runOrCheckpoint, model, _data.Info.NumClasses, out _);
         trained.eval();
         using var noGrad = no_grad();
@@ -305,16 +307,21 @@ public sealed class RunSession
         return data;
     }
 
-    /// <summary>Checks the parts of <paramref name="data"/> not checked yet (null when there was none left).</summary>
-    private ValidationReport? Check(RunData data, RunParts parts)
+    /// <summary>
+    /// Checks the parts of <paramref name="data"/> not checked yet for a model of <paramref name="model"/>'s settings
+    /// (null when there was none left): files, and image sizes against the model's minimum input after <c>Data.Resize</c>.
+    /// </summary>
+    private ValidationReport? Check(RunData data, RunParts parts, ModelSettings model)
     {
-        _checked.TryGetValue(data, out var done);
-        // Every image of the validation split includes the scored ones.
-        if (done.HasFlag(RunParts.ValImages)) done |= RunParts.Scoring;
-        var left = parts & ~done;
-        if (left == RunParts.None) return null;
-        var report = data.CheckBeforeRun(left);
-        _checked[data] = done | left;
+        var minimum = MinimumImageSize.OfModel(model.ToEncoderOptions().MinInputSize(), _opening.Resize);
+        if (!_checked.TryGetValue(data, out var done)) _checked[data] = done = [];
+        // A part checked against a minimum at least as large needs no new check; every image of the validation split includes the scored ones.
+        bool Covered(RunParts part) =>
+            (done.TryGetValue(part, out var side) && side >= minimum.Side) || (part == RunParts.Scoring && Covered(RunParts.ValImages));
+        var left = SingleParts.Where(p => parts.HasFlag(p) && !Covered(p)).ToArray();
+        if (left.Length == 0) return null;
+        var report = data.CheckBeforeRun(left.Aggregate(RunParts.None, (all, p) => all | p), minimum);
+        foreach (var part in left) done[part] = Math.Max(minimum.Side, done.GetValueOrDefault(part));
         return report;
     }
 

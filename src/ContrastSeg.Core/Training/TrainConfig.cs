@@ -323,6 +323,9 @@ public sealed record TrainConfig
     /// <summary>The largest random or test-time scale factor (a 64-pixel crop at 4x is already a 256-pixel image).</summary>
     public const double MaxScale = 4;
 
+    /// <summary>The smallest <c>Data.Resize</c>: 1/20 (a 2048-pixel Cityscapes frame becomes 102 pixels wide). Images must also stay at least the model's minimum input after it (checked per image before a run).</summary>
+    public const double MinResize = 0.05;
+
     /// <summary>Checks every field before any work starts; the message names the field and the value.</summary>
     public TrainConfig Validate()
     {
@@ -347,7 +350,8 @@ public sealed record TrainConfig
         Check(kind is not { NeedsRoot: true } || !string.IsNullOrWhiteSpace(d.Root), "Data.Root", d.Root, $"is required for {d.Dataset}");
         Check(d.Root is null || Directory.Exists(d.Root), "Data.Root", d.Root, "folder does not exist");
         Check(d.Crop is >= 16 and <= 2048, "Data.Crop", d.Crop, "must be between 16 and 2048 pixels");
-        Check(d.Resize is > 0 and <= MaxScale, "Data.Resize", d.Resize, $"must be in (0, {MaxScale}] (1 = images as stored)");
+        Check(d.Resize is >= MinResize and <= MaxScale, "Data.Resize", d.Resize,
+            $"must be in [{Format(MinResize)}, {MaxScale}] (1 = images as stored; below {Format(MinResize)} an image keeps less than a twentieth of its side)");
         Check(d.ScaleMax is > 0 and <= MaxScale, "Data.ScaleMax", d.ScaleMax, $"must be in (0, {MaxScale}]");
         Check(d.ScaleMin > 0 && d.ScaleMin <= d.ScaleMax, "Data.ScaleMin", d.ScaleMin, $"must be positive and <= Data.ScaleMax = {Format(d.ScaleMax)}");
         Check(d.Labelled is null or >= 1, "Data.Labelled", d.Labelled, "must be >= 1 (or null for all)");
@@ -363,6 +367,10 @@ public sealed record TrainConfig
         var strides = EncoderOptions.SupportedOutputStridesFor(m.Stem);
         Check(strides.Contains(m.OutputStride), "Model.OutputStride", m.OutputStride, $"must be {string.Join(" or ", strides)} with the {m.Stem} stem");
         Check(m.Width is > 0 and <= 4, "Model.Width", m.Width, "must be in (0, 4]");
+        // The embedded scenes are generated, not files the run checks: their size after the resize is known here.
+        var scene = ContrastSeg.Data.ResizedDataset.SizeOf(d.Scenes.Size, d.Scenes.Size, d.Resize).Width;
+        Check(d.Dataset != "fashion-mnist-scenes" || scene >= m.OutputStride, "Data.Resize", d.Resize,
+            $"makes the {d.Scenes.Size}x{d.Scenes.Size} scenes {scene}x{scene}, smaller than the model reads ({m.OutputStride}x{m.OutputStride}, its output stride Model.OutputStride)");
         foreach (var (field, channels) in new[] { ("Model.AsppChannels", m.AsppChannels), ("Model.LowLevelChannels", m.LowLevelChannels),
                                                   ("Model.DecoderChannels", m.DecoderChannels), ("Model.ProjectionChannels", m.ProjectionChannels) })
             Check(channels is >= 1 and <= 4096, field, channels, "must be between 1 and 4096 channels");

@@ -130,12 +130,12 @@ public sealed class CityscapesDataset : ISegmentationDataset, IQuickCheckable
             foreach (var e in entries)
             {
                 var split = options.Split;
-                var parts = e.Token.Replace('\\', '/').Split('/');
+                var parts = e.Text.Replace('\\', '/').Split('/');
                 if (parts.Length >= 4 && parts[^4] == "leftImg8bit") split = parts[^3];
                 var city = CityOf(e.Id);
                 if (city is null)
                 {
-                    issues.Add(listFile, DatasetProblem.Other, $"line {e.Line}: '{e.Token}' is not a Cityscapes frame (<city>_<seq>_<frame>)");
+                    issues.Add(listFile, DatasetProblem.Other, $"line {e.Line}: '{e.Text}' is not a Cityscapes frame (<city>_<seq>_<frame>)");
                     continue;
                 }
                 frames.Add((e.Id, split, city, $"line {e.Line} of {Path.GetFileName(listFile)}"));

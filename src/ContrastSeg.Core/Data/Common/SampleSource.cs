@@ -95,8 +95,11 @@ internal sealed class SampleSource
             $"mask is {labels.Width}x{labels.Height} but its image {imagePath} is {width}x{height}", maskPath);
     }
 
-    /// <summary>Decodes sample <paramref name="index"/> fully and adds every problem found to <paramref name="sink"/> (never throws a <see cref="DatasetException"/>).</summary>
-    public void Check(int index, List<DatasetIssue> sink) => Check(index, sink, quick: false);
+    /// <summary>
+    /// Decodes sample <paramref name="index"/> fully and adds every problem found to <paramref name="sink"/> (never throws a
+    /// <see cref="DatasetException"/>); returns what the check learnt (the image's size, the labelled pixels).
+    /// </summary>
+    public QuickCheckResult Check(int index, List<DatasetIssue> sink) => Check(index, sink, quick: false);
 
     /// <summary>
     /// Checks sample <paramref name="index"/> as a run will read it, fast enough to run before every run:
@@ -146,7 +149,8 @@ internal sealed class SampleSource
 /// <param name="Image">The image file.</param>
 /// <param name="ImageSize">The image's size as loaded (null when it cannot be read).</param>
 /// <param name="LabelledPixels">Pixels of its labels that are not the ignore label (0 when the mask cannot be read); null for an unlabelled sample.</param>
-internal readonly record struct QuickCheckResult(string Image, (int Width, int Height)? ImageSize, long? LabelledPixels);
+/// <param name="StoredSize">The image's size in its file when it is loaded at another size (<see cref="ResizedDataset"/>); null when it is loaded as stored.</param>
+internal readonly record struct QuickCheckResult(string Image, (int Width, int Height)? ImageSize, long? LabelledPixels, (int Width, int Height)? StoredSize = null);
 
 /// <summary>A dataset whose samples are files that can be checked, fast, before a run reads them (see <see cref="DatasetValidator.CheckBeforeRun"/>).</summary>
 internal interface IQuickCheckable

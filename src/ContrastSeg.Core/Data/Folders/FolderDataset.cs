@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace ContrastSeg.Data;
 
 /// <summary>Options of <see cref="FolderDataset"/>.</summary>
@@ -23,7 +21,8 @@ public sealed record FolderOptions
 /// A custom dataset in plain folders: <c>images/&lt;stem&gt;.jpg|.jpeg|.png</c>, index masks
 /// <c>masks/&lt;stem&gt;.png</c> (8-bit palette or grayscale), <c>classes.txt</c> (one class name per
 /// line, optionally followed by an R G B display colour) and optional split lists
-/// <c>splits/&lt;name&gt;.txt</c>. Every image needs its mask, named exactly <c>masks/&lt;id&gt;.png</c>;
+/// <c>splits/&lt;name&gt;.txt</c> (one id per line, spaces included, or a pair of image and mask paths; see
+/// <see cref="IdLists"/>). Ids and file names are compared in NFC. Every image needs its mask, named exactly <c>masks/&lt;id&gt;.png</c>;
 /// only a split whose list file holds the line <c>#unlabelled</c> (or <see cref="FolderOptions.AllowUnlabelled"/>)
 /// may have images without one, which are then unlabelled samples (Labels null) and are used only
 /// where no label is needed (pseudo-labelling, prediction). Mask values must be class indices or 255 (ignore).
@@ -92,60 +91,16 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
     /// <summary>
     /// Reads a class table: one class per line, "name" or "name R G B" (the name may contain
     /// spaces); blank lines and '#' comments are skipped. Classes without a colour get the VOC
-    /// palette colour of their index. At most 255 classes (255 is the ignore label).
+    /// palette colour of their index. 2 to 255 classes (255 is the ignore label); see <see cref="ClassTable"/>
+    /// for what is refused.
     /// </summary>
-    /// <exception cref="DatasetException">Missing file, no classes, too many classes, bad colour values.</exception>
+    /// <exception cref="DatasetException">Missing file, fewer than 2 or more than 255 classes, a bad colour, a name or colour given twice (with its line).</exception>
     public static DatasetInfo ReadClassTable(string path, string? datasetName = null)
     {
         var issues = new IssueList();
-        var info = ReadClassTable(path, datasetName ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? "folder", issues);
+        var info = ClassTable.Read(path, datasetName ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? "folder", issues);
         issues.ThrowIfAny();
         return info!;
-    }
-
-    private static DatasetInfo? ReadClassTable(string path, string name, IssueList issues)
-    {
-        if (!File.Exists(path))
-        {
-            issues.Add(path, DatasetProblem.BadClassTable, "classes.txt not found (one class name per line, optionally 'name R G B')");
-            return null;
-        }
-        var names = new List<string>();
-        var colours = new List<Rgb>();
-        var ok = true;
-        var lines = File.ReadAllLines(path);
-        for (var i = 0; i < lines.Length; i++)
-        {
-            var line = lines[i].Trim();
-            if (line.Length == 0 || line[0] == '#') continue;
-            var tokens = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-            var colour = Palettes.VocColor(Math.Min(names.Count, 255));
-            var className = line;
-            if (tokens.Length >= 4 && tokens[^3..].All(t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)))
-            {
-                var v = tokens[^3..].Select(t => int.Parse(t, CultureInfo.InvariantCulture)).ToArray();
-                if (v.Any(c => c is < 0 or > 255))
-                {
-                    issues.Add(path, DatasetProblem.BadClassTable, $"line {i + 1}: colour values must be 0..255, got {string.Join(' ', v)}");
-                    ok = false;
-                }
-                else colour = new Rgb((byte)v[0], (byte)v[1], (byte)v[2]);
-                className = string.Join(' ', tokens[..^3]);
-            }
-            names.Add(className);
-            colours.Add(colour);
-        }
-        if (names.Count == 0)
-        {
-            issues.Add(path, DatasetProblem.BadClassTable, "classes.txt lists no classes");
-            return null;
-        }
-        if (names.Count > 255)
-        {
-            issues.Add(path, DatasetProblem.BadClassTable, $"{names.Count} classes; at most 255 fit an 8-bit mask with 255 as the ignore label");
-            return null;
-        }
-        return ok ? new DatasetInfo(name, names, colours) : null;
     }
 
     /// <summary>Resolves classes, images, masks and the split; reports every problem found.</summary>
@@ -157,7 +112,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             issues.Add(root, DatasetProblem.MissingRoot, "dataset root not found (expected a folder with images/, masks/ and classes.txt)");
             return null;
         }
-        var info = ReadClassTable(Path.Combine(root, "classes.txt"), Path.GetFileName(root), issues);
+        var info = ClassTable.Read(Path.Combine(root, "classes.txt"), Path.GetFileName(root), issues);
         var imagesDir = Path.Combine(root, "images");
         if (!Directory.Exists(imagesDir))
         {
@@ -165,18 +120,18 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             return null;
         }
 
-        // Every image by stem; two images with the same stem are ambiguous.
+        // Every image by stem (in NFC, as list ids are); two images with the same stem are ambiguous.
         var byStem = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var file in Directory.GetFiles(imagesDir).Order(StringComparer.Ordinal))
         {
             if (!ImageExtensions.Contains(Path.GetExtension(file).ToLowerInvariant())) continue;
-            var stem = Path.GetFileNameWithoutExtension(file);
+            var stem = UnicodeNames.Nfc(Path.GetFileNameWithoutExtension(file));
             if (byStem.TryGetValue(stem, out var other))
                 issues.Add(file, DatasetProblem.DuplicateId, $"id '{stem}' has two images: {Path.GetFileName(other)} and {Path.GetFileName(file)}");
             else byStem[stem] = file;
         }
 
-        List<(string Id, string Origin)> wanted;
+        List<(string Id, string Origin, string? Text)> wanted;
         string? listFile = null;
         var allowUnlabelled = options.AllowUnlabelled;
         if (options.Split is not null)
@@ -185,12 +140,12 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             var listName = Path.GetFileName(listFile);
             var entries = IdLists.ReadEntries(listFile, issues, IdLists.IdFromToken);
             if (entries is null) return null;
-            wanted = entries.Select(e => (e.Id, $"line {e.Line} of {listName}")).ToList();
+            wanted = entries.Select(e => (e.Id, $"line {e.Line} of {listName}" + (e.Text == e.Id ? "" : $": '{e.Text}'"), (string?)e.Text)).ToList();
             allowUnlabelled |= File.ReadLines(listFile).Any(IsUnlabelledDirective);
         }
         else
         {
-            wanted = byStem.Keys.Order(StringComparer.Ordinal).Select(id => (id, "in images/")).ToList();
+            wanted = byStem.Keys.Order(StringComparer.Ordinal).Select(id => (id, "in images/", (string?)null)).ToList();
             if (wanted.Count == 0) issues.Add(imagesDir, DatasetProblem.EmptySplit, "empty dataset: no .jpg/.jpeg/.png files in images/");
         }
 
@@ -200,11 +155,12 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         var images = new List<string>();
         var maskPaths = new List<string?>();
         var missing = new List<(string Id, string Origin, string Image)>();
-        foreach (var (id, origin) in wanted)
+        foreach (var (id, origin, text) in wanted)
         {
             if (!byStem.TryGetValue(id, out var image))
             {
-                issues.Add(Path.Combine(imagesDir, id + ".jpg"), DatasetProblem.MissingFile, $"id '{id}' ({origin}) has no image (.jpg/.jpeg/.png) in images/");
+                issues.Add(Path.Combine(imagesDir, id + ".jpg"), DatasetProblem.MissingFile,
+                    $"id '{id}' ({origin}) has no image (.jpg/.jpeg/.png) in images/{CutLineHint(text, byStem)}");
                 continue;
             }
             var mask = masks?.Exact(id);
@@ -217,6 +173,20 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         // Without a usable class table the files are still checked (decoding, sizes); only the label range is unknown.
         info ??= new DatasetInfo(Path.GetFileName(root), Enumerable.Range(0, 255).Select(i => $"class{i}").ToArray(), Palettes.Voc.Take(255).ToArray());
         return (root, listFile, allowUnlabelled, new SampleSource(info, [.. ids], [.. images], [.. maskPaths]));
+    }
+
+    /// <summary>
+    /// For a list line with spaces whose whole text names no image: the image its first word names, if there is one.
+    /// Lines used to be cut at the first space; now the whole line is the id, so say why that image is not taken.
+    /// </summary>
+    private static string CutLineHint(string? text, Dictionary<string, string> byStem)
+    {
+        if (text is null || !text.Any(char.IsWhiteSpace)) return "";
+        var first = UnicodeNames.Nfc(IdLists.IdFromToken(text.Split((char[]?)null, 2, StringSplitOptions.RemoveEmptyEntries)[0]));
+        return byStem.TryGetValue(first, out var image)
+            ? $"; images/{Path.GetFileName(image)} exists, but a line is one id as a whole, spaces included (or a pair of image and mask paths): " +
+              $"to use that image, write just '{first}'"
+            : "";
     }
 
     /// <summary>
@@ -272,8 +242,8 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
 
         public bool FolderExists { get; }
 
-        /// <summary><c>masks/&lt;id&gt;.png</c> when it exists, else null.</summary>
-        public string? Exact(string id) => FolderExists && File.Exists(Path.Combine(Folder, id + ".png")) ? Path.Combine(Folder, id + ".png") : null;
+        /// <summary><c>masks/&lt;id&gt;.png</c> when it exists (named in NFC or NFD), else null.</summary>
+        public string? Exact(string id) => FolderExists ? UnicodeNames.Existing(Folder, id + ".png") : null;
 
         /// <summary>
         /// Files named like <paramref name="id"/>'s mask but not exactly: the id in any case followed by an
@@ -282,7 +252,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         /// </summary>
         public IReadOnlyList<string> NearMisses(string id)
         {
-            _sorted ??= (FolderExists ? Directory.GetFiles(Folder) : []).Select(f => Path.GetFileName(f)).Select(n => (n.ToLowerInvariant(), n))
+            _sorted ??= (FolderExists ? Directory.GetFiles(Folder) : []).Select(f => UnicodeNames.Nfc(Path.GetFileName(f))).Select(n => (n.ToLowerInvariant(), n))
                 .OrderBy(x => x.Item1, StringComparer.Ordinal).ToArray();
             var key = id.ToLowerInvariant();
             var lo = 0;

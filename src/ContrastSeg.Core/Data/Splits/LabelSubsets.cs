@@ -87,7 +87,8 @@ public static class LabelSubsets
     }
 
     /// <summary>
-    /// Reads an id list: one id per line, surrounding white space trimmed, blank lines skipped.
+    /// Reads an id list line by line as split lists are read (<see cref="IdLists"/>): blank and '#' lines skipped, a line is
+    /// one id as a whole (spaces included) or a pair of image and mask paths, ids compared in NFC.
     /// </summary>
     /// <exception cref="DatasetException">Missing file, no ids, or an id listed twice (named with both line numbers).</exception>
     public static IReadOnlyList<string> ReadIdList(string path) => ReadIdList(path, allowEmpty: false);
@@ -101,8 +102,8 @@ public static class LabelSubsets
         foreach (var raw in File.ReadLines(path))
         {
             lineNo++;
-            var id = raw.Trim();
-            if (id.Length == 0) continue;
+            if (IdLists.NameOf(raw) is not { } text) continue;
+            var id = UnicodeNames.Nfc(IdLists.IdFromToken(text));
             if (firstLine.TryGetValue(id, out var first))
                 throw new DatasetException($"id list has '{id}' twice: lines {first} and {lineNo}.", path);
             firstLine[id] = lineNo;
@@ -117,9 +118,12 @@ public static class LabelSubsets
     /// no half list and grid cells on several nodes that draw the same subset at once (same ids, same bytes) do not
     /// collide on one temporary name: the last rename wins with identical content.
     /// </summary>
+    /// <exception cref="ArgumentException">An id would not read back as itself (e.g. one starting with '#').</exception>
     public static void WriteIdList(string path, IEnumerable<string> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        AtomicFile.WriteAllLines(path, ids);
+        var list = ids.ToList();
+        foreach (var id in list) IdLists.RequireReadsBack(id, nameof(ids));
+        AtomicFile.WriteAllLines(path, list);
     }
 }

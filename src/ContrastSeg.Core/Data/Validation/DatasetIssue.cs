@@ -25,6 +25,8 @@ public enum DatasetProblem
     LabelOutOfRange,
     /// <summary>A class table (e.g. classes.txt) is missing or malformed.</summary>
     BadClassTable,
+    /// <summary>An image is, as loaded (after Data.Resize), smaller than the model reads (see <see cref="MinimumImageSize"/>).</summary>
+    ImageTooSmall,
 }
 
 /// <summary>One problem of a dataset: the file (or folder/list) at fault, the kind, and a readable message.</summary>

@@ -61,32 +61,33 @@ public sealed record DataPart(string Name, ISegmentationDataset Dataset, IReadOn
 /// Scans a whole dataset and reports every problem at once instead of stopping at the first:
 /// missing root or split file, empty split, duplicate ids, listed ids without files, corrupt or
 /// truncated images, masks that are not index PNGs (e.g. RGB renderings), mask/image size
-/// mismatches and labels outside the class range. Every image and mask is decoded.
+/// mismatches, labels outside the class range and, given a <see cref="MinimumImageSize"/>, images
+/// smaller than the model reads. Every image and mask is decoded.
 /// </summary>
 public static class DatasetValidator
 {
     /// <summary>Validates a PASCAL VOC layout (see <see cref="VocDataset"/>).</summary>
-    public static ValidationReport ValidateVoc(string root, VocOptions? options = null, int? maxParallelism = null)
+    public static ValidationReport ValidateVoc(string root, VocOptions? options = null, int? maxParallelism = null, MinimumImageSize? minimum = null)
     {
         options ??= new VocOptions();
         var issues = new IssueList();
         var r = VocDataset.Resolve(root, options, issues);
         var what = $"VOC 2012 at {r?.Root ?? Path.GetFullPath(root)}, list {Path.GetFileName(r?.ListFile ?? options.ListFile ?? options.Split + ".txt")}";
-        return Run(what, issues, r?.Source, maxParallelism);
+        return Run(what, issues, r?.Source, maxParallelism, minimum);
     }
 
     /// <summary>Validates a Cityscapes layout (see <see cref="CityscapesDataset"/>).</summary>
-    public static ValidationReport ValidateCityscapes(string root, CityscapesOptions? options = null, int? maxParallelism = null)
+    public static ValidationReport ValidateCityscapes(string root, CityscapesOptions? options = null, int? maxParallelism = null, MinimumImageSize? minimum = null)
     {
         options ??= new CityscapesOptions();
         var issues = new IssueList();
         var r = CityscapesDataset.Resolve(root, options, issues);
         var what = $"Cityscapes at {Path.GetFullPath(root)}, " + (options.ListFile is null ? $"split {options.Split}" : $"list {Path.GetFileName(options.ListFile)}");
-        return Run(what, issues, r?.Source, maxParallelism);
+        return Run(what, issues, r?.Source, maxParallelism, minimum);
     }
 
     /// <summary>Validates a custom folder dataset (see <see cref="FolderDataset"/>).</summary>
-    public static ValidationReport ValidateFolder(string root, FolderOptions? options = null, int? maxParallelism = null)
+    public static ValidationReport ValidateFolder(string root, FolderOptions? options = null, int? maxParallelism = null, MinimumImageSize? minimum = null)
     {
         options ??= new FolderOptions();
         var issues = new IssueList();
@@ -94,7 +95,7 @@ public static class DatasetValidator
         var what = $"Folder dataset at {Path.GetFullPath(root)}" + (options.Split is null ? "" : $", split {options.Split}");
         var unlabelled = r is { AllowsUnlabelled: true } resolved ? Enumerable.Range(0, resolved.Source.Ids.Count).Count(i => resolved.Source.MaskPath(i) is null) : 0;
         if (unlabelled > 0) what += $" ({unlabelled} image{(unlabelled == 1 ? "" : "s")} without a mask, declared unlabelled)";
-        return Run(what, issues, r?.Source, maxParallelism);
+        return Run(what, issues, r?.Source, maxParallelism, minimum);
     }
 
     /// <summary>
@@ -102,9 +103,13 @@ public static class DatasetValidator
     /// (<see cref="ImageCodec.ProbeImage"/>, no pixel decode) and each mask in full (index PNG, size against
     /// the image, label range), the same checks as the validator's otherwise. A part that
     /// <see cref="DataPart.NeedsLabels"/> must have a mask for every sample and at least one labelled
-    /// (non-ignore) pixel in all. Samples that are not files (the embedded scenes) have nothing to check.
+    /// (non-ignore) pixel in all. Given <paramref name="minimum"/>, every image must, as loaded, be at least that
+    /// size (from its header: no decode). Samples that are not files (the embedded scenes) have nothing to check.
     /// </summary>
-    public static ValidationReport CheckBeforeRun(IReadOnlyList<DataPart> parts, int? maxParallelism = null)
+    /// <param name="parts">What the run reads.</param>
+    /// <param name="maxParallelism">Threads (default: one per core).</param>
+    /// <param name="minimum">The smallest image the run's model reads, with the resize the parts were opened with; null: no size check.</param>
+    public static ValidationReport CheckBeforeRun(IReadOnlyList<DataPart> parts, int? maxParallelism = null, MinimumImageSize? minimum = null)
     {
         ArgumentNullException.ThrowIfNull(parts);
         var all = new List<DatasetIssue>();
@@ -132,6 +137,12 @@ public static class DatasetValidator
             checkedSamples += results.Length;
             var found = perSample.Sum(l => l.Count);
             foreach (var list in perSample) all.AddRange(list);
+            foreach (var r in results)
+            {
+                // The size as the run loads it (after the dataset's resize) is what the model gets.
+                if (minimum is null || r!.Value.ImageSize is not { } loaded) continue;
+                if (minimum.Check(r.Value.Image, r.Value.StoredSize ?? loaded, loaded) is { } small) all.Add(small);
+            }
             if (!part.NeedsLabels) continue;
             foreach (var r in results.Where(r => r!.Value.LabelledPixels is null))
                 all.Add(new DatasetIssue(r!.Value.Image, DatasetProblem.MissingFile, $"image of the {part.Name} has no mask, but the run trains on or scores it"));
@@ -140,13 +151,14 @@ public static class DatasetValidator
                     $"no labelled pixel in the {results.Length} mask{(results.Length == 1 ? "" : "s")} of the {part.Name}: every pixel is the ignore label {part.Dataset.Info.IgnoreLabel}, " +
                     "so a loss over it would be 0 and its mIoU undefined"));
         }
-        var what = "data of the run (" + string.Join(", ", parts.Select(p => $"{p.Name}: {p.Indices.Count} samples")) + ")";
+        var what = "data of the run (" + string.Join(", ", parts.Select(p => $"{p.Name}: {p.Indices.Count} samples")) + ")" + (minimum is null ? "" : $"; {minimum}");
         return new ValidationReport(what, checkedSamples, all);
     }
 
-    private static ValidationReport Run(string what, IssueList structural, SampleSource? source, int? maxParallelism)
+    private static ValidationReport Run(string what, IssueList structural, SampleSource? source, int? maxParallelism, MinimumImageSize? minimum)
     {
         var all = new List<DatasetIssue>(structural.Items);
+        if (minimum is not null) what += $"; {minimum}";
         if (source is null) return new ValidationReport(what, 0, all);
         var perSample = new List<DatasetIssue>[source.Ids.Count];
         Parallel.For(0, perSample.Length,
@@ -154,7 +166,7 @@ public static class DatasetValidator
             i =>
             {
                 var sink = new List<DatasetIssue>();
-                source.Check(i, sink);
+                if (source.Check(i, sink) is { ImageSize: { } size } r && minimum?.Check(r.Image, size.Width, size.Height) is { } small) sink.Add(small);
                 perSample[i] = sink;
             });
         foreach (var list in perSample) all.AddRange(list);

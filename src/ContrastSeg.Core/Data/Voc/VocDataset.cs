@@ -112,8 +112,10 @@ public sealed class VocDataset : ISegmentationDataset, IQuickCheckable
         var masks = new List<string?>();
         foreach (var e in entries)
         {
-            var image = Path.Combine(root, "JPEGImages", e.Id + ".jpg");
-            var imageOk = File.Exists(image);
+            // Ids are NFC (IdLists); files are found under either Unicode spelling of their name.
+            var found = UnicodeNames.Existing(Path.Combine(root, "JPEGImages"), e.Id + ".jpg");
+            var image = found ?? Path.Combine(root, "JPEGImages", e.Id + ".jpg");
+            var imageOk = found is not null;
             if (!imageOk)
                 issues.Add(image, DatasetProblem.MissingFile, $"id '{e.Id}' (line {e.Line} of {listName}) has no image file");
             string? mask = null;
@@ -121,11 +123,12 @@ public sealed class VocDataset : ISegmentationDataset, IQuickCheckable
             {
                 var cls = Path.Combine(root, "SegmentationClass", e.Id + ".png");
                 var aug = Path.Combine(root, "SegmentationClassAug", e.Id + ".png");
+                string? In(string folder) => UnicodeNames.Existing(Path.Combine(root, folder), e.Id + ".png");
                 mask = options.Masks switch
                 {
-                    VocMaskSource.SegmentationClass => File.Exists(cls) ? cls : null,
-                    VocMaskSource.SegmentationClassAug => File.Exists(aug) ? aug : null,
-                    _ => File.Exists(cls) ? cls : File.Exists(aug) ? aug : null,
+                    VocMaskSource.SegmentationClass => In("SegmentationClass"),
+                    VocMaskSource.SegmentationClassAug => In("SegmentationClassAug"),
+                    _ => In("SegmentationClass") ?? In("SegmentationClassAug"),
                 };
                 if (mask is null)
                 {
