@@ -154,11 +154,15 @@ let finalStageNames (p: Profile) (cell: Cell) =
 /// The names are compared as laid out under the runs folder the row was trained in (its OutputRoot): a stage
 /// that starts from other weights (fine-tuning, classification init, pseudo-label students) hashes their path,
 /// so a row from a machine with another runs folder (another node's disk) would never be current here.
+/// A row without settings (one not read through the store, which sets such rows aside) is not current.
 let isCurrent (p: Profile) (cell: Cell) (row: ResultRow) =
-    let stored key = match row.Settings.TryGetValue key with | true, v -> v | _ -> ""
+    let stored key =
+        match row.Settings with
+        | null -> ""
+        | settings -> match settings.TryGetValue key with | true, v when not (isNull v) -> v | _ -> ""
     let asTrained =
-        match row.Settings.TryGetValue "OutputRoot" with
-        | true, root when root <> p.Base.OutputRoot -> { p with Base = ConfigOverrides.Apply(p.Base, [ "OutputRoot=" + root ]) }
+        match stored "OutputRoot" with
+        | root when root <> "" && root <> p.Base.OutputRoot -> { p with Base = ConfigOverrides.Apply(p.Base, [ "OutputRoot=" + root ]) }
         | _ -> p
     stored "stages" = finalStageNames asTrained cell && stored "eval_split" = p.EvalSplit
 
@@ -171,7 +175,7 @@ let needsCheckpoint (p: Profile) (cell: Cell) =
 
 /// The checkpoint folder a row's final model is in, when it is on this machine.
 let finalCheckpoint (row: ResultRow) =
-    if row.Stages.Length = 0 then None
+    if isNull row.Stages || row.Stages.Length = 0 then None
     else
         try Some(CheckpointStore.Resolve(Array.last row.Stages))
         with :? FileNotFoundException | :? DirectoryNotFoundException -> None
@@ -464,8 +468,9 @@ let currentRows (p: Profile) (store: ResultStore) =
 
 /// Validation mIoU (%) measured during the training of a row's final model, as (step, mIoU) across its
 /// stages (fine-tuning steps counted after the pretraining steps), read from each stage's metrics.jsonl.
-/// Empty when the run folders are not on this machine.
-let validationCurve (row: ResultRow) =
+/// Empty when the run folders are not on this machine. A line that is not a record (cut off when a run was
+/// killed mid-write) is skipped with a warning to `warn` naming the file and line: the curve lacks that point.
+let validationCurve (warn: string -> unit) (row: ResultRow) =
     let points = List<float * float>()
     let mutable offset = 0
     for stage in row.Stages do
@@ -473,26 +478,29 @@ let validationCurve (row: ResultRow) =
         let mutable last = 0
         if File.Exists file then
             let seen = Dictionary<int, float>() // a resumed run appends: the last record of a step counts
-            for line in File.ReadLines file do
+            for i, line in File.ReadLines file |> Seq.indexed do
                 if not (String.IsNullOrWhiteSpace line) then
-                    use doc = JsonDocument.Parse line
-                    let e = doc.RootElement
-                    let step = e.GetProperty("step").GetInt32()
-                    last <- max last step
-                    match e.GetProperty("kind").GetString(), e.TryGetProperty "mIoU" with
-                    | "val", (true, v) when v.ValueKind = JsonValueKind.Number -> seen.[step] <- 100.0 * v.GetDouble()
-                    | _ -> ()
+                    try
+                        use doc = JsonDocument.Parse line
+                        let e = doc.RootElement
+                        let step = e.GetProperty("step").GetInt32()
+                        last <- max last step
+                        match e.GetProperty("kind").GetString(), e.TryGetProperty "mIoU" with
+                        | "val", (true, v) when v.ValueKind = JsonValueKind.Number -> seen.[step] <- 100.0 * v.GetDouble()
+                        | _ -> ()
+                    with :? JsonException | :? KeyNotFoundException | :? InvalidOperationException | :? FormatException as ex ->
+                        warn (sprintf "[learning curves] %s line %d skipped, not a metrics record (%s)" file (i + 1) (ex.Message.Split('\n').[0].TrimEnd('.')))
             for KeyValue (step, v) in seen |> Seq.sortBy (fun kv -> kv.Key) do points.Add((float (offset + step), v))
         offset <- offset + last
     List.ofSeq points
 
 /// The label-efficiency study's learning curves (seed 0 of each method and label count): validation mIoU
 /// against training steps, so a reader sees whether each run converged.
-let learningCurves (rows: ResultRow list) =
+let learningCurves (warn: string -> unit) (rows: ResultRow list) =
     rows
     |> List.filter (fun r -> r.Study = "label-efficiency" && r.Seed = 0)
     |> List.sortBy (fun r -> settingOrder r.Setting, r.Method)
-    |> List.map (fun r -> sprintf "%s, %s" r.Method r.Setting, validationCurve r)
+    |> List.map (fun r -> sprintf "%s, %s" r.Method r.Setting, validationCurve warn r)
     |> List.filter (fun (_, pts) -> not pts.IsEmpty)
 
 /// Feature-space statistics of one model.
