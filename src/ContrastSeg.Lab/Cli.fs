@@ -26,6 +26,8 @@ let private guard (name: string) (body: unit -> int) =
     | :? IO.FileNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.DirectoryNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.InvalidDataException as e -> eprintfn "%s: %s" name e.Message; 2
+    // A grid stopped by a signal: which cells it interrupted and how to resume; the exit code of a process the signal ended.
+    | :? Runner.GridInterruptedException as e -> eprintfn "%s: %s" name e.Message; 128 + Signals.number e.Signal
     // Disk full and other I/O errors: the message names the path (a CheckpointWriteException also what was being written).
     | :? IO.IOException as e -> eprintfn "%s: %s" name e.Message; 5
 
@@ -416,6 +418,7 @@ let ablations (argv: string[]) =
                 | None -> if r.Contains Report_Only then [] else p.Cells |> List.distinctBy (fun c -> c.Key)
             // A failed cell does not stop the grid (see Runner.runAll): failures are listed and the exit code is 1.
             let single = (r.TryGetResult Cell).IsSome
+            if single then Signals.followGrid Console.Error // a grid's worker (else a no-op) ends with its grid
             let reused = if r.Contains Force then Set.empty else cells |> List.filter (Runner.isReusable p store) |> List.map (fun c -> c.Key) |> Set.ofList
             let toTrain = cells |> List.filter (fun c -> not (reused.Contains c.Key))
             Directory.CreateDirectory store.Root |> ignore
@@ -447,6 +450,7 @@ let ablations (argv: string[]) =
                         let info = ProcessStartInfo("dotnet")
                         for a in [ yield dll; yield "ablations"; yield! shared; yield "--cell"; yield c.Key; yield "--jobs"; yield "1" ] do info.ArgumentList.Add a
                         if own then info.Environment.["CONTRASTSEG_THREADS"] <- string threads
+                        info.Environment.[Signals.gridVariable] <- string Environment.ProcessId
                         info
                     progress.Line(sprintf "[ablations] %d worker processes, %s libtorch thread(s) each" jobs
                                           (if own then string threads else "CONTRASTSEG_THREADS = " + Environment.GetEnvironmentVariable "CONTRASTSEG_THREADS"))

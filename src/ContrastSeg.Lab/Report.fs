@@ -30,7 +30,7 @@ let write (p: Profile) (store: ResultStore) (command: string) (console: TextWrit
     let space = Runner.featureSpace p rows folder console
     Charts.labelEfficiency folder p.EvalSplit summaries
     Charts.ablationBars folder p.EvalSplit summaries
-    Charts.learningCurves folder p.Base.Data.ValSplit (Runner.learningCurves rows)
+    Charts.learningCurves folder p.Base.Data.ValSplit (Runner.learningCurves console.WriteLine rows)
     let map = Regime.cells summaries
     Charts.regimeMap folder p.EvalSplit map
     File.WriteAllText(Path.Combine(folder, "results.csv"), csv rows)

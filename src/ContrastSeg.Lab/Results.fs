@@ -50,19 +50,35 @@ let private json =
 /// The fields rows written before the names were made one per concept call by their old names.
 let private formerFieldNames = [ "Experiment", "Study"; "Run", "CellKey" ]
 
+/// The fields without which a stored row is damaged: what names its cell, what it measured (a missing MeanIoU would
+/// read as 0 %), what decides its reuse, and its run time (summed in the report). Every row ever written has them;
+/// fields added later (Numerics, Provenance) are null in older rows and stay optional.
+let private requiredFields = [| "Study"; "Setting"; "Method"; "Seed"; "CellKey"; "Stages"; "MeanIoU"; "PixelAccuracy"; "Settings"; "WallSeconds" |]
+
 /// A row from its JSON, rows of either spelling (published results in docs/results, stores on other machines).
+/// Text that is not a row (cut JSON, `{}`, a required field missing or null) raises InvalidDataException or JsonException saying why.
 let readRow (text: string) : ResultRow =
-    let node = Nodes.JsonNode.Parse(text).AsObject()
+    let node =
+        match Nodes.JsonNode.Parse text with
+        | :? Nodes.JsonObject as o -> o
+        | _ -> raise (InvalidDataException "not a JSON object")
     for former, current in formerFieldNames do
         if node.ContainsKey former && not (node.ContainsKey current) then
             let value = node.[former]
             node.Remove former |> ignore
             node.[current] <- value
-    node.Deserialize<ResultRow>(json)
+    match requiredFields |> Array.filter (fun f -> isNull node.[f]) with
+    | [||] -> node.Deserialize<ResultRow>(json)
+    | missing -> raise (InvalidDataException(sprintf "no %s" (String.Join(", ", missing))))
 
 /// File-per-run store under `<root>/rows/`: runs written on several machines merge by copying folders.
-type ResultStore(root: string) =
+/// A row file that is not a row (cut off, `{}`, a required field missing) is moved aside to `<name>.json.bad-<UTC time>`,
+/// never deleted, with a warning to `warn` naming it and why; its cell counts as not run (the grid trains it again).
+type ResultStore(root: string, warn: string -> unit) =
     let rows = Path.Combine(root, "rows")
+
+    /// Warnings go to standard error.
+    new(root: string) = ResultStore(root, fun (line: string) -> Console.Error.WriteLine line)
 
     member _.Root = root
     member _.RowPath(run: string) = Path.Combine(rows, run + ".json")
@@ -76,18 +92,36 @@ type ResultStore(root: string) =
         File.WriteAllText(temp, JsonSerializer.Serialize(row, json))
         File.Move(temp, target, true)
 
+    /// The row in `path`, or None (set aside) when the file is not a row.
+    member private _.ReadFile(path: string) : ResultRow option =
+        let damaged =
+            try Choice1Of2(readRow (File.ReadAllText path))
+            with
+            | :? JsonException as e -> Choice2Of2(sprintf "not valid JSON (%s)" (e.Message.Split('\n').[0].TrimEnd('.')))
+            | :? InvalidDataException as e -> Choice2Of2 e.Message
+            | :? FileNotFoundException -> Choice2Of2 "" // set aside meanwhile by another process of the grid
+        match damaged with
+        | Choice1Of2 row -> Some row
+        | Choice2Of2 "" -> None
+        | Choice2Of2 why ->
+            let aside = sprintf "%s.bad-%s" path (DateTime.UtcNow.ToString("yyyyMMdd'T'HHmmssfff'Z'", CultureInfo.InvariantCulture))
+            try
+                File.Move(path, aside)
+                warn (sprintf "[results] %s is not a result row (%s): moved aside to %s; its cell counts as not run and trains again" path why (Path.GetFileName aside))
+            with :? FileNotFoundException -> () // another process of the grid moved it first, and said so
+            None
+
     member this.Read(run: string) : ResultRow option =
         let p = this.RowPath run
-        if File.Exists p then Some(readRow (File.ReadAllText p)) else None
+        if File.Exists p then this.ReadFile p else None
 
-    /// Every row in the store, sorted by experiment, setting, method, seed.
-    member _.All() : ResultRow list =
+    /// Every row in the store, sorted by experiment, setting, method, seed (damaged files set aside as by `Read`).
+    member this.All() : ResultRow list =
         if not (Directory.Exists rows) then []
         else
             Directory.GetFiles(rows, "*.json")
-            |> Array.map (fun f ->
-                try readRow (File.ReadAllText f)
-                with e -> failwithf "result row %s is unreadable: %s" f e.Message)
+            |> Array.filter (fun f -> f.EndsWith(".json", StringComparison.Ordinal))
+            |> Array.choose this.ReadFile
             |> Array.sortBy (fun r -> r.Study, r.Setting, r.Method, r.Seed)
             |> List.ofArray
 

@@ -154,11 +154,15 @@ let finalStageNames (p: Profile) (cell: Cell) =
 /// The names are compared as laid out under the runs folder the row was trained in (its OutputRoot): a stage
 /// that starts from other weights (fine-tuning, classification init, pseudo-label students) hashes their path,
 /// so a row from a machine with another runs folder (another node's disk) would never be current here.
+/// A row without settings (one not read through the store, which sets such rows aside) is not current.
 let isCurrent (p: Profile) (cell: Cell) (row: ResultRow) =
-    let stored key = match row.Settings.TryGetValue key with | true, v -> v | _ -> ""
+    let stored key =
+        match row.Settings with
+        | null -> ""
+        | settings -> match settings.TryGetValue key with | true, v when not (isNull v) -> v | _ -> ""
     let asTrained =
-        match row.Settings.TryGetValue "OutputRoot" with
-        | true, root when root <> p.Base.OutputRoot -> { p with Base = ConfigOverrides.Apply(p.Base, [ "OutputRoot=" + root ]) }
+        match stored "OutputRoot" with
+        | root when root <> "" && root <> p.Base.OutputRoot -> { p with Base = ConfigOverrides.Apply(p.Base, [ "OutputRoot=" + root ]) }
         | _ -> p
     stored "stages" = finalStageNames asTrained cell && stored "eval_split" = p.EvalSplit
 
@@ -171,7 +175,7 @@ let needsCheckpoint (p: Profile) (cell: Cell) =
 
 /// The checkpoint folder a row's final model is in, when it is on this machine.
 let finalCheckpoint (row: ResultRow) =
-    if row.Stages.Length = 0 then None
+    if isNull row.Stages || row.Stages.Length = 0 then None
     else
         try Some(CheckpointStore.Resolve(Array.last row.Stages))
         with :? FileNotFoundException | :? DirectoryNotFoundException -> None
@@ -397,66 +401,120 @@ let defaultJobs (device: string) =
         let memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (2L * 1024L * 1024L * 1024L)
         int (max 1L (min (int64 Environment.ProcessorCount) memory))
 
+/// A grid stopped by a signal while its workers ran (see `runWorkersUntil`): the cells whose workers it stopped and
+/// how many it did not start. Running the same command again resumes them.
+type GridInterruptedException(signal: Runtime.InteropServices.PosixSignal, stopped: string list, notStarted: int) =
+    inherit Exception(
+        sprintf "stopped by %O: %s; %d cell(s) not started. Run the same command again to resume: finished cells are reused, interrupted stages resume from their last checkpoint."
+            signal (if stopped.IsEmpty then "no cell was training" else sprintf "%d cell(s) interrupted (%s)" stopped.Length (String.Join(", ", stopped))) notStarted)
+    member _.Signal = signal
+    member _.Stopped = stopped
+    member _.NotStarted = notStarted
+
 /// Runs `plan` (see `jobPlan`) in worker processes, `jobs` at a time: `start cell` is the worker's command, whose
 /// output lines are forwarded to `console` prefixed with the cell's number; `finished cell` reads the row a
 /// worker stored. A worker that exits with another code than 0 or stores no row is a failed cell (its key and
-/// last error line are returned); the others still run. Killing this process kills its workers.
-let runWorkers (progress: GridProgress) (console: TextWriter) (jobs: int) (start: Cell -> ProcessStartInfo) (finished: Cell -> ResultRow option) (plan: Cell list list) =
+/// last error line are returned); the others still run.
+/// A stop signal (`stopSignals` calls its handler with it) is passed on to every worker as SIGTERM, no further cell
+/// starts, and the workers are waited for; one still running `grace` after the signal is killed. Then a
+/// GridInterruptedException says which cells were interrupted. Workers stop by themselves when this process dies.
+let runWorkersUntil (stopSignals: (Runtime.InteropServices.PosixSignal -> unit) -> IDisposable) (grace: TimeSpan)
+                    (progress: GridProgress) (console: TextWriter) (jobs: int) (start: Cell -> ProcessStartInfo) (finished: Cell -> ResultRow option) (plan: Cell list list) =
     let failures = List<string * string>()
+    let interrupted = List<string>()
     let total = plan |> List.sumBy List.length
-    let running = List<Process>()
+    let running = Dictionary<Process, Cell>(HashIdentity.Reference)
+    let killed = HashSet<Process>(HashIdentity.Reference)
     let gate = obj ()
-    let killAll = EventHandler(fun _ _ -> lock gate (fun () -> for w in running do (try w.Kill true with _ -> ())))
-    let cancel = ConsoleCancelEventHandler(fun _ _ -> killAll.Invoke(null, EventArgs.Empty))
-    AppDomain.CurrentDomain.ProcessExit.AddHandler killAll
-    Console.CancelKeyPress.AddHandler cancel
+    let signal = ref None
+    let sinceSignal = Stopwatch()
     let line text = lock progress (fun () -> progress.Line text)
-    let mutable number = 0
+    let stop (s: Runtime.InteropServices.PosixSignal) =
+        lock gate (fun () ->
+            if signal.Value.IsNone then
+                signal.Value <- Some s
+                sinceSignal.Start()
+                line (sprintf "[ablations] %O: passing it on to %d worker(s) and starting no more cells; waiting up to %.0f s for them to exit" s running.Count grace.TotalSeconds)
+                for w in running.Keys do Signals.terminate w)
+    // Waits until `wait ms` is true, killing meanwhile the workers still running `grace` after a signal.
+    let until (wait: int -> bool) =
+        while not (wait 500) do
+            lock gate (fun () ->
+                if signal.Value.IsSome && sinceSignal.Elapsed > grace then
+                    for KeyValue (w, cell) in running do
+                        if killed.Add w then
+                            line (sprintf "[ablations] the worker of %s did not exit within %.0f s of the signal: killed (SIGKILL)" cell.Key grace.TotalSeconds)
+                            try w.Kill true with _ -> ())
+    let started = ref 0
     try
+        use _ = stopSignals stop
         for wave in plan do
             use slots = new Threading.SemaphoreSlim(jobs)
-            let workers =
-                [ for cell in wave ->
-                    slots.Wait()
-                    number <- number + 1
-                    let k = sprintf "cell %d/%d" number total
-                    let tag = sprintf "[%d] " number
-                    line (sprintf "[ablations] %s start (%d at a time): %s | %s" k jobs cell.Key (progress.Eta()))
-                    let info = start cell
-                    info.RedirectStandardOutput <- true
-                    info.RedirectStandardError <- true
-                    info.UseShellExecute <- false
-                    let w = new Process(StartInfo = info)
-                    let lastError = ref ""
-                    w.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock console (fun () -> console.WriteLine(tag + e.Data)))
-                    w.ErrorDataReceived.Add(fun e ->
-                        if not (isNull e.Data) then
-                            if e.Data.Trim() <> "" then lastError.Value <- e.Data.Trim()
-                            lock console (fun () -> console.WriteLine(tag + e.Data)))
-                    let clock = Stopwatch.StartNew()
-                    lock gate (fun () -> w.Start() |> ignore; running.Add w)
+            let workers = List<Threading.Tasks.Task>()
+            for cell in wave do
+                until slots.Wait
+                let number = started.Value + 1
+                let k = sprintf "cell %d/%d" number total
+                let tag = sprintf "[%d] " number
+                let info = start cell
+                info.RedirectStandardOutput <- true
+                info.RedirectStandardError <- true
+                info.UseShellExecute <- false
+                let w = new Process(StartInfo = info)
+                let lastError = ref ""
+                w.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then lock console (fun () -> console.WriteLine(tag + e.Data)))
+                w.ErrorDataReceived.Add(fun e ->
+                    if not (isNull e.Data) then
+                        if e.Data.Trim() <> "" then lastError.Value <- e.Data.Trim()
+                        lock console (fun () -> console.WriteLine(tag + e.Data)))
+                let clock = Stopwatch.StartNew()
+                // Under the gate: a signal finds this worker running (and passes itself on) or keeps it from starting.
+                let isStarted =
+                    lock gate (fun () ->
+                        if signal.Value.IsSome then false
+                        else
+                            line (sprintf "[ablations] %s start (%d at a time): %s | %s" k jobs cell.Key (progress.Eta()))
+                            w.Start() |> ignore
+                            running.[w] <- cell
+                            started.Value <- number
+                            true)
+                if not isStarted then
+                    w.Dispose()
+                    slots.Release() |> ignore
+                else
                     w.BeginOutputReadLine()
                     w.BeginErrorReadLine()
-                    Threading.Tasks.Task.Run(fun () ->
+                    workers.Add(Threading.Tasks.Task.Run(fun () ->
                         try
                             w.WaitForExit()
-                            lock gate (fun () -> running.Remove w |> ignore)
+                            let stopping = lock gate (fun () -> running.Remove w |> ignore; signal.Value.IsSome)
                             let minutes = clock.Elapsed.TotalMinutes
                             match w.ExitCode, finished cell with
                             | 0, Some row ->
                                 line (doneLine k minutes cell row)
+                            | code, _ when stopping ->
+                                line (sprintf "[ablations] %s interrupted after %.1f min: %s (worker exit code %d)" k minutes cell.Key code)
+                                lock interrupted (fun () -> interrupted.Add cell.Key)
                             | code, _ ->
                                 line (sprintf "[ablations] %s failed after %.1f min: %s (worker exit code %d)" k minutes cell.Key code)
                                 let why = if lastError.Value = "" then sprintf "its worker exited with code %d and stored no result" code else lastError.Value
                                 lock failures (fun () -> failures.Add((cell.Key, why)))
                         finally
                             w.Dispose()
-                            slots.Release() |> ignore) ]
-            Threading.Tasks.Task.WaitAll(Array.ofList workers)
+                            slots.Release() |> ignore))
+            until (fun ms -> Threading.Tasks.Task.WaitAll(workers.ToArray(), ms))
     finally
-        AppDomain.CurrentDomain.ProcessExit.RemoveHandler killAll
-        Console.CancelKeyPress.RemoveHandler cancel
-    failures |> Seq.sortBy fst |> List.ofSeq
+        // Left by an exception of this process: its workers must not train on unwatched.
+        lock gate (fun () -> for w in running.Keys do (try Signals.terminate w with _ -> ()))
+    match signal.Value with
+    | Some s ->
+        line (sprintf "[ablations] stopped by %O after %.1f min" s progress.Elapsed.TotalMinutes)
+        raise (GridInterruptedException(s, interrupted |> Seq.sort |> List.ofSeq, total - started.Value))
+    | None -> failures |> Seq.sortBy fst |> List.ofSeq
+
+/// `runWorkersUntil` stopped by SIGTERM, SIGINT or SIGHUP to this process; a worker has 60 s to exit.
+let runWorkers progress console jobs start finished plan =
+    runWorkersUntil Signals.onStop (TimeSpan.FromSeconds 60.0) progress console jobs start finished plan
 
 /// The stored rows of a profile's cells that are current (rows of other settings or other grids are left out of reports).
 let currentRows (p: Profile) (store: ResultStore) =
@@ -464,8 +522,9 @@ let currentRows (p: Profile) (store: ResultStore) =
 
 /// Validation mIoU (%) measured during the training of a row's final model, as (step, mIoU) across its
 /// stages (fine-tuning steps counted after the pretraining steps), read from each stage's metrics.jsonl.
-/// Empty when the run folders are not on this machine.
-let validationCurve (row: ResultRow) =
+/// Empty when the run folders are not on this machine. A line that is not a record (cut off when a run was
+/// killed mid-write) is skipped with a warning to `warn` naming the file and line: the curve lacks that point.
+let validationCurve (warn: string -> unit) (row: ResultRow) =
     let points = List<float * float>()
     let mutable offset = 0
     for stage in row.Stages do
@@ -473,26 +532,29 @@ let validationCurve (row: ResultRow) =
         let mutable last = 0
         if File.Exists file then
             let seen = Dictionary<int, float>() // a resumed run appends: the last record of a step counts
-            for line in File.ReadLines file do
+            for i, line in File.ReadLines file |> Seq.indexed do
                 if not (String.IsNullOrWhiteSpace line) then
-                    use doc = JsonDocument.Parse line
-                    let e = doc.RootElement
-                    let step = e.GetProperty("step").GetInt32()
-                    last <- max last step
-                    match e.GetProperty("kind").GetString(), e.TryGetProperty "mIoU" with
-                    | "val", (true, v) when v.ValueKind = JsonValueKind.Number -> seen.[step] <- 100.0 * v.GetDouble()
-                    | _ -> ()
+                    try
+                        use doc = JsonDocument.Parse line
+                        let e = doc.RootElement
+                        let step = e.GetProperty("step").GetInt32()
+                        last <- max last step
+                        match e.GetProperty("kind").GetString(), e.TryGetProperty "mIoU" with
+                        | "val", (true, v) when v.ValueKind = JsonValueKind.Number -> seen.[step] <- 100.0 * v.GetDouble()
+                        | _ -> ()
+                    with :? JsonException | :? KeyNotFoundException | :? InvalidOperationException | :? FormatException as ex ->
+                        warn (sprintf "[learning curves] %s line %d skipped, not a metrics record (%s)" file (i + 1) (ex.Message.Split('\n').[0].TrimEnd('.')))
             for KeyValue (step, v) in seen |> Seq.sortBy (fun kv -> kv.Key) do points.Add((float (offset + step), v))
         offset <- offset + last
     List.ofSeq points
 
 /// The label-efficiency study's learning curves (seed 0 of each method and label count): validation mIoU
 /// against training steps, so a reader sees whether each run converged.
-let learningCurves (rows: ResultRow list) =
+let learningCurves (warn: string -> unit) (rows: ResultRow list) =
     rows
     |> List.filter (fun r -> r.Study = "label-efficiency" && r.Seed = 0)
     |> List.sortBy (fun r -> settingOrder r.Setting, r.Method)
-    |> List.map (fun r -> sprintf "%s, %s" r.Method r.Setting, validationCurve r)
+    |> List.map (fun r -> sprintf "%s, %s" r.Method r.Setting, validationCurve warn r)
     |> List.filter (fun (_, pts) -> not pts.IsEmpty)
 
 /// Feature-space statistics of one model.
