@@ -192,9 +192,11 @@ public static class ImageCodec
 
     private static byte Blend(byte a, byte b, float alpha) => (byte)Math.Clamp(MathF.Round((1 - alpha) * a + alpha * b), 0, 255);
 
-    /// <summary>Reads a whole file, turning IO failures into <see cref="DatasetException"/>s.</summary>
+    /// <summary>Reads a whole file, turning IO failures into <see cref="DatasetException"/>s; a FIFO, device or socket is refused unopened.</summary>
     internal static byte[] ReadFile(string path)
     {
+        if (NonRegularFiles.KindOf(path) is { } kind)
+            throw Problems.Fail(DatasetProblem.CorruptFile, $"not a regular file: it is {kind}, and an image or mask must be a JPEG/PNG file", path);
         try
         {
             return File.ReadAllBytes(path);
