@@ -480,12 +480,16 @@ type ValidateArgs =
     | [<Mandatory>] Dataset of kind: string
     | [<Mandatory>] Root of path: string
     | Split of name: string
+    | Max_Image_Pixels of pixels: int
     interface IArgParserTemplate with
         member a.Usage =
             match a with
             | Dataset _ -> validatable + "."
             | Root _ -> "dataset root."
             | Split _ -> "split (list) to check (default: train)."
+            | Max_Image_Pixels _ ->
+                sprintf "the most pixels an image or mask may have, as Data.MaxImagePixels for training (default %d = 8192x8192, at most %d)."
+                    ContrastSeg.Data.PixelLimit.Default ContrastSeg.Data.PixelLimit.Max
 
 /// Scans a dataset and reports every problem in one pass (exit 1 when there is any).
 let validateData (argv: string[]) =
@@ -493,12 +497,15 @@ let validateData (argv: string[]) =
         let r = parse<ValidateArgs> "validate-data" argv
         let root = r.GetResult Root
         let split = r.GetResult(Split, "train")
+        let maxPixels = r.GetResult(Max_Image_Pixels, ContrastSeg.Data.PixelLimit.Default)
+        if maxPixels < 1 || maxPixels > ContrastSeg.Data.PixelLimit.Max then
+            raise (ConfigException(sprintf "--max-image-pixels %d: use 1 to %d" maxPixels ContrastSeg.Data.PixelLimit.Max, "--max-image-pixels"))
         let report =
             let name = r.GetResult Dataset
             match DatasetRegistry.Find name with
             | null -> raise (ConfigException(sprintf "dataset '%s' is unknown: use %s" name validatable, "--dataset"))
             | kind when isNull kind.Validate -> raise (ConfigException(sprintf "dataset '%s' is generated, it has no files to validate: use %s" name validatable, "--dataset"))
-            | kind -> kind.Validate.Invoke(root, split)
+            | kind -> kind.Validate.Invoke(root, split, maxPixels)
         printfn "%O" report
         if report.IsValid then 0 else 1)
 

@@ -13,7 +13,7 @@ namespace ContrastSeg.Training;
 /// <param name="SameSizeImages">Whether every image has one size, so evaluation batches them (photos differ: one at a time).</param>
 /// <param name="EvalSplit">The split studies score final models on: the scenes' own test split; <c>val</c> where test labels are not public (VOC, Cityscapes) or not known to exist (folders).</param>
 /// <param name="Open">The training split, the validation split and where they came from (recorded with results).</param>
-/// <param name="Validate">The full scan of a split (<c>validate-data</c>), given the root and split; null for generated data.</param>
+/// <param name="Validate">The full scan of a split (<c>validate-data</c>), given the root, split and pixel limit (<see cref="PixelLimit"/>); null for generated data.</param>
 public sealed record DatasetKind(
     string Name,
     string RunNameTag,
@@ -21,7 +21,7 @@ public sealed record DatasetKind(
     bool SameSizeImages,
     string EvalSplit,
     Func<DataSettings, (ISegmentationDataset Train, ISegmentationDataset Val, string Source)> Open,
-    Func<string, string, ValidationReport>? Validate);
+    Func<string, string, int, ValidationReport>? Validate);
 
 /// <summary>Every dataset the kit reads, by name: the one place a dataset name is switched on.</summary>
 public static class DatasetRegistry
@@ -32,13 +32,13 @@ public static class DatasetRegistry
         new DatasetKind("fashion-mnist-scenes", "fmscenes", NeedsRoot: false, SameSizeImages: true, EvalSplit: "test", Scenes, Validate: null),
         new DatasetKind("folder", "folder", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Folder(d, d.TrainSplit), Folder(d, d.ValSplit), $"folder:{Path.GetFullPath(d.Root!)}"),
-            (root, split) => DatasetValidator.ValidateFolder(root, new FolderOptions { Split = split })),
+            (root, split, maxPixels) => DatasetValidator.ValidateFolder(root, new FolderOptions { Split = split, MaxImagePixels = maxPixels })),
         new DatasetKind("voc", "voc", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Voc(d, d.TrainSplit), Voc(d, d.ValSplit), $"voc:{Path.GetFullPath(d.Root!)}"),
-            (root, split) => DatasetValidator.ValidateVoc(root, new VocOptions { Split = split })),
+            (root, split, maxPixels) => DatasetValidator.ValidateVoc(root, new VocOptions { Split = split, MaxImagePixels = maxPixels })),
         new DatasetKind("cityscapes", "cityscapes", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Cityscapes(d, d.TrainSplit), Cityscapes(d, d.ValSplit), $"cityscapes:{Path.GetFullPath(d.Root!)}"),
-            (root, split) => DatasetValidator.ValidateCityscapes(root, new CityscapesOptions { Split = split })),
+            (root, split, maxPixels) => DatasetValidator.ValidateCityscapes(root, new CityscapesOptions { Split = split, MaxImagePixels = maxPixels })),
     };
 
     /// <summary>The names <c>Data.Dataset</c> takes.</summary>
@@ -64,13 +64,13 @@ public static class DatasetRegistry
         return (new FashionMnistScenes(Options(SceneSplit.Train), source), new FashionMnistScenes(Options(val), source), $"fashion-mnist-scenes:{source.Description}");
     }
 
-    private static ISegmentationDataset Folder(DataSettings d, string split) => new FolderDataset(d.Root!, new FolderOptions { Split = split });
+    private static ISegmentationDataset Folder(DataSettings d, string split) => new FolderDataset(d.Root!, new FolderOptions { Split = split, MaxImagePixels = d.MaxImagePixels });
 
     private static ISegmentationDataset Voc(DataSettings d, string split) =>
-        new VocDataset(d.Root!, SplitOf(split, (s, f) => new VocOptions { Split = s, ListFile = f }));
+        new VocDataset(d.Root!, SplitOf(split, (s, f) => new VocOptions { Split = s, ListFile = f, MaxImagePixels = d.MaxImagePixels }));
 
     private static ISegmentationDataset Cityscapes(DataSettings d, string split) =>
-        new CityscapesDataset(d.Root!, SplitOf(split, (s, f) => new CityscapesOptions { Split = s, ListFile = f }));
+        new CityscapesDataset(d.Root!, SplitOf(split, (s, f) => new CityscapesOptions { Split = s, ListFile = f, MaxImagePixels = d.MaxImagePixels }));
 
     /// <summary>A split is a name, or a path to an id-list file.</summary>
     private static T SplitOf<T>(string split, Func<string, string?, T> make) =>

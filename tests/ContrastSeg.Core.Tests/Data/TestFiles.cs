@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
 using ContrastSeg.Data;
 using SkiaSharp;
 
@@ -38,6 +40,38 @@ public static class TestFiles
     /// <summary>Writes an RGB(A) PNG with SkiaSharp (colour type 2 or 6, whatever Skia picks).</summary>
     public static void WriteSkiaPng(string path, int width, int height) =>
         File.WriteAllBytes(path, Encode(width, height, SKEncodedImageFormat.Png, 100));
+
+    /// <summary>
+    /// An 8-bit grayscale PNG of one colour (0), compressed as it is written: a few hundred kilobytes however many
+    /// pixels it claims, as a decompression bomb is.
+    /// </summary>
+    public static byte[] BlankGrayscalePng(int width, int height)
+    {
+        var idat = new MemoryStream();
+        using (var z = new ZLibStream(idat, CompressionLevel.Optimal, leaveOpen: true))
+        {
+            var row = new byte[width + 1]; // filter byte 0 (None), then the samples
+            for (var y = 0; y < height; y++) z.Write(row);
+        }
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteInt32BigEndian(ihdr, width);
+        BinaryPrimitives.WriteInt32BigEndian(ihdr.AsSpan(4), height);
+        ihdr[8] = 8; // bit depth; colour type 0, compression 0, filter 0, no interlace
+        var png = new MemoryStream();
+        png.Write(PngIndexReader.Signature);
+        foreach (var (type, body) in new[] { ("IHDR", ihdr), ("IDAT", idat.ToArray()), ("IEND", Array.Empty<byte>()) })
+        {
+            var header = new byte[8];
+            BinaryPrimitives.WriteInt32BigEndian(header, body.Length);
+            System.Text.Encoding.ASCII.GetBytes(type, header.AsSpan(4));
+            png.Write(header);
+            png.Write(body);
+            var crc = new byte[4];
+            BinaryPrimitives.WriteUInt32BigEndian(crc, Crc32.OfChunk(header.AsSpan(4), body));
+            png.Write(crc);
+        }
+        return png.ToArray();
+    }
 
     private static byte[] Encode(int width, int height, SKEncodedImageFormat format, int quality)
     {

@@ -10,10 +10,15 @@ internal sealed class SampleSource
     private readonly string[] _images;
     private readonly string?[] _masks;
     private readonly byte[]? _labelLut;
+    private readonly int _maxPixels;
 
-    /// <summary>Creates the source; <paramref name="labelLut"/> (256 entries) maps raw mask values before checking.</summary>
-    public SampleSource(DatasetInfo info, string[] ids, string[] images, string?[] masks, byte[]? labelLut = null)
+    /// <summary>
+    /// Creates the source; <paramref name="labelLut"/> (256 entries) maps raw mask values before checking, and an image or
+    /// mask of more than <paramref name="maxPixels"/> pixels is refused (<see cref="PixelLimit"/>).
+    /// </summary>
+    public SampleSource(DatasetInfo info, string[] ids, string[] images, string?[] masks, byte[]? labelLut = null, int maxPixels = PixelLimit.Default)
     {
+        if (maxPixels is < 1 or > PixelLimit.Max) throw new ArgumentOutOfRangeException(nameof(maxPixels), maxPixels, $"A pixel limit is between 1 and {PixelLimit.Max}.");
         if (ids.Length != images.Length || ids.Length != masks.Length) throw new ArgumentException("ids, images and masks differ in length");
         if (labelLut is not null && labelLut.Length != 256) throw new ArgumentException("a label lookup table has 256 entries");
         Info = info;
@@ -21,6 +26,7 @@ internal sealed class SampleSource
         _images = images;
         _masks = masks;
         _labelLut = labelLut;
+        _maxPixels = maxPixels;
     }
 
     public DatasetInfo Info { get; }
@@ -34,7 +40,7 @@ internal sealed class SampleSource
     public SegmentationSample Load(int index)
     {
         if ((uint)index >= (uint)_ids.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"The dataset has {_ids.Length} samples.");
-        var image = ImageCodec.DecodeImage(_images[index]);
+        var image = ImageCodec.DecodeImage(_images[index], _maxPixels);
         var mask = _masks[index];
         if (mask is null) return new SegmentationSample(_ids[index], image, null);
         var labels = ReadLabels(mask);
@@ -45,7 +51,7 @@ internal sealed class SampleSource
     /// <summary>Decodes a mask, maps it through the lookup table and checks every value is a class or the ignore label.</summary>
     public LabelMap ReadLabels(string maskPath)
     {
-        var labels = Map(ImageCodec.DecodeIndexPng(maskPath));
+        var labels = Map(ImageCodec.DecodeIndexPng(maskPath, _maxPixels));
         CheckRange(labels, maskPath, Info);
         return labels;
     }
@@ -113,10 +119,10 @@ internal sealed class SampleSource
         (int Width, int Height)? size = null;
         try
         {
-            if (quick) size = ImageCodec.ProbeImage(imagePath);
+            if (quick) size = ImageCodec.ProbeImage(imagePath, _maxPixels);
             else
             {
-                var image = ImageCodec.DecodeImage(imagePath);
+                var image = ImageCodec.DecodeImage(imagePath, _maxPixels);
                 size = (image.Width, image.Height);
             }
         }
@@ -125,7 +131,7 @@ internal sealed class SampleSource
         var mask = _masks[index];
         if (mask is null) return new QuickCheckResult(imagePath, size, null);
         LabelMap? labels = null;
-        try { labels = ImageCodec.DecodeIndexPng(mask); }
+        try { labels = ImageCodec.DecodeIndexPng(mask, _maxPixels); }
         catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
         if (labels is null) return new QuickCheckResult(imagePath, size, 0);
         if (size is { } s)

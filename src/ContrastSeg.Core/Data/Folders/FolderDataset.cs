@@ -17,6 +17,9 @@ public sealed record FolderOptions
 
     /// <summary>False: masks are ignored and every sample is unlabelled.</summary>
     public bool WithLabels { get; init; } = true;
+
+    /// <summary>The most pixels an image or mask may have; a larger one is refused before decoding (<see cref="PixelLimit"/>).</summary>
+    public int MaxImagePixels { get; init; } = PixelLimit.Default;
 }
 
 /// <summary>
@@ -216,7 +219,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         if (missing.Count > 0) ReportMissingMasks(root, listFile, masks!, missing, issues);
         // Without a usable class table the files are still checked (decoding, sizes); only the label range is unknown.
         info ??= new DatasetInfo(Path.GetFileName(root), Enumerable.Range(0, 255).Select(i => $"class{i}").ToArray(), Palettes.Voc.Take(255).ToArray());
-        return (root, listFile, allowUnlabelled, new SampleSource(info, [.. ids], [.. images], [.. maskPaths]));
+        return (root, listFile, allowUnlabelled, new SampleSource(info, [.. ids], [.. images], [.. maskPaths], maxPixels: options.MaxImagePixels));
     }
 
     /// <summary>

@@ -6,19 +6,20 @@ namespace ContrastSeg.Data;
 /// Reads and writes the image files of segmentation datasets. Photos (JPEG/PNG, any colour type)
 /// decode through SkiaSharp to 8-bit RGB without colour management or EXIF rotation (like PIL's
 /// default). Index masks decode exactly: the stored palette index or gray value of an 8-bit
-/// palette/grayscale PNG, never a colour. Every failure is a <see cref="DatasetException"/> naming
-/// the file. Writers go through a temporary file and a rename.
+/// palette/grayscale PNG, never a colour. A file whose header says it has more pixels than
+/// <c>maxPixels</c> (<see cref="PixelLimit"/>) is refused before decoding. Every failure is a
+/// <see cref="DatasetException"/> naming the file. Writers go through a temporary file and a rename.
 /// </summary>
 public static class ImageCodec
 {
-    /// <summary>Decodes a JPEG or PNG file to RGB.</summary>
-    public static RgbImage DecodeImage(string path) => DecodeImage(ReadFile(path), path);
+    /// <summary>Decodes a JPEG or PNG file of at most <paramref name="maxPixels"/> pixels to RGB.</summary>
+    public static RgbImage DecodeImage(string path, int maxPixels = PixelLimit.Default) => DecodeImage(ReadFile(path), path, maxPixels);
 
     /// <summary>Decodes JPEG or PNG bytes to RGB; <paramref name="name"/> is used in error messages.</summary>
-    public static unsafe RgbImage DecodeImage(byte[] data, string name)
+    public static unsafe RgbImage DecodeImage(byte[] data, string name, int maxPixels = PixelLimit.Default)
     {
         ArgumentNullException.ThrowIfNull(data);
-        using var codec = OpenCodec(data, name, out var kind);
+        using var codec = OpenCodec(data, name, maxPixels, out var kind);
         var (w, h) = (codec.Info.Width, codec.Info.Height);
         var target = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[w * h * 4];
@@ -41,23 +42,23 @@ public static class ImageCodec
 
     /// <summary>
     /// The size of a JPEG or PNG file from its header, checked in a fraction of a full decode's time: the
-    /// header must parse (as in <see cref="DecodeImage(string)"/>) and the file must end as a complete image
+    /// header must parse (as in <see cref="DecodeImage(string, int)"/>) and the file must end as a complete image
     /// does (a JPEG's end-of-image marker, a PNG's IEND chunk). A file that does not end so is decoded in full,
     /// so that only a real defect (e.g. a truncated file) is reported, with the same message as a decode gives.
     /// </summary>
-    /// <exception cref="DatasetException">Missing, unreadable, not a JPEG/PNG, corrupt header, or truncated.</exception>
-    public static (int Width, int Height) ProbeImage(string path)
+    /// <exception cref="DatasetException">Missing, unreadable, not a JPEG/PNG, corrupt header, truncated, or more pixels than <paramref name="maxPixels"/>.</exception>
+    public static (int Width, int Height) ProbeImage(string path, int maxPixels = PixelLimit.Default)
     {
         var data = ReadFile(path);
         int w, h;
         bool complete;
-        using (var codec = OpenCodec(data, path, out var kind))
+        using (var codec = OpenCodec(data, path, maxPixels, out var kind))
         {
             (w, h) = (codec.Info.Width, codec.Info.Height);
             complete = kind == "PNG" ? EndsWithIend(data) : EndsWithEoi(data);
         }
         if (complete) return (w, h);
-        var image = DecodeImage(data, path);
+        var image = DecodeImage(data, path, maxPixels);
         return (image.Width, image.Height);
     }
 
@@ -71,8 +72,8 @@ public static class ImageCodec
         return end >= 2 && data[end - 2] == 0xFF && data[end - 1] == 0xD9;
     }
 
-    /// <summary>A codec over <paramref name="data"/> whose header parsed to a usable size; <paramref name="kind"/> is "JPEG" or "PNG".</summary>
-    private static SKCodec OpenCodec(byte[] data, string name, out string kind)
+    /// <summary>A codec over <paramref name="data"/> whose header parsed to a usable size of at most <paramref name="maxPixels"/>; <paramref name="kind"/> is "JPEG" or "PNG".</summary>
+    private static SKCodec OpenCodec(byte[] data, string name, int maxPixels, out string kind)
     {
         kind = Sniff(data, name);
         var codec = SKCodec.Create(new MemoryStream(data, writable: false), out var createResult);
@@ -83,30 +84,37 @@ public static class ImageCodec
                 : Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: cannot read its header ({createResult})", name);
         }
         var (w, h) = (codec.Info.Width, codec.Info.Height);
-        if (w < 1 || h < 1 || (long)w * h * 4 > int.MaxValue)
+        try
+        {
+            if (w < 1 || h < 1) throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: unusable size {w}x{h}", name);
+            PixelLimit.Check(w, h, maxPixels, $"{kind} image", name);
+            if ((long)w * h * 4 > int.MaxValue) throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: unusable size {w}x{h}", name);
+        }
+        catch
         {
             codec.Dispose();
-            throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: unusable size {w}x{h}", name);
+            throw;
         }
         return codec;
     }
 
     /// <summary>
     /// Decodes an index mask: an 8-bit palette PNG (the palette index of each pixel) or an 8-bit
-    /// grayscale PNG (the gray value). Any other PNG (RGB, RGBA, 16-bit, interlaced) is refused.
+    /// grayscale PNG (the gray value) of at most <paramref name="maxPixels"/> pixels. Any other PNG (RGB, RGBA, 16-bit,
+    /// interlaced) is refused.
     /// </summary>
-    public static LabelMap DecodeIndexPng(string path) => DecodeIndexPng(ReadFile(path), path);
+    public static LabelMap DecodeIndexPng(string path, int maxPixels = PixelLimit.Default) => DecodeIndexPng(ReadFile(path), path, maxPixels);
 
     /// <summary>Decodes index-mask PNG bytes; <paramref name="name"/> is used in error messages.</summary>
-    public static LabelMap DecodeIndexPng(byte[] data, string name)
+    public static LabelMap DecodeIndexPng(byte[] data, string name, int maxPixels = PixelLimit.Default)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var png = PngIndexReader.Decode(data, name);
+        var png = PngIndexReader.Decode(data, name, maxPixels);
         return new LabelMap(png.Width, png.Height, png.Indices);
     }
 
     /// <summary>The PLTE entries of a palette PNG, or null for a grayscale PNG.</summary>
-    public static IReadOnlyList<Rgb>? ReadPalette(string path) => PngIndexReader.Decode(ReadFile(path), path).Palette;
+    public static IReadOnlyList<Rgb>? ReadPalette(string path, int maxPixels = PixelLimit.Default) => PngIndexReader.Decode(ReadFile(path), path, maxPixels).Palette;
 
     /// <summary>
     /// Writes <paramref name="labels"/> as an 8-bit palette PNG (what VOC's SegmentationClass holds).

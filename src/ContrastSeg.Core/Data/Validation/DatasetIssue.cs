@@ -25,6 +25,8 @@ public enum DatasetProblem
     LabelOutOfRange,
     /// <summary>A class table (e.g. classes.txt) is missing or malformed.</summary>
     BadClassTable,
+    /// <summary>An image or mask has more pixels than <see cref="PixelLimit"/> allows (its header says so; it is not decoded).</summary>
+    TooManyPixels,
 }
 
 /// <summary>One problem of a dataset: the file (or folder/list) at fault, the kind, and a readable message.</summary>
