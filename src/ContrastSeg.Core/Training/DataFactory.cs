@@ -206,15 +206,15 @@ public sealed class PseudoLabelledDataset : ISegmentationDataset, IQuickCheckabl
             if (inner?.ImageSize is { } size && (size.Width, size.Height) != (labels.Width, labels.Height))
             {
                 sink.Add(new DatasetIssue(path, DatasetProblem.SizeMismatch, $"pseudo-labels are {labels.Width}x{labels.Height} but the image {image} is {size.Width}x{size.Height}"));
-                return new QuickCheckResult(image, inner.Value.ImageSize, 0);
+                return inner.Value with { LabelledPixels = 0 };
             }
             SampleSource.CheckRange(labels, path, Info);
-            return new QuickCheckResult(image, inner?.ImageSize, labels.Labels.LongCount(v => v != Info.IgnoreLabel));
+            return (inner ?? new QuickCheckResult(image, null, null)) with { LabelledPixels = labels.Labels.LongCount(v => v != Info.IgnoreLabel) };
         }
         catch (DatasetException e)
         {
             sink.Add(Problems.ToIssue(e, path));
-            return new QuickCheckResult(image, inner?.ImageSize, 0);
+            return (inner ?? new QuickCheckResult(image, null, null)) with { LabelledPixels = 0 };
         }
     }
 }

@@ -73,9 +73,33 @@ public static class TestFiles
         return png.ToArray();
     }
 
-    private static byte[] Encode(int width, int height, SKEncodedImageFormat format, int quality)
+    /// <summary>A JPEG of <paramref name="image"/>, encoded by SkiaSharp.</summary>
+    public static byte[] Jpeg(RgbImage image, int quality = 100) => Encode(image, SKEncodedImageFormat.Jpeg, quality);
+
+    /// <summary>
+    /// <paramref name="jpeg"/> with an EXIF segment (APP1) right after its start marker holding only the Orientation tag
+    /// (0x0112) set to <paramref name="orientation"/> (1..8), as cameras write it for a photo held turned.
+    /// </summary>
+    public static byte[] WithExifOrientation(byte[] jpeg, int orientation)
     {
-        var img = Pattern(width, height);
+        byte[] tiff =
+        [
+            (byte)'M', (byte)'M', 0, 42, 0, 0, 0, 8,      // big-endian TIFF header, first IFD at offset 8
+            0, 1,                                         // one entry
+            0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, (byte)orientation, 0, 0, // Orientation, SHORT, count 1, value
+            0, 0, 0, 0,                                   // no next IFD
+        ];
+        var length = 2 + 6 + tiff.Length;
+        byte[] app1 = [0xFF, 0xE1, (byte)(length >> 8), (byte)length, (byte)'E', (byte)'x', (byte)'i', (byte)'f', 0, 0, .. tiff];
+        return [.. jpeg[..2], .. app1, .. jpeg[2..]];
+    }
+
+    private static byte[] Encode(int width, int height, SKEncodedImageFormat format, int quality) =>
+        Encode(Pattern(width, height), format, quality);
+
+    private static byte[] Encode(RgbImage img, SKEncodedImageFormat format, int quality)
+    {
+        var (width, height) = (img.Width, img.Height);
         using var bmp = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
         for (var y = 0; y < height; y++)
         for (var x = 0; x < width; x++)

@@ -1,3 +1,5 @@
+using SkiaSharp;
+
 namespace ContrastSeg.Data;
 
 /// <summary>
@@ -40,11 +42,11 @@ internal sealed class SampleSource
     public SegmentationSample Load(int index)
     {
         if ((uint)index >= (uint)_ids.Length) throw new ArgumentOutOfRangeException(nameof(index), index, $"The dataset has {_ids.Length} samples.");
-        var image = ImageCodec.DecodeImage(_images[index], _maxPixels);
+        var (image, orientation) = ImageCodec.Decode(_images[index], _maxPixels);
         var mask = _masks[index];
         if (mask is null) return new SegmentationSample(_ids[index], image, null);
         var labels = ReadLabels(mask);
-        CheckSize(image, _images[index], labels, mask);
+        CheckSize(image.Width, image.Height, orientation, _images[index], labels, mask);
         return new SegmentationSample(_ids[index], image, labels);
     }
 
@@ -90,19 +92,25 @@ internal sealed class SampleSource
             $"({count} such pixel{(count == 1 ? "" : "s")}; values: {values})", maskPath);
     }
 
-    /// <summary>Throws when mask and image differ in size, naming both files and sizes.</summary>
-    public static void CheckSize(RgbImage image, string imagePath, LabelMap labels, string maskPath) =>
-        CheckSize(image.Width, image.Height, imagePath, labels, maskPath);
-
-    private static void CheckSize(int width, int height, string imagePath, LabelMap labels, string maskPath)
+    /// <summary>
+    /// Throws when a mask and its image as displayed (<paramref name="width"/> x <paramref name="height"/>, after the
+    /// EXIF <paramref name="orientation"/>) differ in size, naming both files and sizes, and the orientation when the
+    /// mask has the size of the stored, unturned pixels.
+    /// </summary>
+    private static void CheckSize(int width, int height, SKEncodedOrigin orientation, string imagePath, LabelMap labels, string maskPath)
     {
         if (width == labels.Width && height == labels.Height) return;
+        var turned = ExifOrientation.SwapsAxes(orientation) && (labels.Width, labels.Height) == (height, width)
+            ? $" as displayed: it carries {ExifOrientation.Describe(orientation)} from its stored {height}x{width} pixels, and the kit loads " +
+              "images as viewers show them. This mask fits the stored pixels, but masks are never turned: draw it on the displayed image, " +
+              "or save the image with its pixels turned and no orientation tag"
+            : "";
         throw Problems.Fail(DatasetProblem.SizeMismatch,
-            $"mask is {labels.Width}x{labels.Height} but its image {imagePath} is {width}x{height}", maskPath);
+            $"mask is {labels.Width}x{labels.Height} but its image {imagePath} is {width}x{height}{turned}", maskPath);
     }
 
     /// <summary>Decodes sample <paramref name="index"/> fully and adds every problem found to <paramref name="sink"/> (never throws a <see cref="DatasetException"/>).</summary>
-    public void Check(int index, List<DatasetIssue> sink) => Check(index, sink, quick: false);
+    public QuickCheckResult Check(int index, List<DatasetIssue> sink) => Check(index, sink, quick: false);
 
     /// <summary>
     /// Checks sample <paramref name="index"/> as a run will read it, fast enough to run before every run:
@@ -117,26 +125,31 @@ internal sealed class SampleSource
     {
         var imagePath = _images[index];
         (int Width, int Height)? size = null;
+        var orientation = SKEncodedOrigin.TopLeft;
         try
         {
-            if (quick) size = ImageCodec.ProbeImage(imagePath, _maxPixels);
+            if (quick)
+            {
+                var (w, h, o) = ImageCodec.Probe(imagePath, _maxPixels);
+                (size, orientation) = ((w, h), o);
+            }
             else
             {
-                var image = ImageCodec.DecodeImage(imagePath, _maxPixels);
-                size = (image.Width, image.Height);
+                var (image, o) = ImageCodec.Decode(imagePath, _maxPixels);
+                (size, orientation) = ((image.Width, image.Height), o);
             }
         }
         catch (DatasetException e) { sink.Add(Problems.ToIssue(e, imagePath)); }
 
         var mask = _masks[index];
-        if (mask is null) return new QuickCheckResult(imagePath, size, null);
+        if (mask is null) return new QuickCheckResult(imagePath, size, null, orientation);
         LabelMap? labels = null;
         try { labels = ImageCodec.DecodeIndexPng(mask, _maxPixels); }
         catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
-        if (labels is null) return new QuickCheckResult(imagePath, size, 0);
+        if (labels is null) return new QuickCheckResult(imagePath, size, 0, orientation);
         if (size is { } s)
         {
-            try { CheckSize(s.Width, s.Height, imagePath, labels, mask); }
+            try { CheckSize(s.Width, s.Height, orientation, imagePath, labels, mask); }
             catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
         }
         var mapped = Map(labels);
@@ -144,7 +157,7 @@ internal sealed class SampleSource
         catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
         long labelled = 0;
         foreach (var v in mapped.Labels) if (v != Info.IgnoreLabel) labelled++;
-        return new QuickCheckResult(imagePath, size, labelled);
+        return new QuickCheckResult(imagePath, size, labelled, orientation);
     }
 }
 
@@ -152,7 +165,8 @@ internal sealed class SampleSource
 /// <param name="Image">The image file.</param>
 /// <param name="ImageSize">The image's size as loaded (null when it cannot be read).</param>
 /// <param name="LabelledPixels">Pixels of its labels that are not the ignore label (0 when the mask cannot be read); null for an unlabelled sample.</param>
-internal readonly record struct QuickCheckResult(string Image, (int Width, int Height)? ImageSize, long? LabelledPixels);
+/// <param name="Orientation">The EXIF orientation applied to the image as loaded (<see cref="SKEncodedOrigin.TopLeft"/>: none, or unknown).</param>
+internal readonly record struct QuickCheckResult(string Image, (int Width, int Height)? ImageSize, long? LabelledPixels, SKEncodedOrigin Orientation = SKEncodedOrigin.TopLeft);
 
 /// <summary>A dataset whose samples are files that can be checked, fast, before a run reads them (see <see cref="DatasetValidator.CheckBeforeRun"/>).</summary>
 internal interface IQuickCheckable

@@ -4,19 +4,25 @@ namespace ContrastSeg.Data;
 
 /// <summary>
 /// Reads and writes the image files of segmentation datasets. Photos (JPEG/PNG, any colour type)
-/// decode through SkiaSharp to 8-bit RGB without colour management or EXIF rotation (like PIL's
-/// default). Index masks decode exactly: the stored palette index or gray value of an 8-bit
-/// palette/grayscale PNG, never a colour. A file whose header says it has more pixels than
+/// decode through SkiaSharp to 8-bit RGB without colour management, as displayed: an EXIF orientation
+/// tag is applied (<see cref="ExifOrientation"/>), as viewers and annotation tools apply it. Index masks
+/// decode exactly: the stored palette index or gray value of an 8-bit palette/grayscale PNG, never a
+/// colour, and are never turned. A file whose header says it has more pixels than
 /// <c>maxPixels</c> (<see cref="PixelLimit"/>) is refused before decoding. Every failure is a
 /// <see cref="DatasetException"/> naming the file. Writers go through a temporary file and a rename.
 /// </summary>
 public static class ImageCodec
 {
-    /// <summary>Decodes a JPEG or PNG file of at most <paramref name="maxPixels"/> pixels to RGB.</summary>
+    /// <summary>Decodes a JPEG or PNG file of at most <paramref name="maxPixels"/> pixels to RGB, as displayed (EXIF orientation applied).</summary>
     public static RgbImage DecodeImage(string path, int maxPixels = PixelLimit.Default) => DecodeImage(ReadFile(path), path, maxPixels);
 
-    /// <summary>Decodes JPEG or PNG bytes to RGB; <paramref name="name"/> is used in error messages.</summary>
-    public static unsafe RgbImage DecodeImage(byte[] data, string name, int maxPixels = PixelLimit.Default)
+    /// <summary>Decodes JPEG or PNG bytes to RGB, as displayed; <paramref name="name"/> is used in error messages.</summary>
+    public static RgbImage DecodeImage(byte[] data, string name, int maxPixels = PixelLimit.Default) => Decode(data, name, maxPixels).Image;
+
+    /// <summary>Decodes a JPEG or PNG file as displayed, with the EXIF orientation that was applied (<see cref="SKEncodedOrigin.TopLeft"/>: none).</summary>
+    internal static (RgbImage Image, SKEncodedOrigin Orientation) Decode(string path, int maxPixels) => Decode(ReadFile(path), path, maxPixels);
+
+    private static unsafe (RgbImage Image, SKEncodedOrigin Orientation) Decode(byte[] data, string name, int maxPixels)
     {
         ArgumentNullException.ThrowIfNull(data);
         using var codec = OpenCodec(data, name, maxPixels, out var kind);
@@ -37,11 +43,11 @@ public static class ImageCodec
             rgb[i + 1] = rgba[j + 1];
             rgb[i + 2] = rgba[j + 2];
         }
-        return new RgbImage(w, h, rgb);
+        return (ExifOrientation.Apply(new RgbImage(w, h, rgb), codec.EncodedOrigin), codec.EncodedOrigin);
     }
 
     /// <summary>
-    /// The size of a JPEG or PNG file from its header, checked in a fraction of a full decode's time: the
+    /// The size of a JPEG or PNG file as displayed (EXIF orientation applied) from its header, checked in a fraction of a full decode's time: the
     /// header must parse (as in <see cref="DecodeImage(string, int)"/>) and the file must end as a complete image
     /// does (a JPEG's end-of-image marker, a PNG's IEND chunk). A file that does not end so is decoded in full,
     /// so that only a real defect (e.g. a truncated file) is reported, with the same message as a decode gives.
@@ -49,17 +55,26 @@ public static class ImageCodec
     /// <exception cref="DatasetException">Missing, unreadable, not a JPEG/PNG, corrupt header, truncated, or more pixels than <paramref name="maxPixels"/>.</exception>
     public static (int Width, int Height) ProbeImage(string path, int maxPixels = PixelLimit.Default)
     {
+        var (w, h, _) = Probe(path, maxPixels);
+        return (w, h);
+    }
+
+    /// <summary><see cref="ProbeImage"/> with the EXIF orientation the size is after.</summary>
+    internal static (int Width, int Height, SKEncodedOrigin Orientation) Probe(string path, int maxPixels)
+    {
         var data = ReadFile(path);
         int w, h;
         bool complete;
+        SKEncodedOrigin orientation;
         using (var codec = OpenCodec(data, path, maxPixels, out var kind))
         {
-            (w, h) = (codec.Info.Width, codec.Info.Height);
+            orientation = codec.EncodedOrigin;
+            (w, h) = ExifOrientation.Displayed(codec.Info.Width, codec.Info.Height, orientation);
             complete = kind == "PNG" ? EndsWithIend(data) : EndsWithEoi(data);
         }
-        if (complete) return (w, h);
-        var image = DecodeImage(data, path, maxPixels);
-        return (image.Width, image.Height);
+        if (complete) return (w, h, orientation);
+        var image = Decode(data, path, maxPixels).Image;
+        return (image.Width, image.Height, orientation);
     }
 
     private static bool EndsWithIend(ReadOnlySpan<byte> data) =>
