@@ -13,12 +13,15 @@ internal sealed class SampleSource
     private readonly string?[] _masks;
     private readonly byte[]? _labelLut;
     private readonly int _maxPixels;
+    private readonly DeclaredColours? _declaredColours;
 
     /// <summary>
     /// Creates the source; <paramref name="labelLut"/> (256 entries) maps raw mask values before checking, and an image or
-    /// mask of more than <paramref name="maxPixels"/> pixels is refused (<see cref="PixelLimit"/>).
+    /// mask of more than <paramref name="maxPixels"/> pixels is refused (<see cref="PixelLimit"/>). A palette mask's colours are
+    /// checked against <paramref name="declaredColours"/>, the colours a class table declares (see <see cref="MaskPalettes"/>).
     /// </summary>
-    public SampleSource(DatasetInfo info, string[] ids, string[] images, string?[] masks, byte[]? labelLut = null, int maxPixels = PixelLimit.Default)
+    public SampleSource(DatasetInfo info, string[] ids, string[] images, string?[] masks, byte[]? labelLut = null, int maxPixels = PixelLimit.Default,
+                        DeclaredColours? declaredColours = null)
     {
         if (maxPixels is < 1 or > PixelLimit.Max) throw new ArgumentOutOfRangeException(nameof(maxPixels), maxPixels, $"A pixel limit is between 1 and {PixelLimit.Max}.");
         if (ids.Length != images.Length || ids.Length != masks.Length) throw new ArgumentException("ids, images and masks differ in length");
@@ -29,6 +32,7 @@ internal sealed class SampleSource
         _masks = masks;
         _labelLut = labelLut;
         _maxPixels = maxPixels;
+        _declaredColours = declaredColours;
     }
 
     public DatasetInfo Info { get; }
@@ -50,12 +54,20 @@ internal sealed class SampleSource
         return new SegmentationSample(_ids[index], image, labels);
     }
 
-    /// <summary>Decodes a mask, maps it through the lookup table and checks every value is a class or the ignore label.</summary>
+    /// <summary>Decodes a mask, maps it through the lookup table and checks every value is a class or the ignore label, and its palette.</summary>
     public LabelMap ReadLabels(string maskPath)
     {
-        var labels = Map(ImageCodec.DecodeIndexPng(maskPath, _maxPixels));
+        var png = ImageCodec.ReadIndexPng(maskPath, _maxPixels);
+        var labels = Map(new LabelMap(png.Width, png.Height, png.Indices));
         CheckRange(labels, maskPath, Info);
+        CheckPalette(png, maskPath);
         return labels;
+    }
+
+    /// <summary>Throws when a palette mask shows a class in another colour than the class table declares for it.</summary>
+    private void CheckPalette(PngIndexImage png, string maskPath)
+    {
+        if (_declaredColours is not null) MaskPalettes.Check(png, _declaredColours, Info, maskPath);
     }
 
     /// <summary>Applies the lookup table (if any) to raw mask values.</summary>
@@ -143,10 +155,11 @@ internal sealed class SampleSource
 
         var mask = _masks[index];
         if (mask is null) return new QuickCheckResult(imagePath, size, null, orientation);
-        LabelMap? labels = null;
-        try { labels = ImageCodec.DecodeIndexPng(mask, _maxPixels); }
+        PngIndexImage? png = null;
+        try { png = ImageCodec.ReadIndexPng(mask, _maxPixels); }
         catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
-        if (labels is null) return new QuickCheckResult(imagePath, size, 0, orientation);
+        if (png is null) return new QuickCheckResult(imagePath, size, 0, orientation);
+        var labels = new LabelMap(png.Width, png.Height, png.Indices);
         if (size is { } s)
         {
             try { CheckSize(s.Width, s.Height, orientation, imagePath, labels, mask); }
@@ -154,6 +167,8 @@ internal sealed class SampleSource
         }
         var mapped = Map(labels);
         try { CheckRange(mapped, mask, Info); }
+        catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
+        try { CheckPalette(png, mask); }
         catch (DatasetException e) { sink.Add(Problems.ToIssue(e, mask)); }
         long labelled = 0;
         foreach (var v in mapped.Labels) if (v != Info.IgnoreLabel) labelled++;

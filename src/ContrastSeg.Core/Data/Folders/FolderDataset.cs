@@ -25,7 +25,8 @@ public sealed record FolderOptions
 /// <summary>
 /// A custom dataset in plain folders: <c>images/&lt;stem&gt;.jpg|.jpeg|.png</c>, index masks
 /// <c>masks/&lt;stem&gt;.png</c> (8-bit palette or grayscale), <c>classes.txt</c> (one class name per
-/// line, optionally followed by an R G B display colour) and optional split lists
+/// line, optionally followed by an R G B colour: the display colour, which a palette mask must show the class in,
+/// see <see cref="MaskPalettes"/>) and optional split lists
 /// <c>splits/&lt;name&gt;.txt</c>. Every image needs its mask, named exactly <c>masks/&lt;id&gt;.png</c>;
 /// only a split whose list file holds the line <c>#unlabelled</c> (or <see cref="FolderOptions.AllowUnlabelled"/>)
 /// may have images without one, which are then unlabelled samples (Labels null) and are used only
@@ -101,12 +102,13 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
     public static DatasetInfo ReadClassTable(string path, string? datasetName = null)
     {
         var issues = new IssueList();
-        var info = ReadClassTable(path, datasetName ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? "folder", issues);
+        var table = ReadClassTable(path, datasetName ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? "folder", issues);
         issues.ThrowIfAny();
-        return info!;
+        return table!.Value.Info;
     }
 
-    private static DatasetInfo? ReadClassTable(string path, string name, IssueList issues)
+    /// <summary>The classes, and the colours the table declares (null where a line gives none), or null on a problem.</summary>
+    private static (DatasetInfo Info, DeclaredColours Declared)? ReadClassTable(string path, string name, IssueList issues)
     {
         if (!File.Exists(path))
         {
@@ -115,6 +117,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         }
         var names = new List<string>();
         var colours = new List<Rgb>();
+        var declared = new List<Rgb?>();
         var ok = true;
         var lines = File.ReadAllLines(path);
         for (var i = 0; i < lines.Length; i++)
@@ -123,6 +126,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             if (line.Length == 0 || line[0] == '#') continue;
             var tokens = line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
             var colour = Palettes.VocColor(Math.Min(names.Count, 255));
+            Rgb? given = null;
             var className = line;
             if (tokens.Length >= 4 && tokens[^3..].All(t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out _)))
             {
@@ -132,11 +136,12 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
                     issues.Add(path, DatasetProblem.BadClassTable, $"line {i + 1}: colour values must be 0..255, got {string.Join(' ', v)}");
                     ok = false;
                 }
-                else colour = new Rgb((byte)v[0], (byte)v[1], (byte)v[2]);
+                else given = colour = new Rgb((byte)v[0], (byte)v[1], (byte)v[2]);
                 className = string.Join(' ', tokens[..^3]);
             }
             names.Add(className);
             colours.Add(colour);
+            declared.Add(given);
         }
         if (names.Count == 0)
         {
@@ -148,7 +153,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             issues.Add(path, DatasetProblem.BadClassTable, $"{names.Count} classes; at most 255 fit an 8-bit mask with 255 as the ignore label");
             return null;
         }
-        return ok ? new DatasetInfo(name, names, colours) : null;
+        return ok ? (new DatasetInfo(name, names, colours), new DeclaredColours(path, declared)) : null;
     }
 
     /// <summary>Resolves classes, images, masks and the split; reports every problem found.</summary>
@@ -160,7 +165,8 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             issues.Add(root, DatasetProblem.MissingRoot, "dataset root not found (expected a folder with images/, masks/ and classes.txt)");
             return null;
         }
-        var info = ReadClassTable(Path.Combine(root, "classes.txt"), Path.GetFileName(root), issues);
+        var table = ReadClassTable(Path.Combine(root, "classes.txt"), Path.GetFileName(root), issues);
+        var info = table?.Info;
         var imagesDir = Path.Combine(root, "images");
         if (!Directory.Exists(imagesDir))
         {
@@ -219,7 +225,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         if (missing.Count > 0) ReportMissingMasks(root, listFile, masks!, missing, issues);
         // Without a usable class table the files are still checked (decoding, sizes); only the label range is unknown.
         info ??= new DatasetInfo(Path.GetFileName(root), Enumerable.Range(0, 255).Select(i => $"class{i}").ToArray(), Palettes.Voc.Take(255).ToArray());
-        return (root, listFile, allowUnlabelled, new SampleSource(info, [.. ids], [.. images], [.. maskPaths], maxPixels: options.MaxImagePixels));
+        return (root, listFile, allowUnlabelled, new SampleSource(info, [.. ids], [.. images], [.. maskPaths], maxPixels: options.MaxImagePixels, declaredColours: table?.Declared));
     }
 
     /// <summary>

@@ -128,6 +128,9 @@ public static class ImageCodec
         return new LabelMap(png.Width, png.Height, png.Indices);
     }
 
+    /// <summary>An index-mask PNG as stored: size, palette (if any) and indices.</summary>
+    internal static PngIndexImage ReadIndexPng(string path, int maxPixels) => PngIndexReader.Decode(ReadFile(path), path, maxPixels);
+
     /// <summary>The PLTE entries of a palette PNG, or null for a grayscale PNG.</summary>
     public static IReadOnlyList<Rgb>? ReadPalette(string path, int maxPixels = PixelLimit.Default) => PngIndexReader.Decode(ReadFile(path), path, maxPixels).Palette;
 
