@@ -91,6 +91,21 @@ public class ExifOrientationTests
         Assert.Contains("EXIF Orientation 6", e.Message);
     }
 
+    [Fact]
+    public void A_turned_photo_loaded_resized_is_checked_for_size_as_displayed_and_keeps_its_note()
+    {
+        // One check result carries both the orientation (the note) and the size before Data.Resize (ImageTooSmall's message).
+        using var data = TurnedPhoto(16, 32);
+        var ds = new ResizedDataset(new FolderDataset(data.Root, new FolderOptions { Split = "train" }), 0.25);
+
+        var check = DatasetValidator.CheckBeforeRun([new DataPart("training split 'train'", ds, [0, 1], NeedsLabels: true)],
+            maxParallelism: 2, minimum: MinimumImageSize.OfModel(8, resize: 0.25));
+
+        var small = Assert.Single(check.OfKind(DatasetProblem.ImageTooSmall), i => i.File == data.Image("p"));
+        Assert.Contains("image is 16x32 pixels, 4x8 after Data.Resize = 0.25", small.Message);
+        Assert.Contains("EXIF Orientation 6", Assert.Single(check.Notes));
+    }
+
     // A 3x2 image a b c / d e f, as each orientation displays it (the EXIF specification's eight cases).
     [Theory]
     [InlineData(1, 3, "abcdef")]

@@ -52,6 +52,27 @@ public class MaskPaletteTests
     }
 
     [Fact]
+    public void The_colours_compared_are_those_classes_txt_gives_names_with_spaces_or_a_trailing_number()
+    {
+        // classes.txt is read by ClassTable (issue 29, case 4): "traffic light 200 0 0" is a colour of a name with a space,
+        // "lane 2 0 200 0" one of a name ending in a number; these colours are the ones a palette mask must show.
+        using var data = new TempFolderDataset(["a", "b"]);
+        WriteClasses(data, "background 0 0 0", "traffic light 200 0 0", "lane 2 0 200 0");
+        WritePaletteMask(data.Mask("a"), [0, 1, 2], Black, Red, Green);
+        WritePaletteMask(data.Mask("b"), [0, 1, 2], Black, Green, Red);
+        var report = DatasetValidator.ValidateFolder(data.Root, new FolderOptions { Split = "train" }, maxParallelism: 2);
+        var issue = Assert.Single(report.Issues);
+        Assert.Equal((data.Mask("b"), DatasetProblem.PaletteMismatch), (issue.File, issue.Problem));
+        Assert.Contains("declares class 1 'traffic light' as 200 0 0", issue.Message);
+        Assert.Contains("colour of class 2 'lane 2'", issue.Message);
+
+        // A table ClassTable refuses (a colour given twice) is a BadClassTable problem, and the masks are still read.
+        WriteClasses(data, "background 0 0 0", "traffic light 200 0 0", "lane 2 200 0 0");
+        var refused = DatasetValidator.ValidateFolder(data.Root, new FolderOptions { Split = "train" }, maxParallelism: 2);
+        Assert.Equal(DatasetProblem.BadClassTable, Assert.Single(refused.Issues).Problem);
+    }
+
+    [Fact]
     public void Only_the_used_indices_and_the_declared_colours_are_compared()
     {
         using var data = new TempFolderDataset(["a", "b", "c"]);
