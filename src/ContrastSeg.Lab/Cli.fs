@@ -486,6 +486,7 @@ type ValidateArgs =
     | Split of name: string
     | Min_Size of pixels: int
     | Resize of factor: float
+    | Max_Image_Pixels of pixels: int
     interface IArgParserTemplate with
         member a.Usage =
             match a with
@@ -496,6 +497,9 @@ type ValidateArgs =
                 sprintf "smallest image side the model reads, its output stride (default %d: the cpu preset's model; 16 for the voc and cityscapes presets)."
                     DatasetRegistry.DefaultMinimum.Side
             | Resize _ -> "the run's Data.Resize: sizes are checked as the run loads the images (default 1)."
+            | Max_Image_Pixels _ ->
+                sprintf "the most pixels an image or mask may have, as Data.MaxImagePixels for training (default %d = 8192x8192, at most %d)."
+                    ContrastSeg.Data.PixelLimit.Default ContrastSeg.Data.PixelLimit.Max
 
 /// The image size `validate-data` checks against: `--min-size` (default: the cpu preset's model) after `--resize`.
 let private validationMinimum (r: ParseResults<ValidateArgs>) =
@@ -514,12 +518,15 @@ let validateData (argv: string[]) =
         let root = r.GetResult Root
         let split = r.GetResult(Split, "train")
         let minimum = validationMinimum r
+        let maxPixels = r.GetResult(Max_Image_Pixels, ContrastSeg.Data.PixelLimit.Default)
+        if maxPixels < 1 || maxPixels > ContrastSeg.Data.PixelLimit.Max then
+            raise (ConfigException(sprintf "--max-image-pixels %d: use 1 to %d" maxPixels ContrastSeg.Data.PixelLimit.Max, "--max-image-pixels"))
         let report =
             let name = r.GetResult Dataset
             match DatasetRegistry.Find name with
             | null -> raise (ConfigException(sprintf "dataset '%s' is unknown: use %s" name validatable, "--dataset"))
             | kind when isNull kind.Validate -> raise (ConfigException(sprintf "dataset '%s' is generated, it has no files to validate: use %s" name validatable, "--dataset"))
-            | kind -> kind.Validate.Invoke(root, split, minimum)
+            | kind -> kind.Validate.Invoke(root, split, maxPixels, minimum)
         printfn "%O" report
         if report.IsValid then 0 else 1)
 

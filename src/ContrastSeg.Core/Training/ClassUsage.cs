@@ -14,14 +14,14 @@ public static class ClassUsage
         masks = 0;
         if (d.Dataset != "folder" || d.Root is null) return Array.Empty<int>();
         var paths = new[] { d.TrainSplit, d.ValSplit }.Distinct()
-            .Select(split => new FolderDataset(d.Root, new FolderOptions { Split = split }))
+            .Select(split => new FolderDataset(d.Root, new FolderOptions { Split = split, MaxImagePixels = d.MaxImagePixels }))
             .SelectMany(ds => Enumerable.Range(0, ds.Ids.Count).Select(ds.MaskPath))
             .OfType<string>().Distinct().ToArray();
         masks = paths.Length;
         var used = new bool[256];
         Parallel.ForEach(paths, () => new bool[256], (path, _, seen) =>
         {
-            foreach (var v in ImageCodec.DecodeIndexPng(path).Labels) seen[v] = true;
+            foreach (var v in ImageCodec.DecodeIndexPng(path, d.MaxImagePixels).Labels) seen[v] = true;
             return seen;
         }, seen => { lock (used) for (var v = 0; v < 256; v++) used[v] |= seen[v]; });
         var classes = FolderDataset.ReadClassTable(Path.Combine(d.Root, "classes.txt")).NumClasses;

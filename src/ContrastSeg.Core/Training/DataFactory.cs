@@ -187,11 +187,14 @@ public sealed class PseudoLabelledDataset : ISegmentationDataset, IQuickCheckabl
     {
         var sample = _inner.Load(index);
         if (!HasPseudoLabels(index)) return sample;
-        var labels = ImageCodec.DecodeIndexPng(PathOf(index));
+        var labels = ImageCodec.DecodeIndexPng(PathOf(index), PixelLimitFor(sample.Image.Width, sample.Image.Height));
         if (labels.Width != sample.Image.Width || labels.Height != sample.Image.Height)
             throw new DatasetException($"pseudo-labels are {labels.Width}x{labels.Height} but the image is {sample.Image.Width}x{sample.Image.Height}", PathOf(index));
         return sample with { Labels = labels };
     }
+
+    // Pseudo-labels are the kit's output at their image's size, which passed the dataset's pixel limit: more is an error.
+    private static int PixelLimitFor(int width, int height) => Math.Max(PixelLimit.Default, width * height);
 
     QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink)
     {
@@ -199,11 +202,11 @@ public sealed class PseudoLabelledDataset : ISegmentationDataset, IQuickCheckabl
         if (!HasPseudoLabels(index)) return inner;
         var path = PathOf(index);
         var image = inner?.Image ?? _inner.Ids[index];
-        // The image's findings (sizes) stay; the labelled pixels are the pseudo-labels'.
+        // The image's findings (sizes, orientation) stay; the labelled pixels are the pseudo-labels'.
         QuickCheckResult With(long labelled) => inner is { } r ? r with { LabelledPixels = labelled } : new QuickCheckResult(image, null, labelled);
         try
         {
-            var labels = ImageCodec.DecodeIndexPng(path);
+            var labels = ImageCodec.DecodeIndexPng(path, inner?.ImageSize is { } s ? PixelLimitFor(s.Width, s.Height) : PixelLimit.Default);
             if (inner?.ImageSize is { } size && (size.Width, size.Height) != (labels.Width, labels.Height))
             {
                 sink.Add(new DatasetIssue(path, DatasetProblem.SizeMismatch, $"pseudo-labels are {labels.Width}x{labels.Height} but the image {image} is {size.Width}x{size.Height}"));

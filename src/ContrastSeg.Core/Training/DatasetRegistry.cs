@@ -13,7 +13,7 @@ namespace ContrastSeg.Training;
 /// <param name="SameSizeImages">Whether every image has one size, so evaluation batches them (photos differ: one at a time).</param>
 /// <param name="EvalSplit">The split studies score final models on: the scenes' own test split; <c>val</c> where test labels are not public (VOC, Cityscapes) or not known to exist (folders).</param>
 /// <param name="Open">The training split, the validation split and where they came from (recorded with results).</param>
-/// <param name="Validate">The full scan of a split (<c>validate-data</c>), given the root and split; null for generated data.</param>
+/// <param name="Validate">The full scan of a split (<c>validate-data</c>), given the root, split, pixel limit (<see cref="PixelLimit"/>) and smallest image size; null for generated data.</param>
 public sealed record DatasetKind(
     string Name,
     string RunNameTag,
@@ -24,10 +24,11 @@ public sealed record DatasetKind(
     SplitValidation? Validate);
 
 /// <summary>
-/// The full scan of a split of a dataset (<c>validate-data</c>): every file, and every image against
+/// The full scan of a split of a dataset (<c>validate-data</c>): every file, with images and masks of more than
+/// <paramref name="maxPixels"/> pixels refused (<see cref="PixelLimit"/>), and every image against
 /// <paramref name="minimum"/> (null: <see cref="DatasetRegistry.DefaultMinimum"/>, images as stored).
 /// </summary>
-public delegate ValidationReport SplitValidation(string root, string split, MinimumImageSize? minimum = null);
+public delegate ValidationReport SplitValidation(string root, string split, int maxPixels = PixelLimit.Default, MinimumImageSize? minimum = null);
 
 /// <summary>Every dataset the kit reads, by name: the one place a dataset name is switched on.</summary>
 public static class DatasetRegistry
@@ -38,13 +39,13 @@ public static class DatasetRegistry
         new DatasetKind("fashion-mnist-scenes", "fmscenes", NeedsRoot: false, SameSizeImages: true, EvalSplit: "test", Scenes, Validate: null),
         new DatasetKind("folder", "folder", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Folder(d, d.TrainSplit), Folder(d, d.ValSplit), $"folder:{Path.GetFullPath(d.Root!)}"),
-            (root, split, minimum) => DatasetValidator.ValidateFolder(root, new FolderOptions { Split = split }, null, minimum ?? DefaultMinimum)),
+            (root, split, maxPixels, minimum) => DatasetValidator.ValidateFolder(root, new FolderOptions { Split = split, MaxImagePixels = maxPixels }, null, minimum ?? DefaultMinimum)),
         new DatasetKind("voc", "voc", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Voc(d, d.TrainSplit), Voc(d, d.ValSplit), $"voc:{Path.GetFullPath(d.Root!)}"),
-            (root, split, minimum) => DatasetValidator.ValidateVoc(root, new VocOptions { Split = split }, null, minimum ?? DefaultMinimum)),
+            (root, split, maxPixels, minimum) => DatasetValidator.ValidateVoc(root, new VocOptions { Split = split, MaxImagePixels = maxPixels }, null, minimum ?? DefaultMinimum)),
         new DatasetKind("cityscapes", "cityscapes", NeedsRoot: true, SameSizeImages: false, EvalSplit: "val",
             d => (Cityscapes(d, d.TrainSplit), Cityscapes(d, d.ValSplit), $"cityscapes:{Path.GetFullPath(d.Root!)}"),
-            (root, split, minimum) => DatasetValidator.ValidateCityscapes(root, new CityscapesOptions { Split = split }, null, minimum ?? DefaultMinimum)),
+            (root, split, maxPixels, minimum) => DatasetValidator.ValidateCityscapes(root, new CityscapesOptions { Split = split, MaxImagePixels = maxPixels }, null, minimum ?? DefaultMinimum)),
     };
 
     /// <summary>The smallest image the default model (the <c>cpu</c> preset's) reads, images as stored: what the validator checks unless told otherwise.</summary>
@@ -75,13 +76,13 @@ public static class DatasetRegistry
         return (new FashionMnistScenes(Options(SceneSplit.Train), source), new FashionMnistScenes(Options(val), source), $"fashion-mnist-scenes:{source.Description}");
     }
 
-    private static ISegmentationDataset Folder(DataSettings d, string split) => new FolderDataset(d.Root!, new FolderOptions { Split = split });
+    private static ISegmentationDataset Folder(DataSettings d, string split) => new FolderDataset(d.Root!, new FolderOptions { Split = split, MaxImagePixels = d.MaxImagePixels });
 
     private static ISegmentationDataset Voc(DataSettings d, string split) =>
-        new VocDataset(d.Root!, SplitOf(split, (s, f) => new VocOptions { Split = s, ListFile = f }));
+        new VocDataset(d.Root!, SplitOf(split, (s, f) => new VocOptions { Split = s, ListFile = f, MaxImagePixels = d.MaxImagePixels }));
 
     private static ISegmentationDataset Cityscapes(DataSettings d, string split) =>
-        new CityscapesDataset(d.Root!, SplitOf(split, (s, f) => new CityscapesOptions { Split = s, ListFile = f }));
+        new CityscapesDataset(d.Root!, SplitOf(split, (s, f) => new CityscapesOptions { Split = s, ListFile = f, MaxImagePixels = d.MaxImagePixels }));
 
     /// <summary>A split is a name, or a path to an id-list file.</summary>
     private static T SplitOf<T>(string split, Func<string, string?, T> make) =>

@@ -98,6 +98,7 @@ public sealed class RunSession
         var d = config.Data;
         var loader = new SegmentationLoader(data.Train, TrainingPipeline(config), TrainingLoaderOptions(config, data), data.Labelled);
         console.WriteLine($"[{config.RunName}] data {data.Source}: {data.Describe(validating)}{checkedText}");
+        foreach (var note in check?.Notes ?? []) console.WriteLine($"[{config.RunName}] note: {note}");
 
         ConfusionMatrix? lastMatrix = null;
         Func<DeepLabV3Plus, SegmentationMetrics>? validate = validating

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using ContrastSeg.Data;
 using ContrastSeg.Losses;
 using ContrastSeg.Models;
 using ContrastSeg.Runtime;
@@ -96,6 +97,12 @@ public sealed record DataSettings
     public int DataSeed { get; init; } = 0;
     /// <summary>Folder of pseudo-label index PNGs (<c>&lt;id&gt;.png</c>) for unlabelled training images; they join the labelled subset.</summary>
     public string? PseudoLabels { get; init; }
+    /// <summary>
+    /// The most pixels an image or mask may have (default 8192x8192, see <see cref="PixelLimit"/>): a larger one is refused
+    /// from its header, before decoding, with an error naming it. Raise it for genuinely large images. Not part of what a
+    /// run is (an image above it is refused, never resized), so run names do not hash it.
+    /// </summary>
+    public int MaxImagePixels { get; init; } = PixelLimit.Default;
 }
 
 /// <summary>
@@ -357,6 +364,8 @@ public sealed record TrainConfig
         Check(d.Labelled is null or >= 1, "Data.Labelled", d.Labelled, "must be >= 1 (or null for all)");
         Check(d.DistortionStrength is >= 0 and <= 2, "Data.DistortionStrength", d.DistortionStrength, "must be in [0, 2]");
         Check(d.Workers is >= 0 and <= 256, "Data.Workers", d.Workers, "must be in [0, 256] (0: automatic)");
+        Check(d.MaxImagePixels is >= 1 and <= PixelLimit.Max, PixelLimit.Setting, d.MaxImagePixels,
+            $"must be in [1, {PixelLimit.Max}] pixels (default {PixelLimit.Default} = 8192x8192)");
         Check(d.Scenes is not null, "Data.Scenes", d.Scenes, "must be set (the embedded scenes' settings)");
         Check(d.Scenes!.Size is >= 16 and <= 1024, "Data.Scenes.Size", d.Scenes.Size, "must be between 16 and 1024");
         Check(d.Scenes.Train >= 1, "Data.Scenes.Train", d.Scenes.Train, "must be >= 1");
@@ -418,7 +427,7 @@ public sealed record TrainConfig
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
     /// <summary>
-    /// The config without the settings that cannot change the weights (loader workers, logging and
+    /// The config without the settings that cannot change the weights (loader workers, the pixel limit, logging and
     /// checkpoint cadence, whether a partial weight file may start the run, where the run folder lies, the device):
     /// what must match to resume a run.
     /// </summary>
@@ -428,6 +437,8 @@ public sealed record TrainConfig
         // The device is left out, not normalised: a run resumed on another device is the same run, and the text (so
         // the settings hash in run names) of every config stays what it was before the Runtime section existed.
         json.Remove(nameof(Runtime));
+        // The pixel limit only refuses images (never resizes them), and the text of every config stays what it was before it existed.
+        json[nameof(Data)]!.AsObject().Remove(nameof(DataSettings.MaxImagePixels));
         // Renamed and moved settings are hashed as they were spelled: renaming and moving them renamed no run.
         FormerLayout.AsHashed(json);
         return json.ToJsonString(Json);

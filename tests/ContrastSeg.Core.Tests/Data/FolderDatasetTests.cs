@@ -14,7 +14,8 @@ public class FolderDatasetTests
         TestFiles.WriteJpeg(tmp.File("images", "c.JPEG"), 10, 6);
         File.WriteAllText(tmp.File("images", "notes.txt"), "not an image");
         ImageCodec.WriteGrayscalePng(tmp.File("masks", "a.png"), TestFiles.Labels(10, 6, 3));
-        ImageCodec.WriteIndexPng(tmp.File("masks", "c.png"), TestFiles.Labels(10, 6, 2), Palettes.Voc);
+        // A palette mask shows each class in the colour classes.txt gives it (MaskPaletteTests).
+        ImageCodec.WriteIndexPng(tmp.File("masks", "c.png"), TestFiles.Labels(10, 6, 2), [new Rgb(0, 0, 0), new Rgb(250, 170, 30)]);
         File.WriteAllLines(tmp.File("splits", "train.txt"), ["c", "b"]);
         return tmp;
     }

@@ -69,7 +69,7 @@ public class DatasetRegistryTests
             Assert.Equal(3, train.Ids.Count);
             Assert.Equal(3, val.Ids.Count);
             Assert.Equal($"folder:{Path.GetFullPath(root)}", source);
-            Assert.True(kind.Validate!(root, "train").IsValid);
+            Assert.True(kind.Validate!(root, "train", PixelLimit.Default).IsValid);
         }
         finally { Directory.Delete(root, true); }
     }

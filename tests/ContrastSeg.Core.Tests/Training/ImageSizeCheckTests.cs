@@ -138,5 +138,11 @@ public sealed class ImageSizeCheckTests : IDisposable
         var atStride16 = DatasetValidator.ValidateFolder(data.Root, new FolderOptions { Split = "train" }, minimum: MinimumImageSize.OfModel(16, resize: 0.5));
         Assert.Equal(3, atStride16.OfKind(DatasetProblem.ImageTooSmall).Count); // 24x20 -> 12x10 at half size
         Assert.Contains("images at least 16x16 pixels after Data.Resize = 0.5", atStride16.ToString());
+
+        // With the pixel limit (validate-data --max-image-pixels) as well: an image refused unread has no size to check.
+        var both = DatasetRegistry.Get("folder").Validate!(data.Root, "train", 479, MinimumImageSize.OfModel(8));
+        Assert.Equal(4, both.OfKind(DatasetProblem.TooManyPixels).Count); // a and b, image and mask, 24x20 = 480 pixels
+        Assert.Equal(data.Image("tiny"), Assert.Single(both.OfKind(DatasetProblem.ImageTooSmall)).File);
+        Assert.Equal(5, both.Issues.Count);
     }
 }

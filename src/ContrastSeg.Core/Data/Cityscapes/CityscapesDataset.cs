@@ -22,6 +22,9 @@ public sealed record CityscapesOptions
 
     /// <summary>False: samples carry no labels and masks are not required.</summary>
     public bool WithLabels { get; init; } = true;
+
+    /// <summary>The most pixels an image or mask may have; a larger one is refused before decoding (<see cref="PixelLimit"/>).</summary>
+    public int MaxImagePixels { get; init; } = PixelLimit.Default;
 }
 
 /// <summary>
@@ -186,7 +189,7 @@ public sealed class CityscapesDataset : ISegmentationDataset, IQuickCheckable
             masks.Add(mask);
         }
         var cities = frames.Select(f => f.City).Distinct().Order(StringComparer.Ordinal).ToArray();
-        var source = new SampleSource(Palettes.CityscapesInfo, [.. ids], [.. images], [.. masks], options.UseTrainIdFiles ? null : Lut);
+        var source = new SampleSource(Palettes.CityscapesInfo, [.. ids], [.. images], [.. masks], options.UseTrainIdFiles ? null : Lut, options.MaxImagePixels);
         return (root, cities, source);
     }
 }

@@ -5,15 +5,19 @@ namespace ContrastSeg.Data;
 /// <summary>
 /// A folder dataset's <c>classes.txt</c>: one class per line, index = line order, as "name" or "name R G B" (the
 /// name may contain spaces, and may end in one number: "lane 1"); blank lines and '#' comments are skipped. Classes
-/// without a colour get the VOC palette colour of their index. Refused, each with its line: a line ending in two
+/// without a colour get the VOC palette colour of their index; a colour the file gives is also the one a palette mask
+/// must show the class in (<see cref="MaskPalettes"/>). Refused, each with its line: a line ending in two
 /// numbers or in a colour value outside the integers 0..255 (a mistyped colour, not a name), a colour without a
 /// name, a colour written with commas, a name or colour given twice, fewer than 2 classes (nothing to tell apart:
 /// the loss would be 0 and the mIoU 100 %) and more than 255 (255 is the ignore label).
 /// </summary>
 internal static class ClassTable
 {
-    /// <summary>Reads the table at <paramref name="path"/>; reports every problem to <paramref name="issues"/> and returns null when there is one.</summary>
-    public static DatasetInfo? Read(string path, string datasetName, IssueList issues)
+    /// <summary>
+    /// Reads the table at <paramref name="path"/>: the classes, and the colours the file declares (null where a line gives
+    /// none); reports every problem to <paramref name="issues"/> and returns null when there is one.
+    /// </summary>
+    public static (DatasetInfo Info, DeclaredColours Declared)? Read(string path, string datasetName, IssueList issues)
     {
         if (!File.Exists(path))
         {
@@ -23,6 +27,7 @@ internal static class ClassTable
         var before = issues.Items.Count;
         var names = new List<string>();
         var colours = new List<Rgb>();
+        var declared = new List<Rgb?>();
         var classLines = new List<int>();
         var nameLine = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var colourLine = new Dictionary<Rgb, (int Line, string Name)>();
@@ -82,6 +87,7 @@ internal static class ClassTable
                 colourLine[c] = (at, name);
             }
             colours.Add(colour ?? Palettes.VocColor(Math.Min(names.Count, 255)));
+            declared.Add(colour);
             names.Add(name);
             classLines.Add(at);
         }
@@ -99,7 +105,7 @@ internal static class ClassTable
             issues.Add(path, DatasetProblem.BadClassTable, $"{names.Count} classes; at most 255 fit an 8-bit mask with 255 as the ignore label");
             return null;
         }
-        return new DatasetInfo(datasetName, names, colours);
+        return (new DatasetInfo(datasetName, names, colours), new DeclaredColours(path, declared));
     }
 
     private static bool IsNumber(string token) => double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out _);

@@ -15,12 +15,16 @@ public sealed record FolderOptions
 
     /// <summary>False: masks are ignored and every sample is unlabelled.</summary>
     public bool WithLabels { get; init; } = true;
+
+    /// <summary>The most pixels an image or mask may have; a larger one is refused before decoding (<see cref="PixelLimit"/>).</summary>
+    public int MaxImagePixels { get; init; } = PixelLimit.Default;
 }
 
 /// <summary>
 /// A custom dataset in plain folders: <c>images/&lt;stem&gt;.jpg|.jpeg|.png</c>, index masks
 /// <c>masks/&lt;stem&gt;.png</c> (8-bit palette or grayscale), <c>classes.txt</c> (one class name per
-/// line, optionally followed by an R G B display colour) and optional split lists
+/// line, optionally followed by an R G B colour: the display colour, which a palette mask must show the class in,
+/// see <see cref="MaskPalettes"/>) and optional split lists
 /// <c>splits/&lt;name&gt;.txt</c> (one id per line, spaces included, or a pair of image and mask paths; see
 /// <see cref="IdLists"/>). Ids and file names are compared in NFC. Every image needs its mask, named exactly <c>masks/&lt;id&gt;.png</c>;
 /// only a split whose list file holds the line <c>#unlabelled</c> (or <see cref="FolderOptions.AllowUnlabelled"/>)
@@ -98,9 +102,9 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
     public static DatasetInfo ReadClassTable(string path, string? datasetName = null)
     {
         var issues = new IssueList();
-        var info = ClassTable.Read(path, datasetName ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? "folder", issues);
+        var table = ClassTable.Read(path, datasetName ?? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path))) ?? "folder", issues);
         issues.ThrowIfAny();
-        return info!;
+        return table!.Value.Info;
     }
 
     /// <summary>Resolves classes, images, masks and the split; reports every problem found.</summary>
@@ -112,7 +116,8 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
             issues.Add(root, DatasetProblem.MissingRoot, "dataset root not found (expected a folder with images/, masks/ and classes.txt)");
             return null;
         }
-        var info = ClassTable.Read(Path.Combine(root, "classes.txt"), Path.GetFileName(root), issues);
+        var table = ClassTable.Read(Path.Combine(root, "classes.txt"), Path.GetFileName(root), issues);
+        var info = table?.Info;
         var imagesDir = Path.Combine(root, "images");
         if (!Directory.Exists(imagesDir))
         {
@@ -172,7 +177,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         if (missing.Count > 0) ReportMissingMasks(root, listFile, masks!, missing, issues);
         // Without a usable class table the files are still checked (decoding, sizes); only the label range is unknown.
         info ??= new DatasetInfo(Path.GetFileName(root), Enumerable.Range(0, 255).Select(i => $"class{i}").ToArray(), Palettes.Voc.Take(255).ToArray());
-        return (root, listFile, allowUnlabelled, new SampleSource(info, [.. ids], [.. images], [.. maskPaths]));
+        return (root, listFile, allowUnlabelled, new SampleSource(info, [.. ids], [.. images], [.. maskPaths], maxPixels: options.MaxImagePixels, declaredColours: table?.Declared));
     }
 
     /// <summary>

@@ -4,21 +4,28 @@ namespace ContrastSeg.Data;
 
 /// <summary>
 /// Reads and writes the image files of segmentation datasets. Photos (JPEG/PNG, any colour type)
-/// decode through SkiaSharp to 8-bit RGB without colour management or EXIF rotation (like PIL's
-/// default). Index masks decode exactly: the stored palette index or gray value of an 8-bit
-/// palette/grayscale PNG, never a colour. Every failure is a <see cref="DatasetException"/> naming
-/// the file. Writers go through a temporary file and a rename.
+/// decode through SkiaSharp to 8-bit RGB without colour management, as displayed: an EXIF orientation
+/// tag is applied (<see cref="ExifOrientation"/>), as viewers and annotation tools apply it. Index masks
+/// decode exactly: the stored palette index or gray value of an 8-bit palette/grayscale PNG, never a
+/// colour, and are never turned. A file whose header says it has more pixels than
+/// <c>maxPixels</c> (<see cref="PixelLimit"/>) is refused before decoding. Every failure is a
+/// <see cref="DatasetException"/> naming the file. Writers go through a temporary file and a rename.
 /// </summary>
 public static class ImageCodec
 {
-    /// <summary>Decodes a JPEG or PNG file to RGB.</summary>
-    public static RgbImage DecodeImage(string path) => DecodeImage(ReadFile(path), path);
+    /// <summary>Decodes a JPEG or PNG file of at most <paramref name="maxPixels"/> pixels to RGB, as displayed (EXIF orientation applied).</summary>
+    public static RgbImage DecodeImage(string path, int maxPixels = PixelLimit.Default) => DecodeImage(ReadFile(path), path, maxPixels);
 
-    /// <summary>Decodes JPEG or PNG bytes to RGB; <paramref name="name"/> is used in error messages.</summary>
-    public static unsafe RgbImage DecodeImage(byte[] data, string name)
+    /// <summary>Decodes JPEG or PNG bytes to RGB, as displayed; <paramref name="name"/> is used in error messages.</summary>
+    public static RgbImage DecodeImage(byte[] data, string name, int maxPixels = PixelLimit.Default) => Decode(data, name, maxPixels).Image;
+
+    /// <summary>Decodes a JPEG or PNG file as displayed, with the EXIF orientation that was applied (<see cref="SKEncodedOrigin.TopLeft"/>: none).</summary>
+    internal static (RgbImage Image, SKEncodedOrigin Orientation) Decode(string path, int maxPixels) => Decode(ReadFile(path), path, maxPixels);
+
+    private static unsafe (RgbImage Image, SKEncodedOrigin Orientation) Decode(byte[] data, string name, int maxPixels)
     {
         ArgumentNullException.ThrowIfNull(data);
-        using var codec = OpenCodec(data, name, out var kind);
+        using var codec = OpenCodec(data, name, maxPixels, out var kind);
         var (w, h) = (codec.Info.Width, codec.Info.Height);
         var target = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[w * h * 4];
@@ -36,29 +43,38 @@ public static class ImageCodec
             rgb[i + 1] = rgba[j + 1];
             rgb[i + 2] = rgba[j + 2];
         }
-        return new RgbImage(w, h, rgb);
+        return (ExifOrientation.Apply(new RgbImage(w, h, rgb), codec.EncodedOrigin), codec.EncodedOrigin);
     }
 
     /// <summary>
-    /// The size of a JPEG or PNG file from its header, checked in a fraction of a full decode's time: the
-    /// header must parse (as in <see cref="DecodeImage(string)"/>) and the file must end as a complete image
+    /// The size of a JPEG or PNG file as displayed (EXIF orientation applied) from its header, checked in a fraction of a full decode's time: the
+    /// header must parse (as in <see cref="DecodeImage(string, int)"/>) and the file must end as a complete image
     /// does (a JPEG's end-of-image marker, a PNG's IEND chunk). A file that does not end so is decoded in full,
     /// so that only a real defect (e.g. a truncated file) is reported, with the same message as a decode gives.
     /// </summary>
-    /// <exception cref="DatasetException">Missing, unreadable, not a JPEG/PNG, corrupt header, or truncated.</exception>
-    public static (int Width, int Height) ProbeImage(string path)
+    /// <exception cref="DatasetException">Missing, unreadable, not a JPEG/PNG, corrupt header, truncated, or more pixels than <paramref name="maxPixels"/>.</exception>
+    public static (int Width, int Height) ProbeImage(string path, int maxPixels = PixelLimit.Default)
+    {
+        var (w, h, _) = Probe(path, maxPixels);
+        return (w, h);
+    }
+
+    /// <summary><see cref="ProbeImage"/> with the EXIF orientation the size is after.</summary>
+    internal static (int Width, int Height, SKEncodedOrigin Orientation) Probe(string path, int maxPixels)
     {
         var data = ReadFile(path);
         int w, h;
         bool complete;
-        using (var codec = OpenCodec(data, path, out var kind))
+        SKEncodedOrigin orientation;
+        using (var codec = OpenCodec(data, path, maxPixels, out var kind))
         {
-            (w, h) = (codec.Info.Width, codec.Info.Height);
+            orientation = codec.EncodedOrigin;
+            (w, h) = ExifOrientation.Displayed(codec.Info.Width, codec.Info.Height, orientation);
             complete = kind == "PNG" ? EndsWithIend(data) : EndsWithEoi(data);
         }
-        if (complete) return (w, h);
-        var image = DecodeImage(data, path);
-        return (image.Width, image.Height);
+        if (complete) return (w, h, orientation);
+        var image = Decode(data, path, maxPixels).Image;
+        return (image.Width, image.Height, orientation);
     }
 
     private static bool EndsWithIend(ReadOnlySpan<byte> data) =>
@@ -71,8 +87,8 @@ public static class ImageCodec
         return end >= 2 && data[end - 2] == 0xFF && data[end - 1] == 0xD9;
     }
 
-    /// <summary>A codec over <paramref name="data"/> whose header parsed to a usable size; <paramref name="kind"/> is "JPEG" or "PNG".</summary>
-    private static SKCodec OpenCodec(byte[] data, string name, out string kind)
+    /// <summary>A codec over <paramref name="data"/> whose header parsed to a usable size of at most <paramref name="maxPixels"/>; <paramref name="kind"/> is "JPEG" or "PNG".</summary>
+    private static SKCodec OpenCodec(byte[] data, string name, int maxPixels, out string kind)
     {
         kind = Sniff(data, name);
         var codec = SKCodec.Create(new MemoryStream(data, writable: false), out var createResult);
@@ -83,30 +99,40 @@ public static class ImageCodec
                 : Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: cannot read its header ({createResult})", name);
         }
         var (w, h) = (codec.Info.Width, codec.Info.Height);
-        if (w < 1 || h < 1 || (long)w * h * 4 > int.MaxValue)
+        try
+        {
+            if (w < 1 || h < 1) throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: unusable size {w}x{h}", name);
+            PixelLimit.Check(w, h, maxPixels, $"{kind} image", name);
+            if ((long)w * h * 4 > int.MaxValue) throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: unusable size {w}x{h}", name);
+        }
+        catch
         {
             codec.Dispose();
-            throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt {kind}: unusable size {w}x{h}", name);
+            throw;
         }
         return codec;
     }
 
     /// <summary>
     /// Decodes an index mask: an 8-bit palette PNG (the palette index of each pixel) or an 8-bit
-    /// grayscale PNG (the gray value). Any other PNG (RGB, RGBA, 16-bit, interlaced) is refused.
+    /// grayscale PNG (the gray value) of at most <paramref name="maxPixels"/> pixels. Any other PNG (RGB, RGBA, 16-bit,
+    /// interlaced) is refused.
     /// </summary>
-    public static LabelMap DecodeIndexPng(string path) => DecodeIndexPng(ReadFile(path), path);
+    public static LabelMap DecodeIndexPng(string path, int maxPixels = PixelLimit.Default) => DecodeIndexPng(ReadFile(path), path, maxPixels);
 
     /// <summary>Decodes index-mask PNG bytes; <paramref name="name"/> is used in error messages.</summary>
-    public static LabelMap DecodeIndexPng(byte[] data, string name)
+    public static LabelMap DecodeIndexPng(byte[] data, string name, int maxPixels = PixelLimit.Default)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var png = PngIndexReader.Decode(data, name);
+        var png = PngIndexReader.Decode(data, name, maxPixels);
         return new LabelMap(png.Width, png.Height, png.Indices);
     }
 
+    /// <summary>An index-mask PNG as stored: size, palette (if any) and indices.</summary>
+    internal static PngIndexImage ReadIndexPng(string path, int maxPixels) => PngIndexReader.Decode(ReadFile(path), path, maxPixels);
+
     /// <summary>The PLTE entries of a palette PNG, or null for a grayscale PNG.</summary>
-    public static IReadOnlyList<Rgb>? ReadPalette(string path) => PngIndexReader.Decode(ReadFile(path), path).Palette;
+    public static IReadOnlyList<Rgb>? ReadPalette(string path, int maxPixels = PixelLimit.Default) => PngIndexReader.Decode(ReadFile(path), path, maxPixels).Palette;
 
     /// <summary>
     /// Writes <paramref name="labels"/> as an 8-bit palette PNG (what VOC's SegmentationClass holds).
@@ -192,9 +218,11 @@ public static class ImageCodec
 
     private static byte Blend(byte a, byte b, float alpha) => (byte)Math.Clamp(MathF.Round((1 - alpha) * a + alpha * b), 0, 255);
 
-    /// <summary>Reads a whole file, turning IO failures into <see cref="DatasetException"/>s.</summary>
+    /// <summary>Reads a whole file, turning IO failures into <see cref="DatasetException"/>s; a FIFO, device or socket is refused unopened.</summary>
     internal static byte[] ReadFile(string path)
     {
+        if (NonRegularFiles.KindOf(path) is { } kind)
+            throw Problems.Fail(DatasetProblem.CorruptFile, $"not a regular file: it is {kind}, and an image or mask must be a JPEG/PNG file", path);
         try
         {
             return File.ReadAllBytes(path);

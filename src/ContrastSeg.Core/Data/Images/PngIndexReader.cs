@@ -26,8 +26,8 @@ internal static class PngIndexReader
         _ => "unknown",
     };
 
-    /// <summary>Decodes <paramref name="data"/> (the bytes of <paramref name="path"/>).</summary>
-    public static PngIndexImage Decode(ReadOnlySpan<byte> data, string path)
+    /// <summary>Decodes <paramref name="data"/> (the bytes of <paramref name="path"/>), refusing more than <paramref name="maxPixels"/> pixels before inflating.</summary>
+    public static PngIndexImage Decode(ReadOnlySpan<byte> data, string path, int maxPixels = PixelLimit.Default)
     {
         if (data.Length == 0) throw Problems.Fail(DatasetProblem.CorruptFile, "empty file, expected an index PNG", path);
         if (data.Length < 8 || !data[..8].SequenceEqual(Signature))
@@ -69,7 +69,10 @@ internal static class PngIndexReader
                 var bitDepth = body[8];
                 colourType = body[9];
                 var interlace = body[12];
-                if (width < 1 || height < 1 || (long)width * height > int.MaxValue - 1024)
+                if (width < 1 || height < 1)
+                    throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt PNG: unusable size {width}x{height}", path);
+                PixelLimit.Check(width, height, maxPixels, "index PNG", path);
+                if ((long)width * height > int.MaxValue - 1024)
                     throw Problems.Fail(DatasetProblem.CorruptFile, $"corrupt PNG: unusable size {width}x{height}", path);
                 if (colourType is not (0 or 3))
                     throw Problems.Fail(DatasetProblem.NotIndexMask, $"expected an 8-bit palette or grayscale index PNG, got {ColourTypeName(colourType)} (colour type {colourType})", path);

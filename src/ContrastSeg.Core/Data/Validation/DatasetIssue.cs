@@ -27,6 +27,10 @@ public enum DatasetProblem
     BadClassTable,
     /// <summary>An image is, as loaded (after Data.Resize), smaller than the model reads (see <see cref="MinimumImageSize"/>).</summary>
     ImageTooSmall,
+    /// <summary>An image or mask has more pixels than <see cref="PixelLimit"/> allows (its header says so; it is not decoded).</summary>
+    TooManyPixels,
+    /// <summary>A palette mask shows a class in a colour other than the one the class table declares for it (<see cref="MaskPalettes"/>).</summary>
+    PaletteMismatch,
 }
 
 /// <summary>One problem of a dataset: the file (or folder/list) at fault, the kind, and a readable message.</summary>

@@ -1,4 +1,5 @@
 using System.Text;
+using SkiaSharp;
 
 namespace ContrastSeg.Data;
 
@@ -6,11 +7,12 @@ namespace ContrastSeg.Data;
 public sealed class ValidationReport
 {
     /// <summary>Creates a report.</summary>
-    public ValidationReport(string dataset, int samplesChecked, IReadOnlyList<DatasetIssue> issues)
+    public ValidationReport(string dataset, int samplesChecked, IReadOnlyList<DatasetIssue> issues, IReadOnlyList<string>? notes = null)
     {
         Dataset = dataset;
         SamplesChecked = samplesChecked;
         Issues = issues;
+        Notes = notes ?? [];
     }
 
     /// <summary>What was checked, e.g. "VOC 2012 at /data/VOC2012, list train.txt".</summary>
@@ -21,6 +23,9 @@ public sealed class ValidationReport
 
     /// <summary>Every problem, structural ones (root, list, missing files) first, then per sample in list order.</summary>
     public IReadOnlyList<DatasetIssue> Issues { get; }
+
+    /// <summary>What the readers do to the data that a user should know and that is no problem, e.g. that images with an EXIF orientation are loaded turned.</summary>
+    public IReadOnlyList<string> Notes { get; }
 
     /// <summary>True when no problem was found.</summary>
     public bool IsValid => Issues.Count == 0;
@@ -36,16 +41,20 @@ public sealed class ValidationReport
         list.ThrowIfAny();
     }
 
-    /// <summary>A summary line, counts by kind, then one line per problem.</summary>
+    /// <summary>A summary line, counts by kind, then one line per problem, then one per note.</summary>
     public override string ToString()
     {
         var sb = new StringBuilder();
         sb.Append(Dataset).Append(": ").Append(SamplesChecked).Append(SamplesChecked == 1 ? " sample" : " samples").Append(" checked, ");
-        if (IsValid) return sb.Append("no problems").ToString();
-        sb.Append(Issues.Count).Append(Issues.Count == 1 ? " problem" : " problems").Append(" (");
-        sb.AppendJoin(", ", Issues.GroupBy(i => i.Problem).OrderBy(g => g.Key).Select(g => $"{g.Key} {g.Count()}"));
-        sb.AppendLine(")");
-        foreach (var issue in Issues) sb.Append("  ").AppendLine(issue.ToString());
+        if (IsValid) sb.AppendLine("no problems");
+        else
+        {
+            sb.Append(Issues.Count).Append(Issues.Count == 1 ? " problem" : " problems").Append(" (");
+            sb.AppendJoin(", ", Issues.GroupBy(i => i.Problem).OrderBy(g => g.Key).Select(g => $"{g.Key} {g.Count()}"));
+            sb.AppendLine(")");
+            foreach (var issue in Issues) sb.Append("  ").AppendLine(issue.ToString());
+        }
+        foreach (var note in Notes) sb.Append("  note: ").AppendLine(note);
         return sb.ToString().TrimEnd();
     }
 }
@@ -62,7 +71,8 @@ public sealed record DataPart(string Name, ISegmentationDataset Dataset, IReadOn
 /// missing root or split file, empty split, duplicate ids, listed ids without files, corrupt or
 /// truncated images, masks that are not index PNGs (e.g. RGB renderings), mask/image size
 /// mismatches, labels outside the class range and, given a <see cref="MinimumImageSize"/>, images
-/// smaller than the model reads. Every image and mask is decoded.
+/// smaller than the model reads. Every image and mask is decoded. Images loaded turned by
+/// their EXIF orientation are no problem but a note of the report.
 /// </summary>
 public static class DatasetValidator
 {
@@ -114,6 +124,7 @@ public static class DatasetValidator
         ArgumentNullException.ThrowIfNull(parts);
         var all = new List<DatasetIssue>();
         var checkedSamples = 0;
+        var turned = new List<QuickCheckResult>();
         foreach (var part in parts)
         {
             if (part.NeedsLabels && part.Indices.Count == 0)
@@ -135,6 +146,7 @@ public static class DatasetValidator
                 });
             if (results.Any(r => r is null)) continue; // not read from files
             checkedSamples += results.Length;
+            turned.AddRange(results.Select(r => r!.Value).Where(r => r.Orientation != SKEncodedOrigin.TopLeft));
             var found = perSample.Sum(l => l.Count);
             foreach (var list in perSample) all.AddRange(list);
             foreach (var r in results)
@@ -152,7 +164,7 @@ public static class DatasetValidator
                     "so a loss over it would be 0 and its mIoU undefined"));
         }
         var what = "data of the run (" + string.Join(", ", parts.Select(p => $"{p.Name}: {p.Indices.Count} samples")) + ")" + (minimum is null ? "" : $"; {minimum}");
-        return new ValidationReport(what, checkedSamples, all);
+        return new ValidationReport(what, checkedSamples, all, OrientationNote(turned));
     }
 
     private static ValidationReport Run(string what, IssueList structural, SampleSource? source, int? maxParallelism, MinimumImageSize? minimum)
@@ -161,15 +173,29 @@ public static class DatasetValidator
         if (minimum is not null) what += $"; {minimum}";
         if (source is null) return new ValidationReport(what, 0, all);
         var perSample = new List<DatasetIssue>[source.Ids.Count];
+        var results = new QuickCheckResult[perSample.Length];
         Parallel.For(0, perSample.Length,
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, maxParallelism ?? Environment.ProcessorCount) },
             i =>
             {
                 var sink = new List<DatasetIssue>();
-                if (source.Check(i, sink) is { ImageSize: { } size } r && minimum?.Check(r.Image, size.Width, size.Height) is { } small) sink.Add(small);
+                var r = results[i] = source.Check(i, sink);
+                if (r.ImageSize is { } size && minimum?.Check(r.Image, size.Width, size.Height) is { } small) sink.Add(small);
                 perSample[i] = sink;
             });
         foreach (var list in perSample) all.AddRange(list);
-        return new ValidationReport(what, perSample.Length, all);
+        return new ValidationReport(what, perSample.Length, all, OrientationNote(results.Where(r => r.Orientation != SKEncodedOrigin.TopLeft).ToList()));
+    }
+
+    /// <summary>The note that images were loaded turned by their EXIF orientation (none when no image was).</summary>
+    private static IReadOnlyList<string> OrientationNote(IReadOnlyList<QuickCheckResult> turned)
+    {
+        if (turned.Count == 0) return [];
+        var examples = turned.DistinctBy(r => r.Image).ToList();
+        var first = examples[0];
+        var size = first.ImageSize is { } s ? $", loaded as {s.Width}x{s.Height}" : "";
+        return [$"{examples.Count} image{(examples.Count == 1 ? "" : "s")} carr{(examples.Count == 1 ? "ies" : "y")} an EXIF orientation, applied as viewers apply it: " +
+                $"loaded as displayed, not as stored (e.g. {first.Image}: {ExifOrientation.Describe(first.Orientation)}{size}). " +
+                "Masks are never turned: each must match its image as displayed"];
     }
 }

@@ -25,6 +25,9 @@ public sealed record VocOptions
 
     /// <summary>False: samples carry no labels (unlabelled images for semi-supervised use) and masks are not required.</summary>
     public bool WithLabels { get; init; } = true;
+
+    /// <summary>The most pixels an image or mask may have; a larger one is refused before decoding (<see cref="PixelLimit"/>).</summary>
+    public int MaxImagePixels { get; init; } = PixelLimit.Default;
 }
 
 /// <summary>
@@ -146,6 +149,6 @@ public sealed class VocDataset : ISegmentationDataset, IQuickCheckable
             images.Add(image);
             masks.Add(mask);
         }
-        return (root, listFile, new SampleSource(Palettes.VocInfo, [.. ids], [.. images], [.. masks]));
+        return (root, listFile, new SampleSource(Palettes.VocInfo, [.. ids], [.. images], [.. masks], maxPixels: options.MaxImagePixels));
     }
 }
