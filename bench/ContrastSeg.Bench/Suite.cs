@@ -178,6 +178,11 @@ internal static class Suite
         var none = new Dictionary<string, string>();
         var mkldnnOff = new Dictionary<string, string> { [TorchRuntime.MkldnnVariable] = "off" };
         var oneThread = new Dictionary<string, string> { [TorchRuntime.ThreadsVariable] = "1" };
+        // What portable numerics cost: the same step under both modes (unlabelled cases run in the default, portable).
+        var oneThreadPortable = new Dictionary<string, string> { [TorchRuntime.ThreadsVariable] = "1", [Numerics.Variable] = "portable" };
+        var oneThreadNative = new Dictionary<string, string> { [TorchRuntime.ThreadsVariable] = "1", [Numerics.Variable] = "native" };
+        cases.Add(("CpuSmall(11) 64x64 B8, 1 thread, portable numerics", "kind=train,model=small,size=64,batch=8,reps=20,warmup=3", oneThreadPortable));
+        cases.Add(("CpuSmall(11) 64x64 B8, 1 thread, native numerics", "kind=train,model=small,size=64,batch=8,reps=20,warmup=3", oneThreadNative));
         if (quick)
         {
             cases.Add(("CpuSmall(11) 64x64 B8", "kind=train,model=small,size=64,batch=8,reps=5,warmup=2", none));
@@ -190,6 +195,7 @@ internal static class Suite
             cases.Add(("Paper(21) 513x513 B1, oneDNN off", paper + ",reps=3,warmup=1", mkldnnOff));
             cases.Add(("Paper(21) 513x513 B1, channels_last", paper + ",reps=3,warmup=1,channels_last=1", none));
             cases.Add(("Paper(21) 513x513 B1, 1 thread", paper + ",reps=2,warmup=1", oneThread));
+            cases.Add(("Paper(21) 513x513 B1, 1 thread, native numerics", paper + ",reps=2,warmup=1", oneThreadNative));
             const string small = "kind=train,model=small,size=64";
             cases.Add(("CpuSmall(11) 64x64 B8", small + ",batch=8,reps=20,warmup=3", none));
             cases.Add(("CpuSmall(11) 64x64 B8, oneDNN off", small + ",batch=8,reps=20,warmup=3", mkldnnOff));
