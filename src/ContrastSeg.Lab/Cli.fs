@@ -26,8 +26,11 @@ let private guard (name: string) (body: unit -> int) =
     | :? IO.FileNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.DirectoryNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.InvalidDataException as e -> eprintfn "%s: %s" name e.Message; 2
-    // Disk full and other I/O errors: the message names the path (a CheckpointWriteException also what was being written).
+    // Disk full and other I/O errors: the message names the path (a CheckpointWriteException also what was being written,
+    // an OutputFolderException the folder that cannot be written).
     | :? IO.IOException as e -> eprintfn "%s: %s" name e.Message; 5
+    // A write the commands do not check beforehand (e.g. a read-only file in the way): .NET's message names the path.
+    | :? UnauthorizedAccessException as e -> eprintfn "%s: %s" name e.Message; 5
 
 let private parse<'T when 'T :> IArgParserTemplate> (program: string) (argv: string[]) =
     let argv = if argv.Length > 0 && argv.[0] = "--" then argv.[1..] else argv // `dotnet fsi x.fsx -- ...` passes the separator on
@@ -174,6 +177,10 @@ let evaluate (argv: string[]) =
         let r = parse<EvalArgs> "evaluate" argv
         let options = tta r
         let run = r.GetResult Run
+        // The report's folder is checked before the evaluation, not after it.
+        match r.TryGetResult Output with
+        | Some path -> OutputFolder.RequireWritable(Path.GetDirectoryName(Path.GetFullPath path), "where the report is written", "pass another --output")
+        | None -> ()
         let config = runConfig run None (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root) @ runDevice (r.TryGetResult EvalArgs.Device))
         let report = Experiment.Evaluate(run, config.Validate(), options, r.TryGetResult Split |> Option.toObj, Console.Out)
         printfn "%s on %s: mIoU %.2f %%, pixel accuracy %.2f %%" report.Run report.Split (100.0 * report.Metrics.MeanIoU) (100.0 * report.Metrics.PixelAccuracy)

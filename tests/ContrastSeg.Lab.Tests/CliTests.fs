@@ -41,6 +41,38 @@ let private teacher =
         if code <> 0 then failtestf "the tiny run failed (%d):\n%s\n%s" code out err
         Path.Combine(root, "teacher"))
 
+/// A command that failed with `code` in one line (no stack trace) that mentions each of `mentions`.
+let private expectFailed (code, _, (err: string)) expected (mentions: string list) what =
+    Expect.equal code expected (sprintf "%s: exit code %d (stderr: %s)" what expected err)
+    Expect.equal (err.Trim().Split('\n').Length) 1 (sprintf "%s: one line, no stack trace: %s" what err)
+    for m in mentions do Expect.stringContains err m (sprintf "%s: names %s" what m)
+
+/// A folder nothing can be written to, even by root (tests run as root in CI, where permission bits do not bite): as
+/// another user chmod 0500, as root chattr +i (ext4, xfs, btrfs), else a path through a regular file, which cannot be
+/// created (see the core tests' ReadOnlyFolder). Returns the folder and what undoes it.
+let private readOnlyFolder () =
+    let root = Directory.CreateTempSubdirectory("contrastseg-cli-readonly-").FullName
+    let folder = Path.Combine(root, "out")
+    Directory.CreateDirectory folder |> ignore
+    let chattr (flag: string) =
+        try
+            let info = Diagnostics.ProcessStartInfo("chattr", RedirectStandardError = true, RedirectStandardOutput = true)
+            info.ArgumentList.Add flag
+            info.ArgumentList.Add folder
+            use p = Diagnostics.Process.Start info
+            p.WaitForExit()
+            p.ExitCode = 0
+        with :? ComponentModel.Win32Exception -> false // no chattr
+    let remove () = try Directory.Delete(root, true) with _ -> ()
+    if not (OperatingSystem.IsWindows()) && Environment.UserName <> "root" then
+        File.SetUnixFileMode(folder, UnixFileMode.UserRead ||| UnixFileMode.UserExecute)
+        folder, (fun () -> File.SetUnixFileMode(folder, UnixFileMode.UserRead ||| UnixFileMode.UserWrite ||| UnixFileMode.UserExecute); remove ())
+    elif not (OperatingSystem.IsWindows()) && chattr "+i" then
+        folder, (fun () -> chattr "-i" |> ignore; remove ())
+    else
+        File.WriteAllText(Path.Combine(root, "a-file"), "")
+        Path.Combine(root, "a-file", "out"), remove
+
 let tests =
     testList "command line" [
         test "train refuses a derived setting (RunName) and a name that leaves OutputRoot, which 46f90c8 accepted" {
@@ -147,5 +179,16 @@ let tests =
             Expect.equal (Directory.GetFiles(output, "*.png").Length) 2 "one index PNG and one overlay"
             let code, out, err = run Cli.pseudolabel [ "--teacher"; run'; "--output"; pseudo; "--object-threshold"; "0.5" ]
             Expect.equal code 0 (sprintf "pseudolabel works: %s%s" out err)
+        }
+
+        test "a read-only output folder is one line naming it, for train, predict and evaluate" {
+            let run' = teacher.Force()
+            let folder, undo = readOnlyFolder ()
+            try
+                expectFailed (run Cli.train ([ "--set"; "OutputRoot=" + folder ] @ tiny)) 5 [ sprintf "cannot write to %s (OutputRoot" folder; "--set OutputRoot=" ] "train"
+                expectFailed (run Cli.predict [ "--run"; run'; "--output"; folder ]) 5 [ sprintf "cannot write to %s (where predictions" folder; "--output" ] "predict"
+                expectFailed (run Cli.evaluate [ "--run"; run'; "--output"; Path.Combine(folder, "report.json") ]) 5 [ sprintf "cannot write to %s" folder; "--output" ] "evaluate"
+            finally
+                undo ()
         }
     ]

@@ -41,10 +41,18 @@ public sealed class RunSession
     /// Resolves the device of <paramref name="config"/> (before any work: CUDA asked for where there is none fails
     /// here) and opens its data (without pseudo-labels: stages that train on them add them).
     /// </summary>
-    public static RunSession Open(TrainConfig config)
+    public static RunSession Open(TrainConfig config) => Open(config, trains: false);
+
+    /// <summary>
+    /// <see cref="Open(TrainConfig)"/>; with <paramref name="trains"/>, <c>OutputRoot</c> is checked writable after the device
+    /// and before the data is opened (which writes the labelled subset's list under it).
+    /// </summary>
+    /// <exception cref="OutputFolderException">With <paramref name="trains"/>: OutputRoot cannot be written.</exception>
+    public static RunSession Open(TrainConfig config, bool trains)
     {
         TorchRuntime.EnsureInitialized();
         var device = Devices.Choose(config.Runtime.Device);
+        if (trains) OutputFolder.RequireWritable(config.OutputRoot, "OutputRoot, where runs are written", "set another OutputRoot (--set OutputRoot=<folder>)");
         return new RunSession(config.Data, config.OutputRoot, device);
     }
 
@@ -128,9 +136,9 @@ public sealed class RunSession
     public int Predict(string runOrCheckpoint, ModelSettings model, string outputFolder, InferenceOptions? tta = null, int? limit = null)
     {
         if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "a positive number of images, or null for all");
+        OutputFolder.RequireWritable(outputFolder, "where predictions are written", "pass another folder (predict --output <folder>)");
         Check(_data, RunParts.ValImages);
         using var trained = Trained(runOrCheckpoint, model, _data.Info.NumClasses, out _);
-        Directory.CreateDirectory(outputFolder);
         var count = 0;
         var val = _data.Val;
         var indexOf = val.Ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
@@ -163,9 +171,9 @@ public sealed class RunSession
         if (_data.Unlabelled.Count == 0)
             throw new ConfigException("pseudo-labelling needs unlabelled images: set Data.Labelled below the training split size " +
                                       $"(or, for a folder dataset, list images without a mask in a training split file that holds the line '{FolderDataset.UnlabelledDirective}')", "Data.Labelled");
+        OutputFolder.RequireWritable(outputFolder, "where pseudo-labels are written", "pass another folder (pseudolabel --output <folder>)");
         Check(_data, RunParts.UnlabelledImages);
         using var trained = Trained(teacherRun, model, _data.Info.NumClasses, out _);
-        Directory.CreateDirectory(outputFolder);
         var loader = new SegmentationLoader(_data.Train, TransformPipeline.Eval(), EvalOptions(_opening), _data.Unlabelled);
         double kept = 0;
         var images = 0;
