@@ -27,7 +27,7 @@ let private guard (name: string) (body: unit -> int) =
     | :? IO.DirectoryNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.InvalidDataException as e -> eprintfn "%s: %s" name e.Message; 2
     // Disk full and other I/O errors: the message names the path (a CheckpointWriteException also what was being written,
-    // an OutputFolderException the folder that cannot be written).
+    // an OutputFolderException the folder that cannot be written, a RunInUseException the process training the run).
     | :? IO.IOException as e -> eprintfn "%s: %s" name e.Message; 5
     // A write the commands do not check beforehand (e.g. a read-only file in the way): .NET's message names the path.
     | :? UnauthorizedAccessException as e -> eprintfn "%s: %s" name e.Message; 5

@@ -31,13 +31,17 @@ let private tiny =
       "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ]
     |> List.collect (fun s -> [ "--set"; s ])
 
+/// The command that trains the tiny run `teacher` under `root`.
+let private teacherArgs (root: string) =
+    [ "--preset"; "cpu"; "--stage"; "Baseline"; "--labelled"; "4"; "--set"; "OutputRoot=" + root; "--set"; "Name=teacher" ] @ tiny
+
 /// A tiny trained run (2 steps on 4 labelled scenes of 6, so 2 are unlabelled), made once for the tests that need one
 /// (in one fixed temporary folder, emptied first, so reruns leave no trail).
 let private teacher =
     lazy (
         let root = Path.Combine(Path.GetTempPath(), "contrastseg-cli-tests")
         if Directory.Exists root then Directory.Delete(root, true)
-        let code, out, err = run Cli.train ([ "--preset"; "cpu"; "--stage"; "Baseline"; "--labelled"; "4"; "--set"; "OutputRoot=" + root; "--set"; "Name=teacher" ] @ tiny)
+        let code, out, err = run Cli.train (teacherArgs root)
         if code <> 0 then failtestf "the tiny run failed (%d):\n%s\n%s" code out err
         Path.Combine(root, "teacher"))
 
@@ -179,6 +183,13 @@ let tests =
             Expect.equal (Directory.GetFiles(output, "*.png").Length) 2 "one index PNG and one overlay"
             let code, out, err = run Cli.pseudolabel [ "--teacher"; run'; "--output"; pseudo; "--object-threshold"; "0.5" ]
             Expect.equal code 0 (sprintf "pseudolabel works: %s%s" out err)
+        }
+
+        test "train refuses a run folder another training holds, in one line naming the holder" {
+            let run' = teacher.Force()
+            use held = ContrastSeg.Training.RunLock.Acquire run'
+            expectFailed (run Cli.train (teacherArgs (Path.GetDirectoryName run'))) 5
+                [ Path.GetFullPath run' + " is being trained by"; sprintf "process %d on %s" Environment.ProcessId Environment.MachineName ] "locked"
         }
 
         test "a read-only output folder is one line naming it, for train, predict and evaluate" {

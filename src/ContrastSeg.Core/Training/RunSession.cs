@@ -94,6 +94,9 @@ public sealed class RunSession
         var check = Check(data, RunParts.Training | (validating ? RunParts.Scoring : RunParts.None));
         var checkedText = check is { SamplesChecked: > 0 } ? $"; {check.SamplesChecked} samples checked in {clock.Elapsed.TotalSeconds:0.0} s" : "";
         if (ClassUsage.Warning(config.Data) is { } unusedClasses) console.WriteLine($"[{config.RunName}] warning: {unusedClasses}");
+        // Taken once the data passed its check (bad data leaves no run folder), held until eval.json and data.txt are
+        // written: a second training of the folder is refused before it loads weights or takes a step.
+        using var held = RunLock.Acquire(config.RunDirectory);
         Seeding.SeedAll(config.Seed);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
         Initialise(config, model, console);
@@ -109,7 +112,7 @@ public sealed class RunSession
         Func<DeepLabV3Plus, SegmentationMetrics>? validate = validating
             ? m => (lastMatrix = Evaluate(m, data.Val, d, null, data.ValScored, data.ValName)).Metrics()
             : null;
-        var result = Trainer.Run(TrainingRun.Of(config, Device), model, objective, start => loader.Steps(start), validate, console);
+        var result = Trainer.RunLocked(TrainingRun.Of(config, Device), model, objective, start => loader.Steps(start), validate, console);
         if (result.Validation is { } metrics && lastMatrix is not null)
         {
             var report = new EvalReport(CheckpointStore.Resolve(result.RunDirectory), d.ValSplit, metrics, data.Info.ClassNames, lastMatrix.ToArray());

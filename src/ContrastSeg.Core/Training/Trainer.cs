@@ -53,9 +53,21 @@ public static class Trainer
     /// Trains any model with an objective for it (the segmentation stages, the classification pretraining):
     /// the same loop, checkpoints and resume.
     /// </summary>
+    /// <remarks>The run folder is locked (<see cref="RunLock"/>) for the whole training: a second training of it is refused.</remarks>
     /// <inheritdoc cref="Run(TrainConfig, DeepLabV3Plus, ITrainingObjective, Func{long, IEnumerable{Batch}}, Func{DeepLabV3Plus, SegmentationMetrics}?, TextWriter?)"/>
+    /// <exception cref="RunInUseException">Another training holds the run folder.</exception>
+    /// <exception cref="OutputFolderException">The run folder cannot be written.</exception>
     public static TrainResult Run<TModel>(TrainingRun run, TModel model, ITrainingObjective<TModel> objective,
         Func<long, IEnumerable<Batch>> batchesFrom, Func<TModel, SegmentationMetrics>? validate = null, TextWriter? console = null)
+        where TModel : nn.Module
+    {
+        using var held = RunLock.Acquire(run.Directory);
+        return RunLocked(run, model, objective, batchesFrom, validate, console);
+    }
+
+    /// <summary><see cref="Run{TModel}"/> for a caller that holds the run folder's <see cref="RunLock"/> (a session, which writes eval.json under it too).</summary>
+    internal static TrainResult RunLocked<TModel>(TrainingRun run, TModel model, ITrainingObjective<TModel> objective,
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<TModel, SegmentationMetrics>? validate, TextWriter? console)
         where TModel : nn.Module
     {
         // The kit makes no temporary TorchSharp Scalar (Runtime.Scalars), the cause of the libtorch errors this

@@ -10,6 +10,7 @@ namespace ContrastSeg.Tests.Training;
 
 /// <summary>
 /// Run folders (issue 29, third pass):
+/// a second training of a run folder is refused while the first holds its lock;
 /// a read-only output folder is one error naming it.
 /// </summary>
 [Collection(ContrastSeg.Tests.Models.ModelsCollection.Name)]
@@ -39,6 +40,58 @@ public sealed class RunFolderTests : IDisposable
         return File.ReadAllText(file);
     }
 
+    // ------------------------------------------------------------------------------------------- concurrent trainings
+
+    [Fact]
+    public async Task A_second_training_of_a_run_folder_is_refused_naming_the_holder_and_the_logs_stay_whole()
+    {
+        var config = SyntheticBatches.Config(_runs.Path, steps: 4) with { LogEvery = 1 };
+        using var midRun = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        IEnumerable<Batch> Holding(long start)
+        {
+            foreach (var batch in SyntheticBatches.Source()(start))
+            {
+                midRun.Set(); // the run holds its folder, with config.json and its step-0 checkpoint written
+                release.Wait();
+                yield return batch;
+            }
+        }
+        var first = Task.Run(() =>
+        {
+            using var model = SyntheticBatches.Model(config);
+            using var objective = new CrossEntropyObjective();
+            return Trainer.Run(config, model, objective, Holding, null, TextWriter.Null);
+        });
+        Assert.True(midRun.Wait(TimeSpan.FromMinutes(1)), "the first training started");
+
+        var e = Assert.Throws<RunInUseException>(() => Train(config));
+        Assert.Contains($"process {Environment.ProcessId} on {Environment.MachineName}, since ", e.Message);
+        Assert.Contains(Path.GetFullPath(config.RunDirectory) + " is being trained by", e.Message);
+        release.Set();
+        Assert.Equal(4, (await first).Steps);
+
+        // Every line whole (two writers interleaved them: ..."seconds":18.26{"k{"kind":"val",...).
+        foreach (var line in File.ReadAllLines(Path.Combine(config.RunDirectory, "metrics.jsonl"))) JsonNode.Parse(line);
+        Assert.False(File.Exists(Path.Combine(config.RunDirectory, RunLock.HolderFileName))); // said while held only
+        Assert.Equal(4, Train(config).ResumedFrom); // released: the finished run is found finished
+    }
+
+    [Fact]
+    public void A_run_folder_locked_by_another_handle_is_refused_before_anything_is_written()
+    {
+        var config = SyntheticBatches.Config(_runs.Path, steps: 2);
+        Directory.CreateDirectory(config.RunDirectory);
+        // Another process's lock: a handle of its own on run.lock (flock on Linux), no description written.
+        using (new FileStream(Path.Combine(config.RunDirectory, RunLock.FileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
+        {
+            var e = Assert.Throws<RunInUseException>(() => Train(config));
+            Assert.Contains("is being trained by another process", e.Message);
+            Assert.Equal([RunLock.FileName], Directory.GetFileSystemEntries(config.RunDirectory).Select(Path.GetFileName));
+        }
+        Assert.Equal(2, Train(config).Steps); // the handle closed: no stale lock
+    }
+
     // ------------------------------------------------------------------------------------------- read-only outputs
 
     [Fact]
@@ -51,11 +104,15 @@ public sealed class RunFolderTests : IDisposable
         Assert.Contains($"cannot write to {readOnly.Path} (OutputRoot, where runs are written)", e.Message);
         Assert.Contains("--set OutputRoot=", e.Message);
 
+        // A session opened on writable data, a run folder that cannot be written (the grid's path).
         var session = RunSession.Open(config);
+        var inRun = Assert.Throws<OutputFolderException>(() => session.Train(config with { OutputRoot = readOnly.Path }, TextWriter.Null));
+        Assert.Contains($"cannot write to {Path.Combine(readOnly.Path, config.RunName)} (the run folder)", inRun.Message);
+
         var run = session.Train(config, TextWriter.Null).RunDirectory;
         var predict = Assert.Throws<OutputFolderException>(() => session.Predict(run, config.Model, readOnly.Path));
         Assert.Contains($"cannot write to {readOnly.Path} (where predictions are written)", predict.Message);
         Assert.Equal(readOnly.Path, predict.Folder);
-        Assert.DoesNotContain("\n", predict.Message + e.Message);
+        Assert.DoesNotContain("\n", predict.Message + e.Message + inRun.Message);
     }
 }
