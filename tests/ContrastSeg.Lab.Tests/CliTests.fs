@@ -185,6 +185,29 @@ let tests =
             Expect.equal code 0 (sprintf "pseudolabel works: %s%s" out err)
         }
 
+        test "train refuses to resume a run whose config.json was edited, naming the file and the field; the edit trains as a run of its own" {
+            let root = Directory.CreateTempSubdirectory("contrastseg-cli-edited-").FullName
+            try
+                let args = [ "--set"; "OutputRoot=" + root ] @ tiny // a derived name: the folder is a hash of the settings
+                let code, out, err = run Cli.train args
+                Expect.equal code 0 (sprintf "the first run: %s%s" out err)
+                let folder = Directory.GetDirectories root |> Array.exactlyOne
+                let file = Path.Combine(folder, "config.json")
+                let json = Text.Json.Nodes.JsonNode.Parse(File.ReadAllText file)
+                let rate = json.["Optimizer"].["LearningRate"].GetValue<float>()
+                json.["Optimizer"].["LearningRate"] <- Text.Json.Nodes.JsonValue.Create(rate / 2.0)
+                File.WriteAllText(file, json.ToJsonString())
+                let edited = File.ReadAllText file
+                expectFailed (run Cli.train args) 2 [ file; sprintf "Optimizer.LearningRate %g -> %g" rate (rate / 2.0); sprintf "--set Optimizer.LearningRate=%g" (rate / 2.0) ] "edited"
+                Expect.equal (File.ReadAllText file) edited "config.json left as the user wrote it"
+                // What the message says to do trains the edited settings in a folder of their own.
+                let code, out, err = run Cli.train (args @ [ "--set"; sprintf "Optimizer.LearningRate=%g" (rate / 2.0) ])
+                Expect.equal code 0 (sprintf "the edited settings: %s%s" out err)
+                Expect.equal (Directory.GetDirectories root).Length 2 "two run folders"
+            finally
+                Directory.Delete(root, true)
+        }
+
         test "train refuses a run folder another training holds, in one line naming the holder" {
             let run' = teacher.Force()
             use held = ContrastSeg.Training.RunLock.Acquire run'

@@ -121,8 +121,11 @@ public static class Trainer
         void SameRun(CheckpointState state)
         {
             if (run.Identity(state.Config) != run.Identity(configJson))
-                throw new ConfigException($"{runDir} holds a run with other settings; resume needs the same config (compare {Path.Combine(runDir, "config.json")}) or use another Name/OutputRoot.", "Name");
+                throw new ConfigException($"{runDir} holds a run with other settings ({RecordedConfig.WeightsDifferences(run, state.Config)}: its checkpoints' -> this command's); " +
+                                          $"resume needs the same config (compare {Path.Combine(runDir, RecordedConfig.FileName)}) or use another Name/OutputRoot.", "Name");
         }
+        // A hand-edited config.json is refused before anything is restored or written; other differences are said below.
+        var recordedDifferences = run.Resume ? RecordedConfig.Check(run, store) : [];
         // A damaged checkpoint is reported and skipped: the newest intact one replays the same steps.
         if (run.Resume && store.RestoreNewestIntact(model, optimizer, objective.Generator, SameRun,
                 line => (console ?? Console.Out).WriteLine($"[{run.Name}] {line}")) is { } resumed)
@@ -133,6 +136,8 @@ public static class Trainer
         // Threads by the machine's load now (a grid re-decides per stage); see ThreadPolicy.
         log.Line($"[{run.Name}] {ThreadPolicy.ApplyForRun()}");
         log.Line($"[{run.Name}] {run.Device}");
+        if (recordedDifferences.Count > 0)
+            log.Line($"[{run.Name}] config.json now records this command's values of settings that do not change the weights: {string.Join(", ", recordedDifferences)}");
         // Checkpoints are device-independent (CPU tensors): a run may resume on another device, and says so.
         if (writtenOn is not null && writtenOn != run.Device.Name)
             log.Line($"[{run.Name}] resuming {Path.GetFileName(resumedFrom)} written on {writtenOn} on {run.Device.Name}");

@@ -10,6 +10,7 @@ namespace ContrastSeg.Tests.Training;
 
 /// <summary>
 /// Run folders (issue 29, third pass):
+/// a hand-edited config.json is refused on resume, not silently replaced;
 /// a second training of a run folder is refused while the first holds its lock;
 /// a read-only output folder is one error naming it.
 /// </summary>
@@ -38,6 +39,66 @@ public sealed class RunFolderTests : IDisposable
         edit(json);
         File.WriteAllText(file, json.ToJsonString(TrainConfig.Json));
         return File.ReadAllText(file);
+    }
+
+    // ------------------------------------------------------------------------------------------- edited config.json
+
+    [Fact]
+    public void A_hand_edited_config_json_is_refused_on_resume_naming_the_file_and_fields_and_is_left_as_it_is()
+    {
+        var config = SyntheticBatches.Config(_runs.Path, steps: 3);
+        Train(config);
+        // The user lowers the rate and changes the seed in config.json and runs the same command again.
+        var edited = Edit(config, json =>
+        {
+            json["Optimizer"]!["LearningRate"] = 0.025;
+            json["Seed"] = 7;
+        });
+        var metrics = File.ReadAllText(Path.Combine(config.RunDirectory, "metrics.jsonl"));
+
+        var e = Assert.Throws<ConfigException>(() => Train(config));
+        Assert.Contains(Path.Combine(config.RunDirectory, "config.json"), e.Message);
+        Assert.Contains("Optimizer.LearningRate 0.05 -> 0.025", e.Message);
+        Assert.Contains("Seed 3 -> 7", e.Message);
+        Assert.Contains("--set Seed=7 --set Optimizer.LearningRate=0.025", e.Message);
+        Assert.Contains("delete " + config.RunDirectory, e.Message);
+        Assert.Equal("Seed", e.Field);
+        Assert.Equal(edited, File.ReadAllText(Path.Combine(config.RunDirectory, "config.json"))); // not rewritten
+        Assert.Equal(metrics, File.ReadAllText(Path.Combine(config.RunDirectory, "metrics.jsonl"))); // no step, no log line
+
+        // Undoing the edit (or deleting the file) resumes the run as it was.
+        File.Delete(Path.Combine(config.RunDirectory, "config.json"));
+        Assert.Equal(3, Train(config).ResumedFrom);
+    }
+
+    [Fact]
+    public void Settings_that_do_not_change_the_weights_may_differ_from_config_json_and_are_said_as_config_json_is_rewritten()
+    {
+        var config = SyntheticBatches.Config(_runs.Path, steps: 6) with { Name = "cosmetic" };
+        using (var model = SyntheticBatches.Model(config))
+        using (var objective = new CrossEntropyObjective())
+            Assert.Throws<IOException>(() => Trainer.Run(config, model, objective, SyntheticBatches.Source(k => k == 4), null, TextWriter.Null));
+        // As if the run had been started with a relative OutputRoot, on another device, with other log cadence and workers.
+        var relative = Path.GetRelativePath(Environment.CurrentDirectory, _runs.Path);
+        Edit(config, json =>
+        {
+            json["OutputRoot"] = relative;
+            json["RunDirectory"] = Path.Combine(relative, "cosmetic");
+            json["Runtime"]!["Device"] = "cuda:1";
+            json["LogEvery"] = 5;
+            json["Data"]!["Workers"] = 3;
+        });
+
+        var console = new StringWriter();
+        var result = Train(config, console);
+        Assert.Equal(3, result.ResumedFrom);
+        var said = console.ToString();
+        Assert.Contains("config.json now records this command's values of settings that do not change the weights", said);
+        Assert.Contains("Runtime.Device 'cuda:1' -> 'cpu'", said);
+        Assert.Contains("LogEvery 5 -> 2", said);
+        Assert.Contains("Data.Workers 3 -> 0", said);
+        Assert.Contains($"OutputRoot '{relative}' -> '{_runs.Path}'", said);
+        Assert.Equal(TrainingRun.Of(config).ConfigJson, File.ReadAllText(Path.Combine(config.RunDirectory, "config.json")));
     }
 
     // ------------------------------------------------------------------------------------------- concurrent trainings
