@@ -77,6 +77,7 @@ type TrainArgs =
     | Labelled of count: int
     | Init_From of path: string
     | Allow_Partial
+    | Allow_Unfinished_Init
     | [<AltCommandLine("-s")>] Set of assignment: string
     | Device of device: string
     | Print_Config
@@ -92,6 +93,7 @@ type TrainArgs =
             | Labelled _ -> "number of labelled training images (a seeded subset, written to a list file and reused)."
             | Init_From _ -> "initial weights: a run folder or checkpoint, or torchvision ResNet weights (.safetensors/.pth)."
             | Allow_Partial -> "train even when the --init-from weight file fits the encoder only in part (the rest stays freshly initialised); setting AllowPartialInit."
+            | Allow_Unfinished_Init -> "start from an --init-from run folder whose training has not taken all its steps (its best, else latest checkpoint); setting AllowUnfinishedInit. Naming a checkpoint folder (<run>/checkpoints/step-N) needs no flag."
             | Set _ -> "override any setting, e.g. --set Optimizer.LearningRate=0.01 --set Contrastive.Variant=CrossImage (repeatable)."
             | Print_Config -> "print the final config JSON and the run name, and exit without training."
 
@@ -108,6 +110,7 @@ let buildConfig (r: ParseResults<TrainArgs>) =
           match r.TryGetResult Labelled with Some n -> yield sprintf "Data.Labelled=%d" n | None -> ()
           match r.TryGetResult Init_From with Some p -> yield "InitFrom=" + p | None -> ()
           if r.Contains Allow_Partial then yield "AllowPartialInit=true"
+          if r.Contains Allow_Unfinished_Init then yield "AllowUnfinishedInit=true"
           yield! deviceAssignments (r.TryGetResult Device)
           yield! r.GetResults Set ]
     ConfigOverrides.Apply(start, assignments).Validate()

@@ -113,6 +113,15 @@ let tests =
             Expect.stringContains out "\"AllowPartialInit\": true" "in the config"
         }
 
+        test "--allow-unfinished-init is the AllowUnfinishedInit setting, which leaves the run name alone" {
+            let code, out, err = run Cli.train [ "--init-from"; "runs/x"; "--allow-unfinished-init"; "--print-config" ]
+            Expect.equal code 0 (sprintf "accepted: %s" err)
+            Expect.stringContains out "\"AllowUnfinishedInit\": true" "in the config"
+            let _, without, _ = run Cli.train [ "--init-from"; "runs/x"; "--print-config" ]
+            let name (o: string) = o.Split('\n') |> Array.find (fun l -> l.StartsWith "run name: ")
+            Expect.equal (name out) (name without) "the same run name"
+        }
+
         test "--device is the Runtime.Device setting: checked by name, resolved only when work starts, not part of the run name" {
             let code, out, err = run Cli.train [ "--device"; "cpu"; "--print-config" ]
             Expect.equal code 0 (sprintf "accepted: %s" err)

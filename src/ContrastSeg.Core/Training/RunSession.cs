@@ -87,6 +87,8 @@ public sealed class RunSession
         config.Validate();
         console ??= Console.Out;
         Require(config);
+        // Which checkpoint a run folder gives (an unfinished run is refused) is settled before the run folder is made.
+        var source = config.InitFrom is { } init && !File.Exists(init) ? InitSource.Choose(init, config.AllowUnfinishedInit) : null;
         var data = config.Data.PseudoLabels is { } folder ? PseudoLabelled(folder) : _data;
         var validating = config.Stage != TrainingStage.Contrastive;
         // Every file the run reads is checked before its first step: a bad validation image found after training would cost the run.
@@ -99,7 +101,7 @@ public sealed class RunSession
         using var held = RunLock.Acquire(config.RunDirectory);
         Seeding.SeedAll(config.Seed);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
-        Initialise(config, model, console);
+        Initialise(config, source, model, console);
 
         using ITrainingObjective objective = config.Stage == TrainingStage.Contrastive
             ? new ContrastiveObjective(config.Contrastive, config.Seed, data.Info.IgnoreLabel)
@@ -329,10 +331,10 @@ public sealed class RunSession
         return report;
     }
 
-    private void Initialise(TrainConfig config, DeepLabV3Plus model, TextWriter console)
+    private static void Initialise(TrainConfig config, InitSource? source, DeepLabV3Plus model, TextWriter console)
     {
         if (config.InitFrom is not { } init) return;
-        if (File.Exists(init))
+        if (source is null)
         {
             var report = PretrainedWeights.LoadEncoder(model.Backbone, init);
             WeightFit.RequireFullEncoderMatch(report, init, model.Backbone.Options, config.AllowPartialInit);
@@ -342,12 +344,10 @@ public sealed class RunSession
         // Fine-tuning drops the projection head (it is not trained) and starts a fresh classifier, so the
         // checkpoint's classifier is not loaded and may have another class count (pretraining on other data).
         var fineTune = config.Stage == TrainingStage.FineTune;
-        var checkpoint = CheckpointStore.LoadWeights(init, model, exceptClassifier: fineTune);
-        if (!fineTune)
-        {
-            console.WriteLine($"[{config.RunName}] weights from {checkpoint}");
-            return;
-        }
+        var checkpoint = CheckpointStore.LoadWeights(source.Checkpoint, model, exceptClassifier: fineTune);
+        // Which checkpoint, its step and why it (a run's best or latest): the run's log says what it started from.
+        console.WriteLine($"[{config.RunName}] initial weights: {source}");
+        if (!fineTune) return;
         model.ResetClassifier();
         var stored = WeightFit.CheckpointClasses(checkpoint);
         console.WriteLine($"[{config.RunName}] weights from {checkpoint}, all but the classifier: a fresh one for {model.NumClasses} classes" +

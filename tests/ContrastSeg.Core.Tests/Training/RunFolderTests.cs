@@ -11,6 +11,7 @@ namespace ContrastSeg.Tests.Training;
 /// <summary>
 /// Run folders (issue 29, third pass):
 /// a hand-edited config.json is refused on resume, not silently replaced;
+/// fine-tuning from an unfinished run needs an explicit choice and says which checkpoint it took;
 /// a second training of a run folder is refused while the first holds its lock;
 /// a read-only output folder is one error naming it.
 /// </summary>
@@ -99,6 +100,59 @@ public sealed class RunFolderTests : IDisposable
         Assert.Contains("Data.Workers 3 -> 0", said);
         Assert.Contains($"OutputRoot '{relative}' -> '{_runs.Path}'", said);
         Assert.Equal(TrainingRun.Of(config).ConfigJson, File.ReadAllText(Path.Combine(config.RunDirectory, "config.json")));
+    }
+
+    // ------------------------------------------------------------------------------------------- unfinished sources
+
+    /// <summary>A contrastive run of 4 steps stopped after its step-2 checkpoint (its step-4 checkpoint and best copy removed).</summary>
+    private string UnfinishedContrastive(RunSession session)
+    {
+        var config = Tiny(TrainingStage.Contrastive, "unfinished") with
+        {
+            Optimizer = Tiny(TrainingStage.Contrastive, "unfinished").Optimizer with { Steps = 4 }, KeepLast = 3,
+        };
+        var run = session.Train(config, TextWriter.Null).RunDirectory;
+        var store = new CheckpointStore(run);
+        Directory.Delete(Path.Combine(store.Directory, "step-0000004"), true);
+        Directory.Delete(store.BestDirectory, true);
+        return run;
+    }
+
+    [Fact]
+    public void Fine_tuning_from_an_unfinished_run_is_refused_unless_allowed_or_a_checkpoint_is_named_and_the_log_says_which_checkpoint()
+    {
+        var session = RunSession.Open(Tiny(TrainingStage.CrossEntropy, "unfinished"));
+        var source = UnfinishedContrastive(session);
+        var step2 = Path.Combine(source, "checkpoints", "step-0000002");
+        var fineTune = Tiny(TrainingStage.FineTune, "unfinished") with { InitFrom = source };
+
+        var e = Assert.Throws<ConfigException>(() => session.Train(fineTune, TextWriter.Null));
+        Assert.Equal("InitFrom", e.Field);
+        Assert.Contains($"InitFrom = {source} is a run that has not finished: it reached step 2 of the 4 it planned", e.Message);
+        Assert.Contains("--allow-unfinished-init", e.Message);
+        Assert.Contains($"InitFrom={step2}", e.Message);
+        Assert.False(Directory.Exists(fineTune.RunDirectory)); // refused before the run folder was made
+
+        var allowed = new StringWriter();
+        session.Train(fineTune with { AllowUnfinishedInit = true }, allowed);
+        Assert.Contains($"initial weights: {step2}, the run's latest checkpoint (it has no best one yet), step 2 of 4; the run is unfinished, " +
+                        "started from as AllowUnfinishedInit allows", allowed.ToString());
+        Assert.Equal(fineTune.RunName, (fineTune with { AllowUnfinishedInit = true }).RunName); // not part of the run name
+
+        var named = new StringWriter();
+        session.Train(fineTune with { InitFrom = step2 }, named);
+        Assert.Contains($"initial weights: {step2}, the checkpoint named, step 2 of 4", named.ToString());
+    }
+
+    [Fact]
+    public void Starting_from_a_finished_cross_entropy_run_takes_its_best_validation_checkpoint_and_says_so()
+    {
+        var session = RunSession.Open(Tiny(TrainingStage.CrossEntropy, "finished"));
+        var source = session.Train(Tiny(TrainingStage.CrossEntropy, "finished"), TextWriter.Null);
+        var log = new StringWriter();
+        session.Train(Tiny(TrainingStage.FineTune, "finished") with { InitFrom = source.RunDirectory }, log);
+        var best = Path.Combine(source.RunDirectory, "checkpoints", "best");
+        Assert.Contains($"initial weights: {best}, the run's best-validation checkpoint, step 2 of 2, validation mIoU ", log.ToString());
     }
 
     // ------------------------------------------------------------------------------------------- concurrent trainings
