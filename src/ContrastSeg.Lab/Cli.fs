@@ -28,8 +28,11 @@ let private guard (name: string) (body: unit -> int) =
     | :? IO.InvalidDataException as e -> eprintfn "%s: %s" name e.Message; 2
     // A grid stopped by a signal: which cells it interrupted and how to resume; the exit code of a process the signal ended.
     | :? Runner.GridInterruptedException as e -> eprintfn "%s: %s" name e.Message; 128 + Signals.number e.Signal
-    // Disk full and other I/O errors: the message names the path (a CheckpointWriteException also what was being written).
+    // Disk full and other I/O errors: the message names the path (a CheckpointWriteException also what was being written,
+    // an OutputFolderException the folder that cannot be written, a RunInUseException the process training the run).
     | :? IO.IOException as e -> eprintfn "%s: %s" name e.Message; 5
+    // A write the commands do not check beforehand (e.g. a read-only file in the way): .NET's message names the path.
+    | :? UnauthorizedAccessException as e -> eprintfn "%s: %s" name e.Message; 5
 
 let private parse<'T when 'T :> IArgParserTemplate> (program: string) (argv: string[]) =
     let argv = if argv.Length > 0 && argv.[0] = "--" then argv.[1..] else argv // `dotnet fsi x.fsx -- ...` passes the separator on
@@ -76,6 +79,7 @@ type TrainArgs =
     | Labelled of count: int
     | Init_From of path: string
     | Allow_Partial
+    | Allow_Unfinished_Init
     | [<AltCommandLine("-s")>] Set of assignment: string
     | Device of device: string
     | Print_Config
@@ -91,6 +95,7 @@ type TrainArgs =
             | Labelled _ -> "number of labelled training images (a seeded subset, written to a list file and reused)."
             | Init_From _ -> "initial weights: a run folder or checkpoint, or torchvision ResNet weights (.safetensors/.pth)."
             | Allow_Partial -> "train even when the --init-from weight file fits the encoder only in part (the rest stays freshly initialised); setting AllowPartialInit."
+            | Allow_Unfinished_Init -> "start from an --init-from run folder whose training has not taken all its steps (its best, else latest checkpoint); setting AllowUnfinishedInit. Naming a checkpoint folder (<run>/checkpoints/step-N) needs no flag."
             | Set _ -> "override any setting, e.g. --set Optimizer.LearningRate=0.01 --set Contrastive.Variant=CrossImage (repeatable)."
             | Print_Config -> "print the final config JSON and the run name, and exit without training."
 
@@ -107,6 +112,7 @@ let buildConfig (r: ParseResults<TrainArgs>) =
           match r.TryGetResult Labelled with Some n -> yield sprintf "Data.Labelled=%d" n | None -> ()
           match r.TryGetResult Init_From with Some p -> yield "InitFrom=" + p | None -> ()
           if r.Contains Allow_Partial then yield "AllowPartialInit=true"
+          if r.Contains Allow_Unfinished_Init then yield "AllowUnfinishedInit=true"
           yield! deviceAssignments (r.TryGetResult Device)
           yield! r.GetResults Set ]
     ConfigOverrides.Apply(start, assignments).Validate()
@@ -176,6 +182,10 @@ let evaluate (argv: string[]) =
         let r = parse<EvalArgs> "evaluate" argv
         let options = tta r
         let run = r.GetResult Run
+        // The report's folder is checked before the evaluation, not after it.
+        match r.TryGetResult Output with
+        | Some path -> OutputFolder.RequireWritable(Path.GetDirectoryName(Path.GetFullPath path), "where the report is written", "pass another --output")
+        | None -> ()
         let config = runConfig run None (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root) @ runDevice (r.TryGetResult EvalArgs.Device))
         let report = Experiment.Evaluate(run, config.Validate(), options, r.TryGetResult Split |> Option.toObj, Console.Out)
         printfn "%s on %s: mIoU %.2f %%, pixel accuracy %.2f %%" report.Run report.Split (100.0 * report.Metrics.MeanIoU) (100.0 * report.Metrics.PixelAccuracy)

@@ -352,7 +352,8 @@ type GridProgress(console: TextWriter, log: TextWriter, total: int, pending: uni
     member _.Total = total
 
 /// Runs `cells` in order with `run`. A cell that cannot run for reasons of its own (a setting or data it
-/// cannot use, a diverged loss, a libtorch error its automatic resumes did not get past) is reported, naming
+/// cannot use, a diverged loss, a libtorch error its automatic resumes did not get past, a stage another process
+/// is training) is reported, naming
 /// its log where it has one, and skipped so the other cells still run; environment failures (libtorch
 /// missing, out of memory, I/O) stop the grid. `reused` tells which cells are served from the
 /// store. Returns the failed cells' keys and messages.
@@ -370,7 +371,7 @@ let runAllWith (progress: GridProgress) (error: TextWriter) (reused: Cell -> boo
                 let row = run c
                 progress.Line(doneLine k clock.Elapsed.TotalMinutes c row)
             with
-            | :? ConfigException | :? DatasetException | :? TrainingDivergedException | :? CellNativeException
+            | :? ConfigException | :? DatasetException | :? TrainingDivergedException | :? CellNativeException | :? RunInUseException
             | :? Runtime.InteropServices.ExternalException as e ->
                 progress.Line(sprintf "[ablations] %s failed after %.1f min: %s" k clock.Elapsed.TotalMinutes c.Key)
                 error.WriteLine(sprintf "[ablations] cell %s failed: %s" c.Key e.Message)

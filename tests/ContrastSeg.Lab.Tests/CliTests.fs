@@ -31,15 +31,51 @@ let private tiny =
       "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ]
     |> List.collect (fun s -> [ "--set"; s ])
 
+/// The command that trains the tiny run `teacher` under `root`.
+let private teacherArgs (root: string) =
+    [ "--preset"; "cpu"; "--stage"; "Baseline"; "--labelled"; "4"; "--set"; "OutputRoot=" + root; "--set"; "Name=teacher" ] @ tiny
+
 /// A tiny trained run (2 steps on 4 labelled scenes of 6, so 2 are unlabelled), made once for the tests that need one
 /// (in one fixed temporary folder, emptied first, so reruns leave no trail).
 let private teacher =
     lazy (
         let root = Path.Combine(Path.GetTempPath(), "contrastseg-cli-tests")
         if Directory.Exists root then Directory.Delete(root, true)
-        let code, out, err = run Cli.train ([ "--preset"; "cpu"; "--stage"; "Baseline"; "--labelled"; "4"; "--set"; "OutputRoot=" + root; "--set"; "Name=teacher" ] @ tiny)
+        let code, out, err = run Cli.train (teacherArgs root)
         if code <> 0 then failtestf "the tiny run failed (%d):\n%s\n%s" code out err
         Path.Combine(root, "teacher"))
+
+/// A command that failed with `code` in one line (no stack trace) that mentions each of `mentions`.
+let private expectFailed (code, _, (err: string)) expected (mentions: string list) what =
+    Expect.equal code expected (sprintf "%s: exit code %d (stderr: %s)" what expected err)
+    Expect.equal (err.Trim().Split('\n').Length) 1 (sprintf "%s: one line, no stack trace: %s" what err)
+    for m in mentions do Expect.stringContains err m (sprintf "%s: names %s" what m)
+
+/// A folder nothing can be written to, even by root (tests run as root in CI, where permission bits do not bite): as
+/// another user chmod 0500, as root chattr +i (ext4, xfs, btrfs), else a path through a regular file, which cannot be
+/// created (see the core tests' ReadOnlyFolder). Returns the folder and what undoes it.
+let private readOnlyFolder () =
+    let root = Directory.CreateTempSubdirectory("contrastseg-cli-readonly-").FullName
+    let folder = Path.Combine(root, "out")
+    Directory.CreateDirectory folder |> ignore
+    let chattr (flag: string) =
+        try
+            let info = Diagnostics.ProcessStartInfo("chattr", RedirectStandardError = true, RedirectStandardOutput = true)
+            info.ArgumentList.Add flag
+            info.ArgumentList.Add folder
+            use p = Diagnostics.Process.Start info
+            p.WaitForExit()
+            p.ExitCode = 0
+        with :? ComponentModel.Win32Exception -> false // no chattr
+    let remove () = try Directory.Delete(root, true) with _ -> ()
+    if not (OperatingSystem.IsWindows()) && Environment.UserName <> "root" then
+        File.SetUnixFileMode(folder, UnixFileMode.UserRead ||| UnixFileMode.UserExecute)
+        folder, (fun () -> File.SetUnixFileMode(folder, UnixFileMode.UserRead ||| UnixFileMode.UserWrite ||| UnixFileMode.UserExecute); remove ())
+    elif not (OperatingSystem.IsWindows()) && chattr "+i" then
+        folder, (fun () -> chattr "-i" |> ignore; remove ())
+    else
+        File.WriteAllText(Path.Combine(root, "a-file"), "")
+        Path.Combine(root, "a-file", "out"), remove
 
 let tests =
     testList "command line" [
@@ -75,6 +111,15 @@ let tests =
             let code, out, err = run Cli.train [ "--allow-partial"; "--print-config" ]
             Expect.equal code 0 (sprintf "accepted: %s" err)
             Expect.stringContains out "\"AllowPartialInit\": true" "in the config"
+        }
+
+        test "--allow-unfinished-init is the AllowUnfinishedInit setting, which leaves the run name alone" {
+            let code, out, err = run Cli.train [ "--init-from"; "runs/x"; "--allow-unfinished-init"; "--print-config" ]
+            Expect.equal code 0 (sprintf "accepted: %s" err)
+            Expect.stringContains out "\"AllowUnfinishedInit\": true" "in the config"
+            let _, without, _ = run Cli.train [ "--init-from"; "runs/x"; "--print-config" ]
+            let name (o: string) = o.Split('\n') |> Array.find (fun l -> l.StartsWith "run name: ")
+            Expect.equal (name out) (name without) "the same run name"
         }
 
         test "--device is the Runtime.Device setting: checked by name, resolved only when work starts, not part of the run name" {
@@ -147,5 +192,46 @@ let tests =
             Expect.equal (Directory.GetFiles(output, "*.png").Length) 2 "one index PNG and one overlay"
             let code, out, err = run Cli.pseudolabel [ "--teacher"; run'; "--output"; pseudo; "--object-threshold"; "0.5" ]
             Expect.equal code 0 (sprintf "pseudolabel works: %s%s" out err)
+        }
+
+        test "train refuses to resume a run whose config.json was edited, naming the file and the field; the edit trains as a run of its own" {
+            let root = Directory.CreateTempSubdirectory("contrastseg-cli-edited-").FullName
+            try
+                let args = [ "--set"; "OutputRoot=" + root ] @ tiny // a derived name: the folder is a hash of the settings
+                let code, out, err = run Cli.train args
+                Expect.equal code 0 (sprintf "the first run: %s%s" out err)
+                let folder = Directory.GetDirectories root |> Array.exactlyOne
+                let file = Path.Combine(folder, "config.json")
+                let json = Text.Json.Nodes.JsonNode.Parse(File.ReadAllText file)
+                let rate = json.["Optimizer"].["LearningRate"].GetValue<float>()
+                json.["Optimizer"].["LearningRate"] <- Text.Json.Nodes.JsonValue.Create(rate / 2.0)
+                File.WriteAllText(file, json.ToJsonString())
+                let edited = File.ReadAllText file
+                expectFailed (run Cli.train args) 2 [ file; sprintf "Optimizer.LearningRate %g -> %g" rate (rate / 2.0); sprintf "--set Optimizer.LearningRate=%g" (rate / 2.0) ] "edited"
+                Expect.equal (File.ReadAllText file) edited "config.json left as the user wrote it"
+                // What the message says to do trains the edited settings in a folder of their own.
+                let code, out, err = run Cli.train (args @ [ "--set"; sprintf "Optimizer.LearningRate=%g" (rate / 2.0) ])
+                Expect.equal code 0 (sprintf "the edited settings: %s%s" out err)
+                Expect.equal (Directory.GetDirectories root).Length 2 "two run folders"
+            finally
+                Directory.Delete(root, true)
+        }
+
+        test "train refuses a run folder another training holds, in one line naming the holder" {
+            let run' = teacher.Force()
+            use held = ContrastSeg.Training.RunLock.Acquire run'
+            expectFailed (run Cli.train (teacherArgs (Path.GetDirectoryName run'))) 5
+                [ Path.GetFullPath run' + " is being trained by"; sprintf "process %d on %s" Environment.ProcessId Environment.MachineName ] "locked"
+        }
+
+        test "a read-only output folder is one line naming it, for train, predict and evaluate" {
+            let run' = teacher.Force()
+            let folder, undo = readOnlyFolder ()
+            try
+                expectFailed (run Cli.train ([ "--set"; "OutputRoot=" + folder ] @ tiny)) 5 [ sprintf "cannot write to %s (OutputRoot" folder; "--set OutputRoot=" ] "train"
+                expectFailed (run Cli.predict [ "--run"; run'; "--output"; folder ]) 5 [ sprintf "cannot write to %s (where predictions" folder; "--output" ] "predict"
+                expectFailed (run Cli.evaluate [ "--run"; run'; "--output"; Path.Combine(folder, "report.json") ]) 5 [ sprintf "cannot write to %s" folder; "--output" ] "evaluate"
+            finally
+                undo ()
         }
     ]

@@ -157,7 +157,11 @@ let tests =
                 for o in own do Directory.Delete(o, true)
                 let before = snapshot (Path.Combine(local, "runs")) own
                 let again = Path.Combine(root, "again")
-                ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; again; "--run"; semi.Key ]) |> ignore // --run: --cell's former name
+                // Finished stages are only read, so the grid takes no lock on them: held by someone else (here this test), they still serve.
+                let locks = Runner.cellOutputs p semi |> List.filter (fun o -> shared.Contains o && Directory.Exists o) |> List.map ContrastSeg.Training.RunLock.Acquire
+                Expect.isNonEmpty locks "the teacher's stages are shared"
+                try ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; again; "--run"; semi.Key ]) |> ignore // --run: --cell's former name
+                finally for l in locks do l.Dispose()
                 Expect.sequenceEqual (snapshot (Path.Combine(local, "runs")) own) before "shared stages, subsets and weights untouched"
                 let row = (Results.ResultStore(again).Read semi.Key).Value
                 Expect.equal (bits row.MeanIoU) (bits fromLocal.[semi.Key].MeanIoU) "the same row"

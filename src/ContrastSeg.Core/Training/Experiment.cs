@@ -34,8 +34,9 @@ public sealed record PseudoLabelReport(string Folder, int Images, double Coverag
 public static class Experiment
 {
     /// <summary>Trains (or resumes, or finds finished) the run described by <paramref name="config"/>; writes <c>eval.json</c>.</summary>
+    /// <exception cref="OutputFolderException">OutputRoot cannot be written (checked before any data is read).</exception>
     public static TrainResult Train(TrainConfig config, TextWriter? console = null) =>
-        RunSession.Open(config.Validate()).Train(config, console);
+        RunSession.Open(config.Validate(), trains: true).Train(config, console);
 
     /// <summary>
     /// Evaluates the checkpoint of a run (best, else latest) on its validation split or another split name, on the device

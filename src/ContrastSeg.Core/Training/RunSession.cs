@@ -43,10 +43,18 @@ public sealed class RunSession
     /// Resolves the device of <paramref name="config"/> (before any work: CUDA asked for where there is none fails
     /// here) and opens its data (without pseudo-labels: stages that train on them add them).
     /// </summary>
-    public static RunSession Open(TrainConfig config)
+    public static RunSession Open(TrainConfig config) => Open(config, trains: false);
+
+    /// <summary>
+    /// <see cref="Open(TrainConfig)"/>; with <paramref name="trains"/>, <c>OutputRoot</c> is checked writable after the device
+    /// and before the data is opened (which writes the labelled subset's list under it).
+    /// </summary>
+    /// <exception cref="OutputFolderException">With <paramref name="trains"/>: OutputRoot cannot be written.</exception>
+    public static RunSession Open(TrainConfig config, bool trains)
     {
         TorchRuntime.EnsureInitialized();
         var device = Devices.Choose(config.Runtime.Device);
+        if (trains) OutputFolder.RequireWritable(config.OutputRoot, "OutputRoot, where runs are written", "set another OutputRoot (--set OutputRoot=<folder>)");
         return new RunSession(config.Data, config.OutputRoot, device);
     }
 
@@ -81,6 +89,8 @@ public sealed class RunSession
         config.Validate();
         console ??= Console.Out;
         Require(config);
+        // Which checkpoint a run folder gives (an unfinished run is refused) is settled before the run folder is made.
+        var source = config.InitFrom is { } init && !File.Exists(init) ? InitSource.Choose(init, config.AllowUnfinishedInit) : null;
         var data = config.Data.PseudoLabels is { } folder ? PseudoLabelled(folder) : _data;
         var validating = config.Stage != TrainingStage.Contrastive;
         // Every file the run reads is checked before its first step: a bad validation image found after training would cost the run.
@@ -88,9 +98,12 @@ public sealed class RunSession
         var check = Check(data, RunParts.Training | (validating ? RunParts.Scoring : RunParts.None), config.Model);
         var checkedText = check is { SamplesChecked: > 0 } ? $"; {check.SamplesChecked} samples checked in {clock.Elapsed.TotalSeconds:0.0} s" : "";
         if (ClassUsage.Warning(config.Data) is { } unusedClasses) console.WriteLine($"[{config.RunName}] warning: {unusedClasses}");
+        // Taken once the data passed its check (bad data leaves no run folder), held until eval.json and data.txt are
+        // written: a second training of the folder is refused before it loads weights or takes a step.
+        using var held = RunLock.Acquire(config.RunDirectory);
         Seeding.SeedAll(config.Seed);
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
-        Initialise(config, model, console);
+        Initialise(config, source, model, console);
 
         using ITrainingObjective objective = config.Stage == TrainingStage.Contrastive
             ? new ContrastiveObjective(config.Contrastive, config.Seed, data.Info.IgnoreLabel)
@@ -104,7 +117,7 @@ public sealed class RunSession
         Func<DeepLabV3Plus, SegmentationMetrics>? validate = validating
             ? m => (lastMatrix = Evaluate(m, data.Val, d, null, data.ValScored, data.ValName)).Metrics()
             : null;
-        var result = Trainer.Run(TrainingRun.Of(config, Device), model, objective, start => loader.Steps(start), validate, console);
+        var result = Trainer.RunLocked(TrainingRun.Of(config, Device), model, objective, start => loader.Steps(start), validate, console);
         if (result.Validation is { } metrics && lastMatrix is not null)
         {
             var report = new EvalReport(CheckpointStore.Resolve(result.RunDirectory), d.ValSplit, metrics, data.Info.ClassNames, lastMatrix.ToArray());
@@ -131,9 +144,9 @@ public sealed class RunSession
     public int Predict(string runOrCheckpoint, ModelSettings model, string outputFolder, InferenceOptions? tta = null, int? limit = null)
     {
         if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "a positive number of images, or null for all");
+        OutputFolder.RequireWritable(outputFolder, "where predictions are written", "pass another folder (predict --output <folder>)");
         Check(_data, RunParts.ValImages, model);
         using var trained = Trained(runOrCheckpoint, model, _data.Info.NumClasses, out _);
-        Directory.CreateDirectory(outputFolder);
         var count = 0;
         var val = _data.Val;
         var indexOf = val.Ids.Select((id, i) => (id, i)).ToDictionary(x => x.id, x => x.i);
@@ -166,9 +179,9 @@ public sealed class RunSession
         if (_data.Unlabelled.Count == 0)
             throw new ConfigException("pseudo-labelling needs unlabelled images: set Data.Labelled below the training split size " +
                                       $"(or, for a folder dataset, list images without a mask in a training split file that holds the line '{FolderDataset.UnlabelledDirective}')", "Data.Labelled");
+        OutputFolder.RequireWritable(outputFolder, "where pseudo-labels are written", "pass another folder (pseudolabel --output <folder>)");
         Check(_data, RunParts.UnlabelledImages, model);
         using var trained = Trained(teacherRun, model, _data.Info.NumClasses, out _);
-        Directory.CreateDirectory(outputFolder);
         var loader = new SegmentationLoader(_data.Train, TransformPipeline.Eval(), EvalOptions(_opening), _data.Unlabelled);
         double kept = 0;
         var images = 0;
@@ -326,10 +339,10 @@ public sealed class RunSession
         return report;
     }
 
-    private void Initialise(TrainConfig config, DeepLabV3Plus model, TextWriter console)
+    private static void Initialise(TrainConfig config, InitSource? source, DeepLabV3Plus model, TextWriter console)
     {
         if (config.InitFrom is not { } init) return;
-        if (File.Exists(init))
+        if (source is null)
         {
             var report = PretrainedWeights.LoadEncoder(model.Backbone, init);
             WeightFit.RequireFullEncoderMatch(report, init, model.Backbone.Options, config.AllowPartialInit);
@@ -339,12 +352,10 @@ public sealed class RunSession
         // Fine-tuning drops the projection head (it is not trained) and starts a fresh classifier, so the
         // checkpoint's classifier is not loaded and may have another class count (pretraining on other data).
         var fineTune = config.Stage == TrainingStage.FineTune;
-        var checkpoint = CheckpointStore.LoadWeights(init, model, exceptClassifier: fineTune);
-        if (!fineTune)
-        {
-            console.WriteLine($"[{config.RunName}] weights from {checkpoint}");
-            return;
-        }
+        var checkpoint = CheckpointStore.LoadWeights(source.Checkpoint, model, exceptClassifier: fineTune);
+        // Which checkpoint, its step and why it (a run's best or latest): the run's log says what it started from.
+        console.WriteLine($"[{config.RunName}] initial weights: {source}");
+        if (!fineTune) return;
         model.ResetClassifier();
         var stored = WeightFit.CheckpointClasses(checkpoint);
         console.WriteLine($"[{config.RunName}] weights from {checkpoint}, all but the classifier: a fresh one for {model.NumClasses} classes" +

@@ -306,6 +306,14 @@ public sealed record TrainConfig
     // Written only when on, so the JSON (and the settings hash in run names) of every config without it stays as it was.
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool AllowPartialInit { get; init; }
+    /// <summary>
+    /// Start from a run folder (<see cref="InitFrom"/>) whose training has not taken all its steps. Off: that is an error
+    /// naming the run, the step it reached and the steps it planned (CLI: <c>--allow-unfinished-init</c>; naming one of its
+    /// checkpoint folders is explicit too). Not part of the run name, like <see cref="AllowPartialInit"/>.
+    /// </summary>
+    // Written only when on, so the JSON (and the settings hash in run names) of every config without it stays as it was.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool AllowUnfinishedInit { get; init; }
     /// <summary>Folder that holds runs.</summary>
     public string OutputRoot { get; init; } = "runs";
     /// <summary>Explicit run name (default: derived from the settings, see <see cref="RunName"/>).</summary>
@@ -428,12 +436,12 @@ public sealed record TrainConfig
 
     /// <summary>
     /// The config without the settings that cannot change the weights (loader workers, the pixel limit, logging and
-    /// checkpoint cadence, whether a partial weight file may start the run, where the run folder lies, the device):
+    /// checkpoint cadence, whether a partial weight file or an unfinished run may start the run, where the run folder lies, the device):
     /// what must match to resume a run.
     /// </summary>
     public string WeightsDefiningJson()
     {
-        var json = JsonNode.Parse((this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true, AllowPartialInit = false, OutputRoot = "" }).ToJson())!.AsObject();
+        var json = JsonNode.Parse((this with { Data = Data with { Workers = 0 }, LogEvery = 1, CheckpointEvery = 1, KeepLast = 1, Resume = true, AllowPartialInit = false, AllowUnfinishedInit = false, OutputRoot = "" }).ToJson())!.AsObject();
         // The device is left out, not normalised: a run resumed on another device is the same run, and the text (so
         // the settings hash in run names) of every config stays what it was before the Runtime section existed.
         json.Remove(nameof(Runtime));

@@ -53,9 +53,21 @@ public static class Trainer
     /// Trains any model with an objective for it (the segmentation stages, the classification pretraining):
     /// the same loop, checkpoints and resume.
     /// </summary>
+    /// <remarks>The run folder is locked (<see cref="RunLock"/>) for the whole training: a second training of it is refused.</remarks>
     /// <inheritdoc cref="Run(TrainConfig, DeepLabV3Plus, ITrainingObjective, Func{long, IEnumerable{Batch}}, Func{DeepLabV3Plus, SegmentationMetrics}?, TextWriter?)"/>
+    /// <exception cref="RunInUseException">Another training holds the run folder.</exception>
+    /// <exception cref="OutputFolderException">The run folder cannot be written.</exception>
     public static TrainResult Run<TModel>(TrainingRun run, TModel model, ITrainingObjective<TModel> objective,
         Func<long, IEnumerable<Batch>> batchesFrom, Func<TModel, SegmentationMetrics>? validate = null, TextWriter? console = null)
+        where TModel : nn.Module
+    {
+        using var held = RunLock.Acquire(run.Directory);
+        return RunLocked(run, model, objective, batchesFrom, validate, console);
+    }
+
+    /// <summary><see cref="Run{TModel}"/> for a caller that holds the run folder's <see cref="RunLock"/> (a session, which writes eval.json under it too).</summary>
+    internal static TrainResult RunLocked<TModel>(TrainingRun run, TModel model, ITrainingObjective<TModel> objective,
+        Func<long, IEnumerable<Batch>> batchesFrom, Func<TModel, SegmentationMetrics>? validate, TextWriter? console)
         where TModel : nn.Module
     {
         // The kit makes no temporary TorchSharp Scalar (Runtime.Scalars), the cause of the libtorch errors this
@@ -109,8 +121,11 @@ public static class Trainer
         void SameRun(CheckpointState state)
         {
             if (run.Identity(state.Config) != run.Identity(configJson))
-                throw new ConfigException($"{runDir} holds a run with other settings; resume needs the same config (compare {Path.Combine(runDir, "config.json")}) or use another Name/OutputRoot.", "Name");
+                throw new ConfigException($"{runDir} holds a run with other settings ({RecordedConfig.WeightsDifferences(run, state.Config)}: its checkpoints' -> this command's); " +
+                                          $"resume needs the same config (compare {Path.Combine(runDir, RecordedConfig.FileName)}) or use another Name/OutputRoot.", "Name");
         }
+        // A hand-edited config.json is refused before anything is restored or written; other differences are said below.
+        var recordedDifferences = run.Resume ? RecordedConfig.Check(run, store) : [];
         // A damaged checkpoint is reported and skipped: the newest intact one replays the same steps.
         if (run.Resume && store.RestoreNewestIntact(model, optimizer, objective.Generator, SameRun,
                 line => (console ?? Console.Out).WriteLine($"[{run.Name}] {line}")) is { } resumed)
@@ -122,6 +137,8 @@ public static class Trainer
         log.Line($"[{run.Name}] {ThreadPolicy.ApplyForRun()}");
         log.Line($"[{run.Name}] {TorchRuntime.Status.Numerics}");
         log.Line($"[{run.Name}] {run.Device}");
+        if (recordedDifferences.Count > 0)
+            log.Line($"[{run.Name}] config.json now records this command's values of settings that do not change the weights: {string.Join(", ", recordedDifferences)}");
         // What this invocation computes with (a resumed run on another machine or mode adds its own line).
         Provenance.Current().AppendTo(runDir, start);
         // Checkpoints are device-independent (CPU tensors): a run may resume on another device, and says so.

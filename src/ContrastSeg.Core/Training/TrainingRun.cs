@@ -45,6 +45,12 @@ public sealed record TrainingRun
     /// <summary>The part of a config JSON (this run's or a checkpoint's) that must match for a resume: what defines the weights.</summary>
     public required Func<string, string> Identity { get; init; }
 
+    /// <summary>
+    /// A config JSON (a run folder's config.json) as this kit writes it now, so that comparing it with <see cref="ConfigJson"/>
+    /// names real differences only (not settings read under a former name); default: the text as it is.
+    /// </summary>
+    public Func<string, string> Normalize { get; init; } = json => json;
+
     /// <summary>The run of a validated segmentation config, on the device its <c>Runtime.Device</c> setting resolves to.</summary>
     public static TrainingRun Of(TrainConfig config) => Of(config, Devices.Choose(config.Runtime.Device));
 
@@ -63,5 +69,6 @@ public sealed record TrainingRun
         Resume = config.Resume,
         ConfigJson = (config with { Runtime = config.Runtime with { Device = device.Name } }).ToJson(),
         Identity = json => TrainConfig.FromJson(json).WeightsDefiningJson(),
+        Normalize = json => TrainConfig.FromJson(json).ToJson(),
     };
 }
