@@ -22,6 +22,8 @@ let private guard (name: string) (body: unit -> int) =
     | :? ConfigException as e -> eprintfn "%s: invalid setting %s: %s" name e.Field e.Message; 2
     | :? ContrastSeg.Data.DatasetException as e -> eprintfn "%s: data problem: %s" name e.Message; 2
     | :? TrainingDivergedException as e -> eprintfn "%s: %s" name e.Message; 3
+    // A training stopped by a signal after checkpointing: the exit code of a process the signal ended.
+    | :? TrainingInterruptedException as e -> eprintfn "%s: %s" name e.Message; 128 + e.Signal
     | :? ContrastSeg.Runtime.TorchRuntimeException as e -> eprintfn "%s: %s" name e.Message; 4
     | :? IO.FileNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.DirectoryNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2

@@ -42,8 +42,40 @@ let private finish (p: Process, output: Text.StringBuilder) =
 let private finalWeights (root: string) (name: string) =
     File.ReadAllBytes(Path.Combine(root, name, "checkpoints", "step-0000040", "model.bin"))
 
+/// Steps logged so far in a run's metrics.jsonl (read while the run writes it).
+let private stepsLogged (root: string) (name: string) =
+    try
+        use s = new FileStream(Path.Combine(root, name, "metrics.jsonl"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite)
+        use r = new StreamReader(s)
+        r.ReadToEnd().Split('\n') |> Array.filter (fun l -> l.Contains "\"kind\":\"train\"") |> Array.length
+    with _ -> 0
+
 let tests =
     testList "kill and resume" [
+        testCase "SIGTERM: the run checkpoints the step it finished, exits 143, and the rerun resumes there to the uninterrupted weights" <| fun () ->
+            if OperatingSystem.IsWindows() then skiptest "no POSIX signals"
+            let root = Directory.CreateTempSubdirectory("contrastseg-sigterm-").FullName
+            try
+                finish (start root "uninterrupted") |> ignore
+                let reference = finalWeights root "uninterrupted"
+                let p, output = start root "stopped"
+                let deadline = DateTime.UtcNow.AddMinutes 4.0
+                while stepsLogged root "stopped" < 10 && not p.HasExited && DateTime.UtcNow < deadline do Thread.Sleep 2
+                Expect.isFalse p.HasExited (sprintf "the run ended before the signal:\n%O" output)
+                Expect.isTrue (ContrastSeg.Lab.Signals.send p.Id 15) "SIGTERM sent"
+                Expect.isTrue (p.WaitForExit(TimeSpan.FromMinutes 1.0)) "the run stops within a step"
+                p.WaitForExit()
+                Expect.equal p.ExitCode 143 (sprintf "128 + SIGTERM:\n%O" output)
+                Expect.stringContains (output.ToString()) "stopped by signal 15 after step" "says where it stopped and how to resume"
+                let logged = stepsLogged root "stopped"
+                let checkpoints = Directory.GetDirectories(Path.Combine(root, "stopped", "checkpoints"), "step-*") |> Array.map Path.GetFileName
+                Expect.contains checkpoints (sprintf "step-%07d" logged) "the last step it finished is checkpointed, not only the last multiple of CheckpointEvery"
+                let resumed = finish (start root "stopped")
+                Expect.stringContains resumed (sprintf "resuming at step %d/" logged) "the rerun resumes at that step"
+                Expect.isTrue (reference = finalWeights root "stopped") "weights after the stop and resume equal the uninterrupted run's"
+            finally
+                try Directory.Delete(root, true) with _ -> ()
+
         testCase "a run killed at a random moment and resumed ends with the uninterrupted run's weights" <| fun () ->
             let root = Directory.CreateTempSubdirectory("contrastseg-kill-").FullName
             try

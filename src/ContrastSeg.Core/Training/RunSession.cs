@@ -144,8 +144,9 @@ public sealed class RunSession
     public int Predict(string runOrCheckpoint, ModelSettings model, string outputFolder, InferenceOptions? tta = null, int? limit = null)
     {
         if (limit is <= 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "a positive number of images, or null for all");
-        OutputFolder.RequireWritable(outputFolder, "where predictions are written", "pass another folder (predict --output <folder>)");
+        // Data first: a refused image leaves no output folder behind.
         Check(_data, RunParts.ValImages, model);
+        OutputFolder.RequireWritable(outputFolder, "where predictions are written", "pass another folder (predict --output <folder>)");
         using var trained = Trained(runOrCheckpoint, model, _data.Info.NumClasses, out _);
         var count = 0;
         var val = _data.Val;
@@ -179,8 +180,8 @@ public sealed class RunSession
         if (_data.Unlabelled.Count == 0)
             throw new ConfigException("pseudo-labelling needs unlabelled images: set Data.Labelled below the training split size " +
                                       $"(or, for a folder dataset, list images without a mask in a training split file that holds the line '{FolderDataset.UnlabelledDirective}')", "Data.Labelled");
-        OutputFolder.RequireWritable(outputFolder, "where pseudo-labels are written", "pass another folder (pseudolabel --output <folder>)");
         Check(_data, RunParts.UnlabelledImages, model);
+        OutputFolder.RequireWritable(outputFolder, "where pseudo-labels are written", "pass another folder (pseudolabel --output <folder>)");
         using var trained = Trained(teacherRun, model, _data.Info.NumClasses, out _);
         var loader = new SegmentationLoader(_data.Train, TransformPipeline.Eval(), EvalOptions(_opening), _data.Unlabelled);
         double kept = 0;

@@ -159,6 +159,7 @@ public static class Trainer
         // A step-0 checkpoint, so that a run interrupted before its first periodic one can also resume.
         if (start == 0) Checkpoint(0, false);
 
+        using var stop = new StopRequest();
         ProgressDisplay.Run($"[{run.Stage}]", o.Steps, start, console ?? Console.Out, report =>
         {
             for (var step = start; step < o.Steps; step++)
@@ -205,8 +206,18 @@ public static class Trainer
                 if (validate is not null && run.EvalEvery > 0 && done % run.EvalEvery == 0 && done != o.Steps)
                     isBest = Validate(done);
                 // A new best validation is checkpointed at once, so the best weights are the ones kept and tested.
-                if ((isBest || done % run.CheckpointEvery == 0) && done != o.Steps) Checkpoint(done, isBest);
+                var checkpointed = (isBest || done % run.CheckpointEvery == 0) && done != o.Steps;
+                if (checkpointed) Checkpoint(done, isBest);
                 report(done, $"{objective.Term} {stepLoss:F4} lr {lr:G3}");
+                if (stop.Signal != 0 && done != o.Steps)
+                {
+                    // Stopped by a signal: keep the step just finished, so the next start resumes here, bit for bit.
+                    if (!checkpointed) Checkpoint(done, false);
+                    var at = store.Latest() ?? runDir;
+                    var message = $"stopped by signal {stop.Signal} after step {done}/{o.Steps}; checkpoint {at} written. Run the same command again to resume there.";
+                    log.Line($"[{run.Name}] {message}");
+                    throw new TrainingInterruptedException(message, stop.Signal, at);
+                }
             }
         });
 
