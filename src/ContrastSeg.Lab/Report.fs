@@ -14,7 +14,7 @@ let provenance (rows: ResultRow list) =
         let ofClass = rows |> List.filter (fun r -> numericsOf r = numerics)
         let values key =
             ofClass |> List.choose (fun r -> if isNull r.Provenance then None else match r.Provenance.TryGetValue key with | true, v -> Some v | _ -> None)
-            |> List.collect (fun v -> v.Split(" | ") |> List.ofArray) |> List.distinct
+            |> List.collect provenanceValues |> List.distinct
         let line key = match values key with [] -> "not recorded" | vs -> System.String.Join("; ", vs)
         sb.AppendLine(sprintf "- numerics: **%s** (%d row%s)%s" numerics n (if n = 1 then "" else "s")
                         (if classes.Length > 1 && numerics <> fst classes.Head then " — flagged: not comparable with the other rows" else "")) |> ignore

@@ -38,6 +38,12 @@ type ResultRow =
       Provenance: Collections.Generic.Dictionary<string, string>
       Finished: DateTimeOffset }
 
+/// How a row's `Provenance` value holds the distinct values its stages and evaluation took: joined with this.
+let provenanceSeparator = " | "
+
+/// The distinct values a row's `Provenance` value holds.
+let provenanceValues (joined: string) = joined.Split(provenanceSeparator) |> List.ofArray
+
 /// The numerics class of a row, with a name for rows that predate the record.
 let numericsOf (r: ResultRow) =
     if String.IsNullOrWhiteSpace r.Numerics then "unrecorded (rows written before numerics modes, 2026-12-07)" else r.Numerics

@@ -21,7 +21,7 @@ let machine () =
 
 /// The numerics class and provenance of a row: every training invocation of its stages (their provenance.jsonl; a stage
 /// trained before provenance was recorded counts as "unrecorded") and this process, which evaluates it. One class, or
-/// "mixed: ..." when they differ; provenance values that differ are all kept, joined with " | ".
+/// "mixed: ..." when they differ; provenance values that differ are all kept, joined with `provenanceSeparator`.
 let rowProvenance (stageFolders: string list) =
     let current = ContrastSeg.Runtime.Provenance.Current()
     let recorded = stageFolders |> List.map (fun s -> s, ContrastSeg.Runtime.Provenance.ReadAll s |> List.ofSeq)
@@ -31,12 +31,12 @@ let rowProvenance (stageFolders: string list) =
             if ps.IsEmpty then yield "unrecorded"
             for p in ps do yield p.NumericsClass
           yield current.NumericsClass ] |> List.distinct
-    let numerics = match classes with [ c ] -> c | cs -> "mixed: " + String.Join(" | ", cs)
+    let numerics = match classes with [ c ] -> c | cs -> "mixed: " + String.Join(provenanceSeparator, cs)
     let provenance = Dictionary<string, string>()
     let add key (value: string) =
         match provenance.TryGetValue key with
-        | true, old when old.Split(" | ") |> Array.contains value -> ()
-        | true, old -> provenance.[key] <- old + " | " + value
+        | true, old when provenanceValues old |> List.contains value -> ()
+        | true, old -> provenance.[key] <- old + provenanceSeparator + value
         | _ -> provenance.[key] <- value
     for p in all do
         add "cpu" p.Cpu; add "instruction_set" p.InstructionSet; add "numerics" p.Numerics; add "aten_capability" p.AtenCapability

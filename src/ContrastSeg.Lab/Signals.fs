@@ -16,10 +16,11 @@ module private Native =
     extern int getppid()
 
 /// The signals that stop a grid, with their numbers (the same on Linux and macOS): a stopped grid exits with 128 + it.
-let stopping = [ PosixSignal.SIGTERM, 15; PosixSignal.SIGINT, 2; PosixSignal.SIGHUP, 1 ]
+/// One table with the trainer's (ContrastSeg.Training.StopSignals).
+let stopping = [ for struct (signal, n) in ContrastSeg.Training.StopSignals.All -> signal, n ]
 
 /// The number of a signal in `stopping`.
-let number (signal: PosixSignal) = stopping |> List.find (fst >> (=) signal) |> snd
+let number (signal: PosixSignal) = ContrastSeg.Training.StopSignals.Number signal
 
 /// Sends signal `number` to process `pid` (kill(2)); false when there is no such process.
 let send (pid: int) (number: int) = Native.kill(pid, number) = 0

@@ -3,6 +3,20 @@ using System.Runtime.InteropServices;
 namespace ContrastSeg.Training;
 
 /// <summary>
+/// The signals that stop a training or a grid (SIGTERM, SIGINT, SIGHUP) with their numbers, the same on Linux and macOS:
+/// a process one of them stops exits with 128 + the number.
+/// </summary>
+public static class StopSignals
+{
+    /// <summary>Each stopping signal and its number.</summary>
+    public static IReadOnlyList<(PosixSignal Signal, int Number)> All { get; } =
+        [(PosixSignal.SIGTERM, 15), (PosixSignal.SIGINT, 2), (PosixSignal.SIGHUP, 1)];
+
+    /// <summary>The number of a stopping signal.</summary>
+    public static int Number(PosixSignal signal) => All.First(s => s.Signal == signal).Number;
+}
+
+/// <summary>
 /// A stop asked for by a signal while a run trains (SIGTERM from a grid, a scheduler or <c>kill</c>; SIGINT from Ctrl-C;
 /// SIGHUP from a closed terminal): the trainer finishes the step under way, writes a checkpoint and stops, so that the
 /// next start resumes exactly there instead of replaying up to <c>CheckpointEvery</c> steps. A second signal is left to
@@ -17,7 +31,7 @@ internal sealed class StopRequest : IDisposable
     public StopRequest()
     {
         if (OperatingSystem.IsWindows()) return;
-        foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGHUP })
+        foreach (var (signal, _) in StopSignals.All)
             _registrations.Add(PosixSignalRegistration.Create(signal, OnSignal));
     }
 
@@ -28,7 +42,7 @@ internal sealed class StopRequest : IDisposable
     {
         if (_signal != 0) return; // the second one: the default action ends the process now
         context.Cancel = true;
-        _signal = context.Signal switch { PosixSignal.SIGTERM => 15, PosixSignal.SIGINT => 2, PosixSignal.SIGHUP => 1, _ => 15 };
+        _signal = StopSignals.Number(context.Signal);
     }
 
     /// <inheritdoc/>
