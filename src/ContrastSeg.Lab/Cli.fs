@@ -8,6 +8,7 @@ open System.IO
 open Argu
 open ContrastSeg.Evaluation
 open ContrastSeg.Losses
+open ContrastSeg.Studies
 open ContrastSeg.Training
 open ContrastSeg.Lab.Grid
 open ContrastSeg.Lab.Results
@@ -29,7 +30,7 @@ let private guard (name: string) (body: unit -> int) =
     | :? IO.DirectoryNotFoundException as e -> eprintfn "%s: %s" name e.Message; 2
     | :? IO.InvalidDataException as e -> eprintfn "%s: %s" name e.Message; 2
     // A grid stopped by a signal: which cells it interrupted and how to resume; the exit code of a process the signal ended.
-    | :? Runner.GridInterruptedException as e -> eprintfn "%s: %s" name e.Message; 128 + Signals.number e.Signal
+    | :? Executor.GridInterruptedException as e -> eprintfn "%s: %s" name e.Message; 128 + Signals.number e.Signal
     // Disk full and other I/O errors: the message names the path (a CheckpointWriteException also what was being written,
     // an OutputFolderException the folder that cannot be written, a RunInUseException the process training the run).
     | :? IO.IOException as e -> eprintfn "%s: %s" name e.Message; 5
@@ -250,6 +251,7 @@ let pseudolabel (argv: string[]) =
 
 type AblationArgs =
     | Profile of name: string
+    | Plan of file: string
     | Dataset of kind: string
     | Data_Root of path: string
     | Fractions of fraction: string list
@@ -265,7 +267,7 @@ type AblationArgs =
     | List_Keys
     | Wave of number: int
     | Cells of keys: string list
-    | [<AltCommandLine("--run")>] Cell of key: string
+    | Cell of key: string
     | Force
     | Jobs of count: int
     | Report_Only
@@ -277,8 +279,9 @@ type AblationArgs =
         member a.Usage =
             match a with
             | Device _ -> deviceUsage + " Every stage, pseudo-labelling, evaluation and the classification pretraining of the grid run there; not part of run names."
+            | Plan _ -> "run a written plan (results/<profile>/plan.json, which the grid, --list and --list-keys write) instead of a profile: its cells' complete stage configs, as cluster tasks and worker processes run them. Takes no option that shapes cells."
             | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
-            | Steps _ -> "cap every stage (and the classification pretraining) at this many steps (warm-up at a tenth of it): a smoke run of a paper profile, a short study."
+            | Steps _ -> "cap every stage (and the classification pretraining) at this many steps (warm-up at most a quarter of a stage's steps, as always): a smoke run of a paper profile, a short study."
             | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes), ablations (the paper's other studies on them, 1 seed), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU); default-regime / folder-regime: the regime map (label count x stem x step budget, seed 0) of default / folder."
             | Dataset _ -> "the dataset kind of the profile's runs (default: the profile's own): " + datasetUsage
             | Data_Root _ -> "dataset root for the folder/voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
@@ -291,11 +294,11 @@ type AblationArgs =
             | Labelled _ -> "labelled-image counts of the label-efficiency study (paper profiles; e.g. --labelled 2 4 on the shared samples)."
             | Output _ -> "results folder (default results/<profile>): rows/, results.md, results.csv, charts."
             | Runs _ -> "folder for the training runs (default runs/<profile>)."
-            | List -> "print one command per cell (for a cluster job array) and exit."
-            | List_Keys -> "print one cell key per line (what --run takes; for a cluster job array) and exit."
+            | List -> "write the plan (results/<profile>/plan.json), print one command per cell that runs it from the plan (for a cluster job array) and exit."
+            | List_Keys -> "write the plan (results/<profile>/plan.json), print one cell key per line (what --cell takes with --plan; for a cluster job array) and exit."
             | Wave _ -> "with --list or --list-keys: only the cells of this wave (1, 2, ...; none past the last). On a shared runs folder, run the waves one after the other, each wave's cells at the same time: a wave trains no stage twice, and later waves only read the stages they share with earlier ones."
             | Cells _ -> "restrict the grid to these cells (keys as --list-keys prints them), for every other option, the report included."
-            | Cell _ -> "run only the cell with this key (see --list-keys; --run, its former name, still works); results from several machines merge by copying rows/."
+            | Cell _ -> "run only the cell with this key (see --list-keys), from --plan or the profile; results from several machines merge by copying rows/."
             | Force -> "redo cells even when their results exist (their run folders are deleted first)."
             | Jobs _ -> "cells trained at the same time, each in its own worker process (default: on the CPU one per core, at most one per 2 GB of free memory, each with cores/jobs libtorch threads unless CONTRASTSEG_THREADS is set; on a GPU 1). --jobs 1 trains them one after the other in this process. The thread count changes float sums, so rows trained with another --jobs can differ slightly."
             | Report_Only -> "only rebuild tables and charts from the results already in the folder."
@@ -358,21 +361,15 @@ let profileOf (r: ParseResults<AblationArgs>) =
     if name <> "folder" then
         for flag, given in [ "--fractions", r.Contains Fractions; "--crop", r.Contains Crop; "--resize", r.Contains Resize; "--seeds", r.Contains Seeds && not regime; "--eval-split", r.Contains Eval_Split; "--val-split", r.Contains Val_Split ] do
             if given then raise (ConfigException(sprintf "%s belongs to the folder profile; with --profile %s use --set (e.g. --set Data.Crop=96)" flag name, flag))
+    let edit assignments (p: Profile) = { p with Defaults = p.Defaults.WithBase(ConfigOverrides.Apply(p.Defaults.Base, assignments)) }
     let p =
         match name, r.TryGetResult Data_Root with
-        | ("quick" | "default" | "ablations"), Some root -> { p with Base = ConfigOverrides.Apply(p.Base, [ "Data.Root=" + root ]) }
+        | ("quick" | "default" | "ablations"), Some root -> p |> edit [ "Data.Root=" + root ]
         | _ -> p
-    let p = { p with Base = ConfigOverrides.Apply(p.Base, dataAssignments (r.TryGetResult Dataset) None) }
-    let p = { p with Base = ConfigOverrides.Apply(p.Base, r.GetResults Set) }
-    let p = { p with Base = ConfigOverrides.Apply(p.Base, deviceAssignments (r.TryGetResult AblationArgs.Device)) }
+    let p = p |> edit (dataAssignments (r.TryGetResult Dataset) None) |> edit (r.GetResults Set) |> edit (deviceAssignments (r.TryGetResult AblationArgs.Device))
     let p =
         match r.TryGetResult Steps with
-        | Some n ->
-            let warmup = min p.Base.Optimizer.WarmupSteps (n / 10) // a capped schedule keeps a proportionate warm-up
-            { p with Base = ConfigOverrides.Apply(p.Base, [ sprintf "Optimizer.WarmupSteps=%d" warmup ])
-                     Budget = Grid.capBudget n p.Budget
-                     Cells = p.Cells |> List.map (fun c -> { c with Budget = c.Budget |> Option.map (Grid.capBudget n) })
-                     Classification = ContrastSeg.Lab.Configs.update <@ fun c -> c.Steps @> (min n p.Classification.Steps) p.Classification }
+        | Some n -> { p with Defaults = p.Defaults.WithStepCap n }
         | None -> p
     let p =
         match r.TryGetResult Variant with
@@ -389,62 +386,88 @@ let profileOf (r: ParseResults<AblationArgs>) =
             match keys |> List.filter (known.Contains >> not) with
             | [] -> { p with Cells = p.Cells |> List.filter (fun c -> List.contains c.Key keys) }
             | unknown -> raise (ConfigException(sprintf "no cell %s in profile %s (see --list-keys)" (String.Join(", ", unknown |> List.map (sprintf "'%s'"))) p.Name, "--cells"))
-    p.Base.Validate() |> ignore
+    p.Defaults.Base.Validate() |> ignore
     p
+
+/// Whether an option shapes a study's cells (with `--plan` the plan file holds what it would say).
+let private shapesCells = function
+    | Profile _ | Dataset _ | Data_Root _ | Fractions _ | Crop _ | Resize _ | Eval_Split _ | Val_Split _ | Seeds _ | Labelled _
+    | Runs _ | Cells _ | Steps _ | Variant _ | Set _ | Device _ -> true
+    | _ -> false
+
+/// An option as typed: Data_Root -> --data-root.
+let private flagOf (a: AblationArgs) =
+    let case, _ = Reflection.FSharpValue.GetUnionFields(a, typeof<AblationArgs>)
+    "--" + case.Name.ToLowerInvariant().Replace('_', '-')
+
+/// The plan an ablations command runs and the result store it writes: `--plan` read as written, or the profile's plan,
+/// written to the store's plan.json (before anything trains, so workers and cluster tasks read what this process planned).
+let private planOf (r: ParseResults<AblationArgs>) =
+    match r.TryGetResult Plan with
+    | Some file ->
+        match r.GetAllResults() |> List.filter shapesCells |> List.map flagOf |> List.distinct with
+        | [] -> ()
+        | flags ->
+            raise (ConfigException(sprintf "%s shape a study's cells, which the plan %s holds: give either --plan or the options that make one" (String.Join(", ", flags)) file, flags.Head))
+        let plan = StudyPlan.Read file
+        plan, ResultStore(r.GetResult(Output, Path.GetDirectoryName(Path.GetFullPath file)))
+    | None ->
+        let p = profileOf r
+        let plan = Grid.plan p
+        let store = ResultStore(r.GetResult(Output, Path.Combine("results", p.Name)))
+        plan.Write(Path.Combine(store.Root, StudyPlan.FileName))
+        plan, store
 
 let ablations (argv: string[]) =
     guard "ablations" (fun () ->
         let r = parse<AblationArgs> "ablations" argv
-        let p = profileOf r
-        let store = ResultStore(r.GetResult(Output, Path.Combine("results", p.Name)))
+        let plan, store = planOf r
+        let planFile = Path.Combine(store.Root, StudyPlan.FileName)
         let command =
             let text = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
             // A rebuilt report says so: the rows' runs were trained by an earlier command.
             if r.Contains Report_Only then sprintf "%s` (tables rebuilt from the stored rows, whose run times are below; the training command was the same without `--report-only" text
             else text
         let listed () =
-            let cells = p.Cells |> List.distinctBy (fun c -> c.Key)
             match r.TryGetResult Wave with
-            | None -> cells
+            | None -> List.ofSeq plan.Cells
             | Some w when w < 1 -> raise (ConfigException(sprintf "waves are numbered from 1, got %d" w, "--wave"))
-            | Some w -> Runner.waves p |> List.filter (fun (_, wave) -> wave = w) |> List.map fst
+            | Some w -> Executor.waves plan |> List.filter (fun (_, wave) -> wave = w) |> List.map fst
         if r.Contains Wave && not (r.Contains List || r.Contains List_Keys) then
-            raise (ConfigException("--wave selects what --list or --list-keys prints; a cell runs with --run <key>", "--wave"))
+            raise (ConfigException("--wave selects what --list or --list-keys prints; a cell runs with --plan <plan.json> --cell <key>", "--wave"))
         if r.Contains List && r.Contains List_Keys then
             raise (ConfigException("use --list (commands) or --list-keys (keys), not both", "--list-keys"))
         if r.Contains List_Keys then
             for c in listed () do printfn "%s" c.Key
             0
         elif r.Contains List then
-            for line in Commands.forCells argv (listed () |> List.map (fun c -> c.Key)) do printfn "%s" line
+            let quote (a: string) = if a.Contains ' ' then "\"" + a + "\"" else a
+            for c in listed () do printfn "dotnet fsi scripts/ablations.fsx -- --plan %s --cell %s" (quote planFile) c.Key
             0
         else
             let opts = { Runner.Force = r.Contains Force; Runner.Console = Console.Out }
             let clock = Stopwatch.StartNew()
             let cells =
                 match r.TryGetResult Cell with
-                | Some key ->
-                    match p.Cells |> List.filter (fun c -> c.Key = key) with
-                    | [] -> raise (ConfigException(sprintf "no cell '%s' in profile %s (see --list-keys)" key p.Name, "--cell"))
-                    | found -> found |> List.truncate 1
-                | None -> if r.Contains Report_Only then [] else p.Cells |> List.distinctBy (fun c -> c.Key)
-            // A failed cell does not stop the grid (see Runner.runAll): failures are listed and the exit code is 1.
+                | Some key -> [ plan.Cell key ]
+                | None -> if r.Contains Report_Only then [] else List.ofSeq plan.Cells
+            // A failed cell does not stop the grid (see Executor.runAllWith): failures are listed and the exit code is 1.
             let single = (r.TryGetResult Cell).IsSome
             if single then Signals.followGrid Console.Error // a grid's worker (else a no-op) ends with its grid
-            let reused = if r.Contains Force then Set.empty else cells |> List.filter (Runner.isReusable p store) |> List.map (fun c -> c.Key) |> Set.ofList
+            let reused = if r.Contains Force then Set.empty else cells |> List.filter (Runner.isReusable plan store) |> List.map (fun c -> c.Key) |> Set.ofList
             let toTrain = cells |> List.filter (fun c -> not (reused.Contains c.Key))
             Directory.CreateDirectory store.Root |> ignore
             // Shared: worker processes and cluster nodes append to the same log, a line at a time.
-            use log = new Runner.SharedLogWriter(Path.Combine(store.Root, "ablations.log"))
-            let progress = Runner.GridProgress(Console.Out, log, cells.Length, (fun () -> Runner.pendingSteps p toTrain))
+            use log = new Executor.SharedLogWriter(Path.Combine(store.Root, "ablations.log"))
+            let progress = Executor.GridProgress(Console.Out, log, cells.Length, (fun () -> Executor.pendingSteps toTrain))
             if not cells.IsEmpty then
                 progress.Line(sprintf "[ablations] %s: profile %s, %d cells; %d reused from %s (--force retrains them), %d to train (%d optimiser steps left)"
-                                      command p.Name cells.Length reused.Count (Path.Combine(store.Root, "rows")) toTrain.Length progress.StartSteps)
+                                      command plan.Profile cells.Length reused.Count (Path.Combine(store.Root, "rows")) toTrain.Length progress.StartSteps)
             let jobs =
                 match r.TryGetResult Jobs with
                 | Some j when j < 1 -> raise (ConfigException(sprintf "--jobs must be at least 1, got %d" j, "--jobs"))
                 | Some j -> j
-                | None -> Runner.defaultJobs p.Base.Runtime.Device
+                | None -> Executor.defaultJobs plan.Device
             let jobs = min jobs toTrain.Length
             // Worker processes: libtorch's global generator (weights, dropout) cannot be shared by two cells in one process.
             let workerFailures =
@@ -452,34 +475,34 @@ let ablations (argv: string[]) =
                 else
                     if r.Contains Force then
                         for c in toTrain do
-                            Runner.deleteRuns p c
+                            Runner.deleteRuns c
                             if store.Has c.Key then File.Delete(store.RowPath c.Key)
-                    let dll = typeof<Runner.GridProgress>.Assembly.Location
+                    let dll = typeof<Executor.GridProgress>.Assembly.Location
                     let own = String.IsNullOrEmpty(Environment.GetEnvironmentVariable "CONTRASTSEG_THREADS")
                     let threads = max 1 (Environment.ProcessorCount / jobs)
-                    let shared = Commands.workerArguments argv
-                    let start (c: Grid.Cell) =
+                    // A worker runs its cell from the plan file alone: nothing of this command's options is re-derived.
+                    let start (c: PlannedCell) =
                         let info = ProcessStartInfo("dotnet")
-                        for a in [ yield dll; yield "ablations"; yield! shared; yield "--cell"; yield c.Key; yield "--jobs"; yield "1" ] do info.ArgumentList.Add a
+                        for a in [ dll; "ablations"; "--plan"; planFile; "--output"; store.Root; "--cell"; c.Key ] do info.ArgumentList.Add a
                         if own then info.Environment.["CONTRASTSEG_THREADS"] <- string threads
                         info.Environment.[Signals.gridVariable] <- string Environment.ProcessId
                         info
                     progress.Line(sprintf "[ablations] %d worker processes, %s libtorch thread(s) each" jobs
                                           (if own then string threads else "CONTRASTSEG_THREADS = " + Environment.GetEnvironmentVariable "CONTRASTSEG_THREADS"))
-                    Runner.runWorkers progress Console.Out jobs start (fun c -> store.Read c.Key) (Runner.jobPlan p toTrain)
+                    Executor.runWorkers progress Console.Out jobs start (fun c -> store.Read c.Key) (Executor.jobPlan plan toTrain)
             let failed = workerFailures |> List.map fst |> Set.ofList
-            let reused = if jobs < 2 then reused else cells |> List.filter (Runner.isReusable p store) |> List.map (fun c -> c.Key) |> Set.ofList
+            let reused = if jobs < 2 then reused else cells |> List.filter (Runner.isReusable plan store) |> List.map (fun c -> c.Key) |> Set.ofList
             let failures =
                 if single then
-                    cells |> List.iter (Runner.runCell p store opts >> ignore)
+                    cells |> List.iter (Runner.runCell plan store opts >> ignore)
                     []
                 else
                     workerFailures
-                    @ Runner.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell p store opts)
+                    @ Executor.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell plan store opts)
                           (cells |> List.filter (fun c -> not (failed.Contains c.Key)))
-            if not single then Report.write p store command Console.Out
-            // A `--run` (a worker process's cell) writes no report.
-            if single then progress.Line(sprintf "[ablations] --run %s in %.1f min" (String.Join(", ", cells |> List.map (fun c -> c.Key))) clock.Elapsed.TotalMinutes)
+            if not single then Report.write plan store command Console.Out
+            // A `--cell` (a worker process's or cluster task's cell) writes no report.
+            if single then progress.Line(sprintf "[ablations] --cell %s in %.1f min" (String.Join(", ", cells |> List.map (fun c -> c.Key))) clock.Elapsed.TotalMinutes)
             else progress.Line(sprintf "[ablations] %d cells and the report in %.1f min" cells.Length clock.Elapsed.TotalMinutes)
             if failures.IsEmpty then 0
             else

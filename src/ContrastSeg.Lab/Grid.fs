@@ -1,4 +1,5 @@
-/// The ablation grid: recipes, cells, profiles, and the stage configs each cell trains.
+/// The ablation grid's studies: which cells each profile has, and what they share (the study request). The
+/// `StudyPlanner` of the C# core turns a profile into the complete configs of every stage (`plan`).
 /// Notebook-safe (FSharp.Core 10.0 API, the C# core only).
 module ContrastSeg.Lab.Grid
 
@@ -6,145 +7,36 @@ open System
 open System.IO
 open ContrastSeg.Losses
 open ContrastSeg.Models
+open ContrastSeg.Studies
 open ContrastSeg.Training
-open ContrastSeg.Lab.Configs
 
-/// How a cell trains its final model.
-type Recipe =
-    /// Cross-entropy only.
-    | CrossEntropy
-    /// Contrastive pretraining (variant, distortions on/off), then softmax fine-tuning.
-    | ContrastiveFineTune of variant: ContrastiveVariant * distortion: bool
-    /// Encoder from classification pretraining on single items; then CE, or contrastive + fine-tuning.
-    | ClassificationInit of withContrastive: bool
-    /// The teacher recipe, pseudo-labels for the unlabelled images, then the same recipe on labelled + pseudo-labelled.
-    | SemiSupervised of teacher: Recipe
-
-/// A model capacity the regime map varies: the encoder's stem and width multiplier.
-type Capacity =
-    { Stem: EncoderStem
-      Width: float }
-
-/// A step budget the regime map varies: cross-entropy steps, and pretraining + fine-tuning steps.
-type Budget =
-    { CeSteps: int
-      PretrainSteps: int
-      FinetuneSteps: int }
-
-/// Settings of the contrastive recipe a recipe study varies against the profile's (None: the profile's value):
-/// the loss's temperature and resize size (Contrastive.ResizeTo; 0 = no resize), the projection
-/// head's batch norm (both stages, so the fine-tuning loads the head it was pretrained with), the fine-tuning LR.
-type RecipeOverrides =
-    { Temperature: float option
-      ResizeTo: int option
-      ProjectionBatchNorm: bool option
-      FinetuneLearningRate: float option }
-
-    /// The profile's recipe, unchanged.
-    static member None = { Temperature = None; ResizeTo = None; ProjectionBatchNorm = None; FinetuneLearningRate = None }
-
-/// One unit of the grid: a row of the results.
-type Cell =
-    { Study: string
-      Setting: string
-      Method: string
-      Seed: int
-      Labelled: int option
-      Recipe: Recipe
-      /// The profile's model with another stem and width (None: the profile's).
-      Capacity: Capacity option
-      /// Another step budget than the profile's (None: the profile's).
-      Budget: Budget option
-      /// Recipe settings other than the profile's (RecipeOverrides.None: the profile's).
-      Overrides: RecipeOverrides }
-
-    /// A stable name for the cell (file names, `--run`).
-    member c.Key =
-        let clean (s: string) = String(s.ToCharArray() |> Array.map (fun ch -> if Char.IsLetterOrDigit ch || ch = '-' || ch = '.' then ch else '-'))
-        sprintf "%s.%s.%s.s%d" (clean c.Study) (clean c.Method) (clean c.Setting) c.Seed
-
-/// A named grid with its training schedule.
+/// A named grid: what its cells share, its cells, and what its report shows.
 type Profile =
     { Name: string
       Description: string
-      /// Data, model and shared settings of every stage.
-      Base: TrainConfig
-      /// The step budget of cells without one of their own (`Cell.Budget`).
-      Budget: Budget
-      CeLearningRate: float
-      PretrainLearningRate: float
-      FinetuneLearningRate: float
-      Classification: ClassificationPretrainingOptions
-      Pseudo: PseudoLabelOptions
-      Cells: Cell list
-      /// Feature-space plot: labelled count and pixels per class, or None.
-      Tsne: (int * int) option
+      /// Data, model, step budget, learning rates, classification and pseudo-label settings of every cell.
+      Defaults: StudyDefaults
+      Cells: StudyCell list
+      /// Feature-space plot: labelled count and points per class, or None.
+      FeatureSpace: FeatureSpaceRequest option
       /// Split the final models are scored on ("test" for the scenes; "val" where test labels are not public).
       EvalSplit: string }
 
-/// A stage's steps and LR; its warm-up is at most a quarter of its steps (a short fine-tuning still decays).
-let private withOptimizer (c: TrainConfig) steps lr =
-    let warmup = min c.Optimizer.WarmupSteps (steps / 4)
-    c |> update <@ fun c -> c.Optimizer @> (c.Optimizer |> update <@ fun o -> o.Steps @> steps |> update <@ fun o -> o.LearningRate @> lr
-                                                          |> update <@ fun o -> o.WarmupSteps @> warmup)
+/// The profile written out: every cell's complete stage configs (what workers, clusters and the report read).
+let plan (p: Profile) =
+    StudyPlanner.Plan(p.Name, p.Description, p.Defaults, p.Cells, Option.toObj p.FeatureSpace, p.EvalSplit)
 
-/// Where classification-pretrained encoder weights go for a profile.
-let classificationWeights (p: Profile) =
-    ClassificationPretraining.WeightsFile(Path.Combine(p.Base.OutputRoot, "pretrained"), p.Base.Model.ToEncoderOptions(), p.Classification, p.Base.Data.Root)
+/// A cell of the grid (the profile's budget and recipe settings unless given).
+let cell study setting meth seed (labelled: int option) recipe =
+    StudyCell(study, setting, meth, seed, Option.toNullable labelled, recipe)
 
-/// The training stages of a recipe, in order, with `pseudo` as the pseudo-label folder for students.
-let rec stages (p: Profile) (cell: Cell) (recipe: Recipe) (pseudo: string option) : TrainConfig list =
-    let data =
-        p.Base.Data
-        |> update <@ fun d -> d.Labelled @> (Option.toNullable cell.Labelled)
-        |> update <@ fun d -> d.PseudoLabels @> (Option.toObj pseudo)
-    let o = cell.Overrides
-    let model =
-        match cell.Capacity with
-        | Some c -> p.Base.Model |> update <@ fun m -> m.Stem @> c.Stem |> update <@ fun m -> m.Width @> c.Width
-        | None -> p.Base.Model
-    let model =
-        match o.ProjectionBatchNorm with
-        | Some bn -> model |> update <@ fun m -> m.ProjectionBatchNorm @> bn
-        | None -> model
-    let budget = defaultArg cell.Budget p.Budget
-    let common =
-        p.Base |> update <@ fun c -> c.Seed @> cell.Seed |> update <@ fun c -> c.Data @> data |> update <@ fun c -> c.Model @> model
-    let stage s (init: string) = common |> update <@ fun c -> c.Stage @> s |> update <@ fun c -> c.InitFrom @> init
-    let ce init = withOptimizer (stage TrainingStage.CrossEntropy init) budget.CeSteps p.CeLearningRate
-    let twoStage variant distortion init =
-        let loss =
-            common.Contrastive
-            |> update <@ fun k -> k.Variant @> variant
-            |> update <@ fun k -> k.Temperature @> (defaultArg o.Temperature common.Contrastive.Temperature)
-            |> update <@ fun k -> k.ResizeTo @> (defaultArg o.ResizeTo common.Contrastive.ResizeTo)
-        let pre =
-            stage TrainingStage.Contrastive init
-            |> update <@ fun c -> c.Data @> (data |> update <@ fun d -> d.ContrastiveDistortion @> distortion)
-            |> update <@ fun c -> c.Contrastive @> loss
-        let pre = withOptimizer pre budget.PretrainSteps p.PretrainLearningRate
-        let fine = withOptimizer (stage TrainingStage.FineTune pre.RunDirectory) budget.FinetuneSteps (defaultArg o.FinetuneLearningRate p.FinetuneLearningRate)
-        [ pre; fine ]
-    match recipe with
-    | CrossEntropy -> [ ce null ]
-    | ContrastiveFineTune (v, d) -> twoStage v d null
-    | ClassificationInit false -> [ ce (classificationWeights p) ]
-    | ClassificationInit true -> twoStage ContrastiveVariant.WithinImage true (classificationWeights p)
-    | SemiSupervised teacher -> stages p cell teacher pseudo
+/// `c` with a step budget of its own.
+let withBudget (budget: StepBudget) (c: StudyCell) =
+    StudyCell(c.Study, c.Setting, c.Method, c.Seed, c.Labelled, c.Recipe, c.Capacity, budget, c.Overrides)
 
-/// The pseudo-label folder of a semi-supervised cell (named after its teacher's final run).
-let pseudoFolder (p: Profile) (cell: Cell) =
-    match cell.Recipe with
-    | SemiSupervised teacher ->
-        let teacherFinal = stages p cell teacher None |> List.last
-        Some(Path.Combine(p.Base.OutputRoot, "pseudo", teacherFinal.RunName))
-    | _ -> None
-
-let private cells experiment seeds (rows: (string * string * int option * Recipe) list) =
+let private cells experiment seeds (rows: (string * string * int option * CellRecipe) list) =
     [ for seed in seeds do
-        for setting, meth, labelled, recipe in rows ->
-            { Study = experiment; Setting = setting; Method = meth; Seed = seed; Labelled = labelled; Recipe = recipe
-              Capacity = None; Budget = None; Overrides = RecipeOverrides.None } ]
+        for setting, meth, labelled, recipe in rows -> cell experiment setting meth seed labelled recipe ]
 
 let private ce, con = "cross-entropy", "contrastive+finetune"
 
@@ -152,7 +44,7 @@ let private ce, con = "cross-entropy", "contrastive+finetune"
 /// more labels need more steps to converge (CE on the embedded scenes is within 1 mIoU of its plateau after
 /// ~300 steps with 10 scenes, ~1,000 with 100 and ~3,000 with all 2,000), so one budget for every count
 /// measures convergence speed, not label efficiency.
-type LabelSchedule = (int * Budget) list
+type LabelSchedule = (int * StepBudget) list
 
 /// The budget of the first schedule entry that covers `labelled` (the last entry beyond it).
 let budgetAt (schedule: LabelSchedule) (labelled: int) =
@@ -160,34 +52,26 @@ let budgetAt (schedule: LabelSchedule) (labelled: int) =
     | Some (_, b) -> b
     | None -> snd (List.last schedule)
 
-/// `b` with every stage capped at `n` steps (`--steps n`: a quick look at any profile).
-let capBudget (n: int) (b: Budget) =
-    { CeSteps = min n b.CeSteps; PretrainSteps = min n b.PretrainSteps; FinetuneSteps = min n b.FinetuneSteps }
-
 /// What a preset (`TrainPresets.Get` of one name: stage, labelled count -> config) trains at `n` labels, per stage.
 let presetBudget (preset: TrainingStage -> int option -> TrainConfig) (n: int) =
     let steps stage = (preset stage (Some n)).Optimizer.Steps
-    { CeSteps = steps TrainingStage.CrossEntropy; PretrainSteps = steps TrainingStage.Contrastive; FinetuneSteps = steps TrainingStage.FineTune }
+    StepBudget(steps TrainingStage.CrossEntropy, steps TrainingStage.Contrastive, steps TrainingStage.FineTune)
 
-/// A preset's learning rate for a stage (the same at every label count).
-let presetRate (preset: TrainingStage -> int option -> TrainConfig) stage = (preset stage None).Optimizer.LearningRate
-
-/// An equal budget: cross-entropy steps = pretraining + fine-tuning steps, split in halves.
-let equalBudget ceSteps = { CeSteps = ceSteps; PretrainSteps = ceSteps / 2; FinetuneSteps = ceSteps - ceSteps / 2 }
+/// A preset's learning rates per stage (the same at every label count).
+let presetRates (preset: TrainingStage -> int option -> TrainConfig) = StageRates.Of(fun stage -> preset stage None)
 
 /// The label-efficiency study: cross-entropy against contrastive pretraining + fine-tuning (`variant`,
 /// distortions on) at each label count, for each seed; `budget n` is the cells' step budget at n labels
-/// (None: the profile's schedule).
-let labelEfficiencyGridWith (variant: ContrastiveVariant) (budget: int -> Budget option) (labelCounts: int list) (seeds: int list) =
-    let recipe = ContrastiveFineTune(variant, true)
+/// (None: the profile's).
+let labelEfficiencyGridWith (variant: ContrastiveVariant) (budget: int -> StepBudget option) (labelCounts: int list) (seeds: int list) =
+    let recipe = CellRecipe.ContrastiveFineTune(variant, true)
     [ for seed in seeds do
         for n in labelCounts do
-            let setting = sprintf "labelled=%d" n
-            for meth, r in [ ce, CrossEntropy; con, recipe ] ->
-                { Study = "label-efficiency"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = r
-                  Capacity = None; Budget = budget n; Overrides = RecipeOverrides.None } ]
+            for meth, r in [ ce, CellRecipe.CrossEntropy; con, recipe ] ->
+                let c = cell "label-efficiency" (sprintf "labelled=%d" n) meth seed (Some n) r
+                match budget n with Some b -> withBudget b c | None -> c ]
 
-/// The label-efficiency study with the within-image loss (the paper's main recipe) at the profile's schedule.
+/// The label-efficiency study with the within-image loss (the paper's main recipe) at the profile's budget.
 let labelEfficiencyGrid (labelCounts: int list) (seeds: int list) =
     labelEfficiencyGridWith ContrastiveVariant.WithinImage (fun _ -> None) labelCounts seeds
 
@@ -198,42 +82,39 @@ let stemSlug (s: EncoderStem) = s.ToString().ToLowerInvariant()
 /// at every label count x capacity x step budget, the budgets at n labels being `budgetAt n` times each of
 /// `multiples`. Budgets are equal per cell when the study's are. Settings read
 /// "labelled=10,stem=small,width=0.25,steps=600" (CE steps).
-let regimeGrid (variant: ContrastiveVariant) (labelCounts: int list) (capacities: Capacity list) (budgetAt: int -> Budget) (multiples: int list) (seeds: int list) =
-    let recipe = ContrastiveFineTune(variant, true)
+let regimeGrid (variant: ContrastiveVariant) (labelCounts: int list) (capacities: ModelCapacity list) (budgetAt: int -> StepBudget) (multiples: int list) (seeds: int list) =
+    let recipe = CellRecipe.ContrastiveFineTune(variant, true)
     [ for seed in seeds do
         for capacity in capacities do
             for k in multiples do
                 for n in labelCounts do
-                    let b = budgetAt n
-                    let budget = { CeSteps = k * b.CeSteps; PretrainSteps = k * b.PretrainSteps; FinetuneSteps = k * b.FinetuneSteps }
-                    let setting = sprintf "labelled=%d,stem=%s,width=%g,steps=%d" n (stemSlug capacity.Stem) capacity.Width budget.CeSteps
-                    for meth, r in [ ce, CrossEntropy; con, recipe ] ->
-                        { Study = "regime"; Setting = setting; Method = meth; Seed = seed; Labelled = Some n; Recipe = r
-                          Capacity = Some capacity; Budget = Some budget; Overrides = RecipeOverrides.None } ]
+                    let budget = (budgetAt n).Times k
+                    let setting = sprintf "labelled=%d,stem=%s,width=%g,steps=%d" n (stemSlug capacity.Stem) capacity.WidthMultiplier budget.CrossEntropy
+                    for meth, r in [ ce, CellRecipe.CrossEntropy; con, recipe ] ->
+                        StudyCell("regime", setting, meth, seed, Nullable n, r, capacity, budget) ]
 
 /// The paper's ablations on a profile's label counts (the lowest count for the one-setting ablations).
 let paperGrid (labelCounts: int list) (seeds: int list) (ablationSeeds: int list) =
     let low = List.min labelCounts
     let lowName = sprintf "labelled=%d" low
-    let within = ContrastiveFineTune(ContrastiveVariant.WithinImage, true)
+    let within = CellRecipe.ContrastiveFineTune(ContrastiveVariant.WithinImage, true)
     [ yield! labelEfficiencyGrid labelCounts seeds
       yield! cells "distortions" ablationSeeds
                  [ "distortions=on", con, Some low, within
-                   "distortions=off", con, Some low, ContrastiveFineTune(ContrastiveVariant.WithinImage, false) ]
+                   "distortions=off", con, Some low, CellRecipe.ContrastiveFineTune(ContrastiveVariant.WithinImage, false) ]
       yield! cells "loss-variant" ablationSeeds
                  [ "variant=within-image", con, Some low, within
-                   "variant=cross-image", con, Some low, ContrastiveFineTune(ContrastiveVariant.CrossImage, true)
-                   "variant=batch", con, Some low, ContrastiveFineTune(ContrastiveVariant.Batch, true) ]
+                   "variant=cross-image", con, Some low, CellRecipe.ContrastiveFineTune(ContrastiveVariant.CrossImage, true)
+                   "variant=batch", con, Some low, CellRecipe.ContrastiveFineTune(ContrastiveVariant.Batch, true) ]
       yield! cells "classification-pretraining" ablationSeeds
-                 [ "init=scratch", ce, Some low, CrossEntropy
+                 [ "init=scratch", ce, Some low, CellRecipe.CrossEntropy
                    "init=scratch", con, Some low, within
-                   "init=classification", ce, Some low, ClassificationInit false
-                   "init=classification", con, Some low, ClassificationInit true ]
+                   "init=classification", ce, Some low, CellRecipe.ClassificationInit false
+                   "init=classification", con, Some low, CellRecipe.ClassificationInit true ]
       yield! cells "semi-supervised" ablationSeeds
                  [ lowName + ",pseudo=off", con, Some low, within
-                   lowName + ",pseudo=on", con, Some low, SemiSupervised within ] ]
+                   lowName + ",pseudo=on", con, Some low, CellRecipe.SemiSupervised within ] ]
 
-/// The `cpu` preset's data and model (embedded scenes, no random rescaling) with the grid's bookkeeping.
 /// A loss variant as written in settings and names: within-image, cross-image, batch.
 let variantSlug (v: ContrastiveVariant) =
     match v with
@@ -254,32 +135,20 @@ let labelEfficiencyWith (variant: ContrastiveVariant) (p: Profile) =
             |> List.filter (fun c -> c.Study = "label-efficiency")
             |> List.map (fun c ->
                 match c.Recipe with
-                | ContrastiveFineTune (_, distortion) -> { c with Method = sprintf "contrastive(%s)+finetune" slug; Recipe = ContrastiveFineTune(variant, distortion) }
+                | :? ContrastiveFineTuneRecipe as r ->
+                    StudyCell(c.Study, c.Setting, sprintf "contrastive(%s)+finetune" slug, c.Seed, c.Labelled,
+                              CellRecipe.ContrastiveFineTune(variant, r.Distortion), c.Capacity, c.Budget, c.Overrides)
                 | _ -> c) }
-
-let private scenes (root: string) =
-    TrainPresets.Cpu(TrainingStage.CrossEntropy)
-    |> update <@ fun c -> c.OutputRoot @> root
-    |> update <@ fun c -> c.LogEvery @> 50
-    |> update <@ fun c -> c.CheckpointEvery @> 500
-    |> update <@ fun c -> c.KeepLast @> 1
 
 /// `quick`: the whole pipeline end to end on a tiny grid (CI; a few minutes on 2 cores).
 let quick (runs: string) =
-    let b = scenes runs
     { Name = "quick"
       Description = "every ablation at toy scale: proves the pipeline, not the method"
-      Base =
-        b |> update <@ fun c -> c.Data @> (b.Data |> update <@ fun d -> d.Scenes @> (b.Data.Scenes |> update <@ fun s -> s.Train @> 400 |> update <@ fun s -> s.Val @> 64))
-          |> update <@ fun c -> c.Optimizer @> (b.Optimizer |> update <@ fun o -> o.WarmupSteps @> 5)
-          |> update <@ fun c -> c.LogEvery @> 10
-          |> update <@ fun c -> c.EvalEvery @> 10
-      Budget = { CeSteps = 30; PretrainSteps = 20; FinetuneSteps = 20 }
-      CeLearningRate = 0.03; PretrainLearningRate = 0.1; FinetuneLearningRate = 0.03
-      Classification = ClassificationPretrainingOptions(Steps = 30, BatchSize = 32)
-      Pseudo = PseudoLabelOptions()
+      Defaults =
+        StudyDefaults(StudyBases.Quick runs, StepBudget(30, 20, 20), StageRates(0.03, 0.1, 0.03),
+                      ClassificationPretrainingOptions(Steps = 30, BatchSize = 32), PseudoLabelOptions())
       Cells = paperGrid [ 8; 40 ] [ 0 ] [ 0 ]
-      Tsne = Some(8, 20)
+      FeatureSpace = Some(FeatureSpaceRequest(8, 20))
       EvalSplit = "val" } // 64 scenes: the 500 test scenes took a third of the quick profile; toy numbers either way
 
 /// The `cpu` preset, as profiles read presets.
@@ -291,23 +160,18 @@ let scenesSchedule : LabelSchedule = [ for struct (upTo, _) in TrainPresets.CpuS
 
 /// The contrastive loss of the scene studies: cross-image, which compares pixels of different scenes. The
 /// within-image loss only contrasts the 2-5 classes that share a 64x64 scene and lost to CE from 100 labels up
-/// (-10 and -28 mIoU); cross-image was ahead at 10 and 100 in the probes (README, "Results").
+/// (-10 and -28 mIoU); cross-image was ahead at 10 and 100 in the probes (docs/results, "label efficiency").
 let scenesVariant = ContrastiveVariant.CrossImage
 
-/// The CPU-scale study on the embedded scenes (both `default` and `ablations`): the `cpu` preset's data, model,
+/// The CPU-scale study on the embedded scenes (`default`, `default-all`, `ablations`): the `cpu` preset's data, model,
 /// schedule and learning rates; cells without a budget of their own train the schedule at 10 scenes.
-let private scenesStudy (runs: string) name description cells tsne =
-    let b = scenes runs
-    let lr = presetRate cpuPreset
+let private scenesStudy (runs: string) name description cells featureSpace =
+    let b = StudyBases.Scenes runs
     { Name = name
       Description = description
-      Base = b
-      Budget = budgetAt scenesSchedule 10
-      CeLearningRate = lr TrainingStage.CrossEntropy; PretrainLearningRate = lr TrainingStage.Contrastive; FinetuneLearningRate = lr TrainingStage.FineTune
-      Classification = ClassificationPretrainingOptions(Steps = 1500)
-      Pseudo = PseudoLabelOptions()
+      Defaults = StudyDefaults(b, budgetAt scenesSchedule 10, presetRates cpuPreset, ClassificationPretrainingOptions(Steps = 1500), PseudoLabelOptions())
       Cells = cells
-      Tsne = tsne
+      FeatureSpace = featureSpace
       EvalSplit = DatasetRegistry.Get(b.Data.Dataset).EvalSplit } // the scenes' test split
 
 let private scenesDescription =
@@ -318,7 +182,7 @@ let private scenesDescription =
 /// cross-entropy, scored on the test split with the best-validation checkpoints; the t-SNE of the 10-scene models.
 let defaultProfile (runs: string) =
     let cells = labelEfficiencyGridWith scenesVariant (budgetAt scenesSchedule >> Some) [ 10; 100; 2000 ] [ 0; 1; 2 ] // 2000 = every training scene
-    scenesStudy runs "default" (scenesDescription + ", cross-image contrastive loss") cells (Some(10, 50))
+    scenesStudy runs "default" (scenesDescription + ", cross-image contrastive loss") cells (Some(FeatureSpaceRequest(10, 50)))
 
 /// The recipe's settings the paper fixes and issue 11 asks to study, one at a time against the `cpu` preset's value
 /// (the first of each list; temperature 0.07, resize 16, no projection BN, fine-tuning at CE's LR 0.1): temperature,
@@ -327,69 +191,66 @@ let defaultProfile (runs: string) =
 /// of a 513 crop; 32 = 2x), projection-head BN, and the fine-tuning LR (0.03 is the paper's ratio 0.007 / 0.03
 /// applied to CE's 0.1). Each experiment holds CE at the same budget as reference.
 let recipeStudies : (string * (string * RecipeOverrides) list) list =
-    let none = RecipeOverrides.None
-    [ "temperature", [ for t in [ 0.07; 0.1; 0.2; 0.5 ] -> sprintf "temperature=%g" t, { none with Temperature = Some t } ]
-      "resize", [ for r in [ 16; 8; 32 ] -> sprintf "resize=%d" r, { none with ResizeTo = Some r } ]
-      "projection-bn", [ for bn in [ false; true ] -> sprintf "projection-bn=%s" (if bn then "on" else "off"), { none with ProjectionBatchNorm = Some bn } ]
-      "finetune-lr", [ for lr in [ 0.1; 0.03; 0.01 ] -> sprintf "finetune-lr=%g" lr, { none with FinetuneLearningRate = Some lr } ] ]
+    [ "temperature", [ for t in [ 0.07; 0.1; 0.2; 0.5 ] -> sprintf "temperature=%g" t, RecipeOverrides(Temperature = Nullable t) ]
+      "resize", [ for r in [ 16; 8; 32 ] -> sprintf "resize=%d" r, RecipeOverrides(ResizeTo = Nullable r) ]
+      "projection-bn", [ for bn in [ false; true ] -> sprintf "projection-bn=%s" (if bn then "on" else "off"), RecipeOverrides(ProjectionBatchNorm = Nullable bn) ]
+      "finetune-lr", [ for lr in [ 0.1; 0.03; 0.01 ] -> sprintf "finetune-lr=%g" lr, RecipeOverrides(FineTuneLearningRate = Nullable lr) ] ]
 
 /// The recipe studies at `labelled` labels and `budget` (equal totals), contrastive `variant`: per experiment, CE
 /// and each setting. Overrides equal to the profile's value leave the stage configs (and runs) the profile's.
-let recipeGrid (variant: ContrastiveVariant) (budget: Budget) (labelled: int) (seeds: int list) =
+let recipeGrid (variant: ContrastiveVariant) (budget: StepBudget) (labelled: int) (seeds: int list) =
     [ for seed in seeds do
         for experiment, settings in recipeStudies do
             let cell setting meth recipe overrides =
-                { Study = experiment; Setting = sprintf "labelled=%d,%s" labelled setting; Method = meth; Seed = seed
-                  Labelled = Some labelled; Recipe = recipe; Capacity = None; Budget = Some budget; Overrides = overrides }
-            yield cell "reference" ce CrossEntropy RecipeOverrides.None
-            for setting, overrides in settings -> cell setting con (ContrastiveFineTune(variant, true)) overrides ]
-
-/// The paper's budget rule against the equal one at a label count: pretraining as long as cross-entropy, then a
-/// fine-tuning of a quarter of that (the paper: 300K + 50K against 300K CE at its low label counts).
-let paperRuleBudget (equal: Budget) = { CeSteps = equal.CeSteps; PretrainSteps = equal.CeSteps; FinetuneSteps = max 1 (equal.CeSteps / 4) }
+                StudyCell(experiment, sprintf "labelled=%d,%s" labelled setting, meth, seed, Nullable labelled, recipe, null, budget, overrides)
+            yield cell "reference" ce CellRecipe.CrossEntropy RecipeOverrides.None
+            for setting, overrides in settings -> cell setting con (CellRecipe.ContrastiveFineTune(variant, true)) overrides ]
 
 /// `ablations`: the paper's other studies at the lowest label count of `default`, seed 0, with its schedule and
-/// the budget-rule study (equal total steps against the paper's rule) at 10 and 100 scenes. Its runs folder
-/// defaults to runs/default, so stages both profiles share are trained once.
+/// the budget-rule study (equal total steps against the paper's rule, `StepBudget.PaperRule`) at 10 and 100 scenes.
+/// Its runs folder defaults to runs/default, so stages both profiles share are trained once.
 let ablationsProfile (runs: string) =
     let paper = paperGrid [ 10 ] [ 0 ] [ 0 ] |> List.filter (fun c -> c.Study <> "label-efficiency")
     let rule =
         [ for n in [ 10; 100 ] do
             let equal = budgetAt scenesSchedule n
-            for name, budget in [ "equal-total", equal; "paper", paperRuleBudget equal ] ->
-                { Study = "budget-rule"; Setting = sprintf "labelled=%d,rule=%s" n name; Method = con; Seed = 0; Labelled = Some n
-                  Recipe = ContrastiveFineTune(scenesVariant, true); Capacity = None; Budget = Some budget; Overrides = RecipeOverrides.None } ]
+            for name, budget in [ "equal-total", equal; "paper", equal.PaperRule() ] ->
+                StudyCell("budget-rule", sprintf "labelled=%d,rule=%s" n name, con, 0, Nullable n,
+                          CellRecipe.ContrastiveFineTune(scenesVariant, true), null, budget) ]
     let recipe = [ for n in [ 10; 100 ] do yield! recipeGrid scenesVariant (budgetAt scenesSchedule n) n [ 0 ] ]
     scenesStudy runs "ablations" (scenesDescription + "; the paper's ablations at 10 labelled scenes, the budget rules and the recipe's settings at 10 and 100, seed 0") (paper @ rule @ recipe) None
 
 /// The capacities and budgets of the regime map at CPU scale: torchvision's stem against the small stem
 /// (ResNet-18 width 0.25), and the study's budget at each label count against three times as many steps.
-let regimeCapacities = [ { Stem = EncoderStem.ImageNet; Width = 0.25 }; { Stem = EncoderStem.Small; Width = 0.25 } ]
+let regimeCapacities = [ ModelCapacity(EncoderStem.ImageNet, 0.25); ModelCapacity(EncoderStem.Small, 0.25) ]
 
 let regimeMultiples = [ 1; 3 ]
 
 /// The step budget a profile's label-efficiency cells train at `labelled` labels.
 let studyBudget (p: Profile) (labelled: int) =
     p.Cells
-    |> List.tryPick (fun c -> if c.Study = "label-efficiency" && c.Labelled = Some labelled then c.Budget else None)
-    |> Option.defaultValue p.Budget
+    |> List.tryPick (fun c -> if c.Study = "label-efficiency" && c.Labelled = Nullable labelled && not (isNull c.Budget) then Some c.Budget else None)
+    |> Option.defaultValue p.Defaults.Budget
 
 /// The contrastive loss of a profile's label-efficiency cells.
 let studyVariant (p: Profile) =
     p.Cells
-    |> List.tryPick (fun c -> match c.Study, c.Recipe with | "label-efficiency", ContrastiveFineTune (v, _) -> Some v | _ -> None)
+    |> List.tryPick (fun c ->
+        match c.Recipe with
+        | :? ContrastiveFineTuneRecipe as r when c.Study = "label-efficiency" -> Some r.Variant
+        | _ -> None)
     |> Option.defaultValue ContrastiveVariant.WithinImage
 
 /// A profile's regime map: its label counts (those of its label-efficiency cells) x `regimeCapacities` x
 /// `regimeMultiples` of its budget at each count, with its contrastive loss, for `seeds`, as profile `<name>-regime`.
 /// Stages it shares with the profile train once when both use the same runs folder.
 let regimeOfSeeds (p: Profile) (seeds: int list) =
-    let counts = p.Cells |> List.choose (fun c -> if c.Study = "label-efficiency" then c.Labelled else None) |> List.distinct |> List.sort
+    let counts = p.Cells |> List.choose (fun c -> if c.Study = "label-efficiency" then Option.ofNullable c.Labelled else None) |> List.distinct |> List.sort
     { p with
         Name = p.Name + "-regime"
         Description = p.Description + sprintf "; regime map: label count x stem x step budget, seed%s %s" (if seeds.Length > 1 then "s" else "") (String.Join(" ", seeds))
         Cells = regimeGrid (studyVariant p) counts regimeCapacities (studyBudget p) regimeMultiples seeds
-        Tsne = None }
+        FeatureSpace = None }
 
 /// The regime map at seed 0 (the map's default).
 let regimeOf (p: Profile) = regimeOfSeeds p [ 0 ]
@@ -401,19 +262,14 @@ let regimeOf (p: Profile) = regimeOfSeeds p [ 0 ]
 let private paperProfile (name: string) description (runs: string) (root: string) (labelCounts: int list) pseudo =
     let preset stage (labelled: int option) = TrainPresets.Get(name, stage, root, Option.toNullable labelled)
     let budget = presetBudget preset
-    let lr = presetRate preset
     { Name = name
       Description = description
-      Base = preset TrainingStage.CrossEntropy None |> update <@ fun c -> c.OutputRoot @> runs
-      Budget = budget (List.min labelCounts)
-      CeLearningRate = lr TrainingStage.CrossEntropy; PretrainLearningRate = lr TrainingStage.Contrastive; FinetuneLearningRate = lr TrainingStage.FineTune
-      Classification = ClassificationPretrainingOptions()
-      Pseudo = pseudo
+      Defaults = StudyDefaults(StudyBases.Paper(name, root, runs), budget (List.min labelCounts), presetRates preset, ClassificationPretrainingOptions(), pseudo)
       Cells =
         paperGrid labelCounts [ 0 ] [ 0 ]
         |> List.filter (fun c -> c.Study <> "classification-pretraining")
-        |> List.map (fun c -> match c.Labelled with Some n -> { c with Budget = Some(budget n) } | None -> c)
-      Tsne = None
+        |> List.map (fun c -> if c.Labelled.HasValue then withBudget (budget c.Labelled.Value) c else c)
+      FeatureSpace = None
       EvalSplit = DatasetRegistry.Get(name).EvalSplit } // val: the test labels are not public
 
 let voc runs root labelCounts =
@@ -457,7 +313,7 @@ let folderDefaults (root: string) =
 /// its 2,400 steps, while the 23-frame runs still rose at 800 (seed 0: CE 35.4 at 400, 39.1 at 800; fine-tuning
 /// 37.6 at 200, 41.3 at 400; README, "Results"): up to 30 labelled images get 1,200. At 1,200 (weight decay 1e-3)
 /// the 23-frame CE gains 0.5-1.2 over its last 200 steps, fine-tuning 0.9-1.8 over its last 200 of 600.
-let folderSchedule : LabelSchedule = [ 30, equalBudget 1200; 120, equalBudget 1600; Int32.MaxValue, equalBudget 2400 ]
+let folderSchedule : LabelSchedule = [ 30, StepBudget.Equal 1200; 120, StepBudget.Equal 1600; Int32.MaxValue, StepBudget.Equal 2400 ]
 
 /// `folder`: the label-efficiency study on a folder dataset (images/, masks/, classes.txt, splits/train.txt and
 /// the validation/evaluation splits) at CPU scale: the `cpu` preset's model and schedule on crops of the images.
@@ -465,25 +321,14 @@ let folderProfile (runs: string) (study: FolderStudy) =
     let train = ContrastSeg.Data.FolderDataset(study.Root, ContrastSeg.Data.FolderOptions(Split = "train"))
     let withMask = train.LabelledIndices.Count // the training images; a split may declare others, without a mask, unlabelled
     let counts = labelCountsOf withMask study.Fractions
-    let b = scenes runs
-    let data =
-        b.Data
-        |> update <@ fun d -> d.Dataset @> "folder"
-        |> update <@ fun d -> d.Root @> study.Root
-        |> update <@ fun d -> d.TrainSplit @> "train"
-        |> update <@ fun d -> d.ValSplit @> study.ValSplit
-        |> update <@ fun d -> d.Crop @> study.Crop
-        |> update <@ fun d -> d.Resize @> study.Resize
     let fractions = String.Join(", ", study.Fractions |> List.map (fun f -> if f >= 1.0 then "all" else sprintf "1/%g" (Math.Round(1.0 / f, 1))))
     { Name = "folder"
       Description =
         sprintf "folder dataset %s (%d training images; labelled %s = %s), crop %d, resize %g, DeepLabV3+ ResNet-18 (width 0.25, small stem, OS 8), SGD + cosine, cross-image contrastive loss, equal step budgets per label count"
             study.Root withMask fractions (String.Join("/", counts)) study.Crop study.Resize
-      Base = b |> update <@ fun c -> c.Data @> data
-      Budget = budgetAt folderSchedule (List.min counts)
-      CeLearningRate = 0.1; PretrainLearningRate = 0.1; FinetuneLearningRate = 0.1
-      Classification = ClassificationPretrainingOptions()
-      Pseudo = PseudoLabelOptions()
+      Defaults =
+        StudyDefaults(StudyBases.Folder(runs, study.Root, study.ValSplit, study.Crop, study.Resize), budgetAt folderSchedule (List.min counts),
+                      StageRates(0.1, 0.1, 0.1), ClassificationPretrainingOptions(), PseudoLabelOptions())
       Cells = labelEfficiencyGridWith scenesVariant (budgetAt folderSchedule >> Some) counts study.Seeds
-      Tsne = None
+      FeatureSpace = None
       EvalSplit = study.EvalSplit }

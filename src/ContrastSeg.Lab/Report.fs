@@ -3,7 +3,7 @@
 module ContrastSeg.Lab.Report
 
 open System.IO
-open ContrastSeg.Lab.Grid
+open ContrastSeg.Studies
 open ContrastSeg.Lab.Results
 
 /// Where and how the rows were computed, per numerics class: the lines printed above the tables.
@@ -23,24 +23,24 @@ let provenance (rows: ResultRow list) =
     sb.ToString()
 
 /// Writes results.md, results.csv and the charts into the store's folder; `command` is the one that trained the rows.
-let write (p: Profile) (store: ResultStore) (command: string) (console: TextWriter) =
-    let rows = Runner.currentRows p store
+let write (plan: StudyPlan) (store: ResultStore) (command: string) (console: TextWriter) =
+    let rows = Runner.currentRows plan store
     let summaries = summarise rows
     let folder = store.Root
-    let space = Runner.featureSpace p rows folder console
-    Charts.labelEfficiency folder p.EvalSplit summaries
-    Charts.ablationBars folder p.EvalSplit summaries
-    Charts.learningCurves folder p.Base.Data.ValSplit (Runner.learningCurves console.WriteLine rows)
+    let space = ReportInputs.featureSpace plan rows folder console
+    Charts.labelEfficiency folder plan.EvalSplit summaries
+    Charts.ablationBars folder plan.EvalSplit summaries
+    Charts.learningCurves folder plan.ValSplit (ReportInputs.learningCurves console.WriteLine rows)
     let map = Regime.cells summaries
-    Charts.regimeMap folder p.EvalSplit map
+    Charts.regimeMap folder plan.EvalSplit map
     File.WriteAllText(Path.Combine(folder, "results.csv"), csv rows)
     let wall = rows |> List.sumBy (fun r -> r.WallSeconds)
     let md = System.Text.StringBuilder()
-    md.AppendLine(sprintf "# ContrastSeg ablations: profile `%s`\n" p.Name)
-      .AppendLine(sprintf "%s.\n" p.Description)
+    md.AppendLine(sprintf "# ContrastSeg ablations: profile `%s`\n" plan.Profile)
+      .AppendLine(sprintf "%s.\n" plan.Description)
       .AppendLine(sprintf "- command: `%s`" command)
       .AppendLine(sprintf "- cells: %d, summed wall time of their runs: %.1f min" rows.Length (wall / 60.0))
-      .AppendLine(sprintf "- metric: mIoU (%%) on the `%s` split, mean ± sample std over seeds (n = seeds)" p.EvalSplit)
+      .AppendLine(sprintf "- metric: mIoU (%%) on the `%s` split, mean ± sample std over seeds (n = seeds)" plan.EvalSplit)
       .AppendLine(provenance rows)
       .AppendLine(markdown summaries) |> ignore
     let comparisons = Paired.compare "cross-entropy" rows
@@ -50,7 +50,7 @@ let write (p: Profile) (store: ResultStore) (command: string) (console: TextWrit
                       "with its mean, the half-width of its 95 % t-interval and n. A method is *ahead* or *behind* only when the interval excludes 0.\n")
           .AppendLine(Paired.markdown comparisons) |> ignore
     if not map.IsEmpty then
-        md.AppendLine("### regime map\n").AppendLine(Regime.markdown p.EvalSplit map).AppendLine("![regime map](regime-map.png)\n") |> ignore
+        md.AppendLine("### regime map\n").AppendLine(Regime.markdown plan.EvalSplit map).AppendLine("![regime map](regime-map.png)\n") |> ignore
     if not space.IsEmpty then
         md.AppendLine("### feature space (softmax-input features of sampled pixels)\n")
           .AppendLine("| model | intra-class (lower = compact) | inter-class (higher = separated) | ratio | nearest-centroid accuracy |")
@@ -61,6 +61,6 @@ let write (p: Profile) (store: ResultStore) (command: string) (console: TextWrit
     // A grid without label-efficiency cells (a regime map, an ablation subset) has no such chart.
     if File.Exists(Path.Combine(folder, "label-efficiency.png")) then md.AppendLine("\n![label efficiency](label-efficiency.png)") |> ignore
     if File.Exists(Path.Combine(folder, "learning-curves.png")) then
-        md.AppendLine(sprintf "\nLearning curves (validation mIoU on the `%s` split during training; the checkpoint with the best of them is the one scored above):\n\n![learning curves](learning-curves.png)" p.Base.Data.ValSplit) |> ignore
+        md.AppendLine(sprintf "\nLearning curves (validation mIoU on the `%s` split during training; the checkpoint with the best of them is the one scored above):\n\n![learning curves](learning-curves.png)" plan.ValSplit) |> ignore
     File.WriteAllText(Path.Combine(folder, "results.md"), md.ToString())
     console.WriteLine(sprintf "results: %s (%d rows)" (Path.Combine(folder, "results.md")) rows.Length)

@@ -27,7 +27,7 @@ let private expectRefused (code, _, (err: string)) (mentions: string list) what 
 
 let private tiny =
     [ "Optimizer.Steps=2"; "Optimizer.WarmupSteps=0"; "Optimizer.BatchSize=2"; "CheckpointEvery=2"; "LogEvery=1"; "Data.Scenes.Size=32"; "Data.Crop=32"
-      "Data.Scenes.Train=6"; "Data.Scenes.Val=2"; "Data.Workers=1"; "Model.Width=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"
+      "Data.Scenes.Train=6"; "Data.Scenes.Val=2"; "Data.Workers=1"; "Model.WidthMultiplier=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"
       "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ]
     |> List.collect (fun s -> [ "--set"; s ])
 
@@ -96,7 +96,7 @@ let tests =
             expectRefused (run Cli.train [ "--set"; "Optimizer.LearningRate=1e400"; "--print-config" ]) [ "Optimizer.LearningRate"; "1e400" ] "1e400"
             expectRefused (run Cli.train [ "--set"; "Contrastive.Variant=Foo"; "--print-config" ]) [ "Contrastive.Variant"; "WithinImage, CrossImage, Batch"; "Foo" ] "enum"
             expectRefused (run Cli.train [ "--set"; "Optimizer.Steps=20.5"; "--print-config" ]) [ "Optimizer.Steps"; "integer"; "20.5" ] "integer"
-            expectRefused (run Cli.train [ "--set"; "Model.Dropout=1.5"; "--print-config" ]) [ "Model.Dropout"; "1.5" ] "range"
+            expectRefused (run Cli.train [ "--set"; "Model.AsppDropout=1.5"; "--print-config" ]) [ "Model.AsppDropout"; "1.5" ] "range"
         }
 
         test "ablations refuses a non-positive --steps or --labelled before planning cells" {
@@ -158,18 +158,23 @@ let tests =
             expectRefused (run Cli.pseudolabel [ "--teacher"; run'; "--output"; Path.Combine(Path.GetDirectoryName run', "p-gpu"); "--device"; "gpu" ]) [ "--device"; "'gpu'" ] "pseudolabel --device gpu"
         }
 
-        test "ablations takes --device for every stage and forwards it in --list commands" {
+        test "ablations takes --device for every stage and writes it into the plan the --list commands run" {
             let parse args = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(args))
             let p = parse [| "--profile"; "quick"; "--device"; "cuda:1" |]
-            Expect.equal p.Base.Runtime.Device "cuda:1" "the grid's base config"
-            Expect.equal (parse [| "--profile"; "quick" |]).Base.RunName p.Base.RunName "same run names"
+            Expect.equal p.Defaults.Base.Runtime.Device "cuda:1" "the grid's base config"
+            Expect.equal (parse [| "--profile"; "quick" |]).Defaults.Base.RunName p.Defaults.Base.RunName "same run names"
             let ex = Expect.throwsC (fun () -> parse [| "--profile"; "quick"; "--device"; "gpu" |] |> ignore) id
             Expect.isTrue (ex :? ContrastSeg.Training.ConfigException && (ex :?> ContrastSeg.Training.ConfigException).Field = "--device") (sprintf "--device gpu: %s" ex.Message)
-            let code, out, err = run Cli.ablations [ "--profile"; "quick"; "--device"; "cpu"; "--list" ]
+            let results = Directory.CreateTempSubdirectory("contrastseg-device-list-").FullName
+            let code, out, err = run Cli.ablations [ "--profile"; "quick"; "--device"; "cpu"; "--output"; results; "--list" ]
             Expect.equal code 0 (sprintf "--list: %s" err)
             let lines = out.Trim().Split('\n')
             Expect.isGreaterThan lines.Length 1 "one command per cell"
-            for l in lines do Expect.stringContains l "--device cpu" "forwarded"
+            let plan = ContrastSeg.Studies.StudyPlan.Read(Path.Combine(results, "plan.json"))
+            for l in lines do Expect.stringContains l ("--plan " + Path.Combine(results, "plan.json")) "runs the plan"
+            Expect.equal plan.Device "cpu" "the plan's device"
+            for c in plan.Cells do
+                for s in c.TrainedStages do Expect.equal s.Runtime.Device "cpu" (sprintf "%s: every stage's device" c.Key)
         }
 
         test "predict, evaluate and pseudolabel refuse values that parse but cannot work, before writing anything" {

@@ -59,20 +59,21 @@ let tests =
     testList "cluster job arrays" [
         test "waves: no wave trains an output twice, and every other cell using it comes in a later wave" {
             for p in [ quick runs; defaultProfile runs; ablationsProfile runs ] do
-                let waves = Runner.waves p
+                let waves = Executor.waves (Grid.plan p)
                 Expect.equal (waves |> List.map (fun (c, _) -> c.Key)) (p.Cells |> List.map (fun c -> c.Key) |> List.distinct) (p.Name + ": every cell once, in grid order")
-                for out in waves |> List.collect (fun (c, _) -> Runner.cellOutputs p c) |> List.distinct do
-                    let users = waves |> List.filter (fun (c, _) -> List.contains out (Runner.cellOutputs p c))
+                for out in waves |> List.collect (fun (c, _) -> List.ofSeq c.Outputs) |> List.distinct do
+                    let users = waves |> List.filter (fun (c, _) -> Seq.contains out c.Outputs)
                     let first = users |> List.map snd |> List.min
                     Expect.equal (users |> List.filter (fun (_, w) -> w = first) |> List.length) 1 (sprintf "%s: one cell trains %s" p.Name out)
                     Expect.equal (snd users.Head) first (sprintf "%s: the first cell using %s trains it" p.Name out)
-            Expect.equal (Runner.waves (defaultProfile runs) |> List.map snd |> List.distinct) [ 1 ] "the default study shares no stage: one wave"
-            Expect.equal (Runner.waves (quick runs) |> List.map snd |> List.distinct) [ 1; 2 ] "quick: its ablations reuse stages of wave 1"
+            Expect.equal (Executor.waves (Grid.plan (defaultProfile runs)) |> List.map snd |> List.distinct) [ 1 ] "the default study shares no stage: one wave"
+            Expect.equal (Executor.waves (Grid.plan (quick runs)) |> List.map snd |> List.distinct) [ 1; 2 ] "quick: its ablations reuse stages of wave 1"
         }
 
         test "--list-keys prints what --cell takes, --wave the keys of one wave, --cells restricts the grid; bad values are named" {
+            let listed = Directory.CreateTempSubdirectory("contrastseg-list-keys-").FullName
             let keys argv =
-                let code, out, err = CliTests.run Cli.ablations ([ "--profile"; "quick" ] @ argv)
+                let code, out, err = CliTests.run Cli.ablations ([ "--profile"; "quick"; "--output"; listed ] @ argv)
                 Expect.equal code 0 (sprintf "%A: %s" argv err)
                 out.Split('\n', StringSplitOptions.RemoveEmptyEntries) |> List.ofArray
             let all = (quick runs).Cells |> List.map (fun c -> c.Key) |> List.distinct
@@ -81,7 +82,8 @@ let tests =
             Expect.isEmpty (keys [ "--list-keys"; "--wave"; "3" ]) "none past the last wave: a script's loop ends there"
             let two = [ all.[3]; all.[0] ]
             Expect.equal (keys ([ "--list-keys"; "--cells" ] @ two)) [ all.[0]; all.[3] ] "--cells: those cells, in grid order"
-            Expect.equal (keys ([ "--list"; "--cells" ] @ two)) [ for k in [ all.[0]; all.[3] ] -> sprintf "dotnet fsi scripts/ablations.fsx -- --profile quick --cells %s %s --cell %s" all.[3] all.[0] k ] "--list forwards --cells"
+            Expect.equal (keys ([ "--list"; "--cells" ] @ two)) [ for k in [ all.[0]; all.[3] ] -> sprintf "dotnet fsi scripts/ablations.fsx -- --plan %s --cell %s" (Path.Combine(listed, "plan.json")) k ] "--list: the plan of those cells"
+            Expect.equal (ContrastSeg.Studies.StudyPlan.Read(Path.Combine(listed, "plan.json")).Cells |> Seq.map (fun c -> c.Key) |> List.ofSeq) [ all.[0]; all.[3] ] "the plan holds --cells' cells"
             let refused argv mention =
                 let code, _, err = CliTests.run Cli.ablations ([ "--profile"; "quick" ] @ argv)
                 Expect.equal code 2 (sprintf "%A: exit code 2" argv)
@@ -150,17 +152,18 @@ let tests =
                 // and its own outputs not yet there, writes only its own outputs and gets the same row.
                 let p = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(Array.ofList (grid @ [ "--runs"; Path.Combine(local, "runs") ])))
                 let semi = p.Cells |> List.find (fun c -> c.Key = List.last cells)
-                let shared = p.Cells |> List.filter (fun c -> c.Key <> semi.Key) |> List.collect (Runner.cellOutputs p) |> Set.ofList
-                let own = Runner.cellOutputs p semi |> List.filter (shared.Contains >> not)
+                let outputs (c: ContrastSeg.Studies.StudyCell) = (GridTests.planned p c).Outputs |> List.ofSeq
+                let shared = p.Cells |> List.filter (fun c -> c.Key <> semi.Key) |> List.collect outputs |> Set.ofList
+                let own = outputs semi |> List.filter (shared.Contains >> not)
                 Expect.isNonEmpty own "the semi-supervised cell has outputs of its own (pseudo-labels, students)"
-                Expect.isTrue (Runner.waves p |> List.exists (fun (c, wave) -> c.Key = semi.Key && wave = 2)) "it is in wave 2"
+                Expect.isTrue (Executor.waves (Grid.plan p) |> List.exists (fun (c, wave) -> c.Key = semi.Key && wave = 2)) "it is in wave 2"
                 for o in own do Directory.Delete(o, true)
                 let before = snapshot (Path.Combine(local, "runs")) own
                 let again = Path.Combine(root, "again")
                 // Finished stages are only read, so the grid takes no lock on them: held by someone else (here this test), they still serve.
-                let locks = Runner.cellOutputs p semi |> List.filter (fun o -> shared.Contains o && Directory.Exists o) |> List.map ContrastSeg.Training.RunLock.Acquire
+                let locks = outputs semi |> List.filter (fun o -> shared.Contains o && Directory.Exists o) |> List.map ContrastSeg.Training.RunLock.Acquire
                 Expect.isNonEmpty locks "the teacher's stages are shared"
-                try ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; again; "--run"; semi.Key ]) |> ignore // --run: --cell's former name
+                try ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; again; "--cell"; semi.Key ]) |> ignore
                 finally for l in locks do l.Dispose()
                 Expect.sequenceEqual (snapshot (Path.Combine(local, "runs")) own) before "shared stages, subsets and weights untouched"
                 let row = (Results.ResultStore(again).Read semi.Key).Value
@@ -172,7 +175,7 @@ let tests =
             // FileMode.Append alone seeks to the end once: the second writer overwrote the first one's lines.
             let path = Path.Combine(Path.GetTempPath(), sprintf "contrastseg-shared-log-%s.log" (Guid.NewGuid().ToString "N"))
             try
-                let writers = [ for w in 0 .. 2 -> w, new Runner.SharedLogWriter(path) ]
+                let writers = [ for w in 0 .. 2 -> w, new Executor.SharedLogWriter(path) ]
                 let lines w = [ for i in 0 .. 199 -> sprintf "writer %d line %03d %s" w i (String('x', 40)) ]
                 writers
                 |> List.map (fun (w, log) -> Threading.Tasks.Task.Run(fun () -> for l in lines w do log.WriteLine l; log.Flush()))
@@ -187,34 +190,29 @@ let tests =
         }
         test "--jobs: workers take the cells wave by wave, longest first; a failed worker fails its cell only" {
             let p = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine([| "--profile"; "quick"; "--runs"; runs |]))
-            let cells = p.Cells |> List.distinctBy (fun c -> c.Key)
-            let plan = Runner.jobPlan p cells
+            let study = Grid.plan p
+            let cells = List.ofSeq study.Cells
+            let plan = Executor.jobPlan study cells
             Expect.equal (plan |> List.sumBy List.length) cells.Length "every cell once"
-            let waveOf = Runner.waves p |> List.map (fun (c, w) -> c.Key, w) |> Map.ofList
+            let waveOf = Executor.waves study |> List.map (fun (c, w) -> c.Key, w) |> Map.ofList
             let waves = plan |> List.map (fun wave -> wave |> List.map (fun c -> waveOf.[c.Key]) |> List.distinct)
             Expect.equal waves (waves |> List.sort) "waves in order"
             Expect.isTrue (waves |> List.forall (fun w -> w.Length = 1)) "one wave per group"
             for wave in plan do
-                let steps = wave |> List.map (fun c -> Runner.pendingSteps p [ c ])
+                let steps = wave |> List.map (fun c -> Executor.pendingSteps [ c ])
                 Expect.equal steps (List.sortDescending steps) "most steps first"
-            Expect.equal (Commands.workerArguments [| "--profile"; "quick"; "--jobs"; "2"; "--force"; "--run"; "k"; "--cell"; "j"; "--jobs=3"; "--set"; "Seed=1" |])
-                [ "--profile"; "quick"; "--set"; "Seed=1" ] "a worker gets the grid's options, not the parent's"
-            Expect.equal (Commands.forCells [| "--profile"; "folder"; "--data-root"; "/my data"; "--jobs"; "2"; "--fractions"; "1/16"; "all"; "--force" |] [ "a"; "b" ])
-                [ "dotnet fsi scripts/ablations.fsx -- --profile folder --data-root \"/my data\" --fractions 1/16 all --cell a"
-                  "dotnet fsi scripts/ablations.fsx -- --profile folder --data-root \"/my data\" --fractions 1/16 all --cell b" ]
-                "a cell's command keeps the options that shape the cells, with every value, quoted where needed"
             // Stand-in workers: one prints and succeeds, one fails with an error line; the others still run.
             let two = plan |> List.concat |> List.truncate 3
             let failing = two.[1]
-            let start (c: Cell) =
+            let start (c: ContrastSeg.Studies.PlannedCell) =
                 let info = Diagnostics.ProcessStartInfo("sh")
                 for a in [ "-c"; (if c.Key = failing.Key then "echo 'bad mask in masks/a.png' >&2; exit 3" else "echo trained") ] do info.ArgumentList.Add a
                 info
-            let row (c: Cell) = Some(ResultsTests.row c.Study c.Setting c.Method c.Seed 0.5)
+            let row (c: ContrastSeg.Studies.PlannedCell) = Some(ResultsTests.row c.Study c.Setting c.Method c.Seed 0.5)
             let console = new StringWriter()
             let log = new StringWriter()
-            let progress = Runner.GridProgress(console, log, two.Length, (fun () -> 0))
-            let failures = Runner.runWorkers progress console 2 start row [ two ]
+            let progress = Executor.GridProgress(console, log, two.Length, (fun () -> 0))
+            let failures = Executor.runWorkers progress console 2 start row [ two ]
             Expect.equal failures [ failing.Key, "bad mask in masks/a.png" ] "the failed cell with its worker's last error line"
             let text = console.ToString()
             Expect.stringContains text "trained" "worker output forwarded"

@@ -20,11 +20,7 @@ let private setAside (store: ResultStore) (key: string) =
     Directory.GetFiles(Path.Combine(store.Root, "rows"), key + ".json.bad-*")
 
 /// A row the profile counts as current for `cell`, as the grid would have stored it.
-let private currentRow (p: Profile) (cell: Cell) miou =
-    let r = { ResultsTests.row cell.Study cell.Setting cell.Method cell.Seed miou with CellKey = cell.Key }
-    r.Settings.["stages"] <- Runner.finalStageNames p cell
-    r.Settings.["eval_split"] <- p.EvalSplit
-    r
+let private currentRow (p: Profile) (cell: ContrastSeg.Studies.StudyCell) miou = GridTests.storedRow p cell miou
 
 let private metricsLines =
     [| """{"kind":"train","step":10,"cross_entropy":1.0}"""; """{"kind":"val","step":10,"mIoU":0.2}"""; """{"kind":"val","step":20,"mIoU":0.3}""" |]
@@ -82,13 +78,13 @@ let tests =
 
         test "isCurrent and staleReason take a row without settings or stages as not current, not a NullReferenceException" {
             let p = quick (Path.Combine(Path.GetTempPath(), "contrastseg-damaged-tests"))
-            let cell = p.Cells.Head
-            let row = currentRow p cell 0.3
-            Expect.isTrue (Runner.isCurrent p cell row) "the whole row is current"
-            Expect.isFalse (Runner.isCurrent p cell { row with Settings = null }) "no settings"
+            let plan, cell = Grid.plan p, GridTests.planned p p.Cells.Head
+            let row = currentRow p p.Cells.Head 0.3
+            Expect.isTrue (Runner.isCurrent plan cell row) "the whole row is current"
+            Expect.isFalse (Runner.isCurrent plan cell { row with Settings = null }) "no settings"
             row.Settings.["stages"] <- null
-            Expect.isFalse (Runner.isCurrent p cell row) "a null setting"
-            Expect.isSome (Runner.staleReason p cell { row with Settings = null; Stages = null }) "stale, with a reason"
+            Expect.isFalse (Runner.isCurrent plan cell row) "a null setting"
+            Expect.isSome (Runner.staleReason plan cell { row with Settings = null; Stages = null }) "stale, with a reason"
             Expect.isNone (Runner.finalCheckpoint { row with Stages = null }) "no stages, no checkpoint"
         }
 
@@ -99,12 +95,12 @@ let tests =
             File.WriteAllText(file, String.Join("\n", metricsLines) + "\n" + """{"kind":"val","step":30,"mI""")
             let row = { ResultsTests.row "label-efficiency" "labelled=10" "cross-entropy" 0 0.3 with Stages = [| run |] }
             let warnings = List<string>()
-            Expect.equal (Runner.validationCurve warnings.Add row) [ 10.0, 20.0; 20.0, 30.0 ] "the intact points"
+            Expect.equal (ReportInputs.validationCurve warnings.Add row) [ 10.0, 20.0; 20.0, 30.0 ] "the intact points"
             Expect.equal warnings.Count 1 "one warning"
             Expect.stringContains warnings.[0] (file + " line 4") "names the file and line"
             File.AppendAllText(file, """{"kind":"val","step":40,"mIoU":0.4}""" + "\n" + """{"kind":"val","step":"x"}""" + "\n")
             warnings.Clear()
-            Expect.equal (Runner.validationCurve warnings.Add row) [ 10.0, 20.0; 20.0, 30.0 ] "a joined line and a record with a bad step: no point"
+            Expect.equal (ReportInputs.validationCurve warnings.Add row) [ 10.0, 20.0; 20.0, 30.0 ] "a joined line and a record with a bad step: no point"
             Expect.equal (warnings |> Seq.map (fun w -> w.Split('(').[0].Trim()) |> List.ofSeq)
                 [ sprintf "[learning curves] %s line 4 skipped, not a metrics record" file; sprintf "[learning curves] %s line 5 skipped, not a metrics record" file ] "one per line"
         }
@@ -115,7 +111,7 @@ let tests =
             let grid = [ "--profile"; "default"; "--runs"; runs; "--output"; output ]
             let p = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(Array.ofList grid))
             let store = ResultStore(output)
-            let at n isCe = p.Cells |> List.find (fun c -> c.Labelled = Some n && (c.Method = "cross-entropy") = isCe && c.Seed = 0)
+            let at n isCe = p.Cells |> List.find (fun c -> c.Labelled = Nullable n && (c.Method = "cross-entropy") = isCe && c.Seed = 0)
             let run = Path.Combine(root, "a-run")
             Directory.CreateDirectory run |> ignore
             File.WriteAllText(Path.Combine(run, "metrics.jsonl"), String.Join("\n", metricsLines) + "\n" + """{"kind":"val","ste""")

@@ -88,10 +88,11 @@ let tests =
     testList "grid signals" [
         test "a stop signal is passed on as SIGTERM, no cell starts after it, and a worker that ignores it is killed after the grace time" {
             let p = quick (Path.Combine(Path.GetTempPath(), "contrastseg-signal-tests"))
-            let three = Runner.jobPlan p (p.Cells |> List.distinctBy (fun c -> c.Key)) |> List.concat |> List.truncate 3
+            let plan = Grid.plan p
+            let three = Executor.jobPlan plan (List.ofSeq plan.Cells) |> List.concat |> List.truncate 3
             let stubborn = three.[1]
             // Stand-in workers: sleep until signalled; the stubborn one ignores SIGTERM.
-            let start (c: Cell) =
+            let start (c: ContrastSeg.Studies.PlannedCell) =
                 let info = ProcessStartInfo("sh")
                 let trap = if c.Key = stubborn.Key then "trap '' TERM; " else ""
                 for a in [ "-c"; trap + "echo ready; exec sleep 60" ] do info.ArgumentList.Add a
@@ -103,12 +104,12 @@ let tests =
                 let fire = Tasks.Task.Run(fun () ->
                     if waitUntil (TimeSpan.FromSeconds 30.0) (fun () -> Text.RegularExpressions.Regex.Matches(text (), "ready").Count = 2) then handler PosixSignal.SIGTERM)
                 { new IDisposable with member _.Dispose() = fire.Wait() }
-            let progress = Runner.GridProgress(console, TextWriter.Null, three.Length, (fun () -> 0))
+            let progress = Executor.GridProgress(console, TextWriter.Null, three.Length, (fun () -> 0))
             let clock = Stopwatch.StartNew()
-            let e = Expect.throwsC (fun () -> Runner.runWorkersUntil subscribe (TimeSpan.FromSeconds 2.0) progress console 2 start (fun _ -> None) [ three ] |> ignore) id
+            let e = Expect.throwsC (fun () -> Executor.runWorkersUntil subscribe (TimeSpan.FromSeconds 2.0) progress console 2 start (fun _ -> None) [ three ] |> ignore) id
             Expect.isLessThan clock.Elapsed.TotalSeconds 30.0 "bounded by the grace time, not the workers' 60 s"
             match e with
-            | :? Runner.GridInterruptedException as stopped ->
+            | :? Executor.GridInterruptedException as stopped ->
                 Expect.equal stopped.Signal PosixSignal.SIGTERM "the signal"
                 Expect.equal stopped.Stopped (List.sort [ three.[0].Key; stubborn.Key ]) "both running cells interrupted"
                 Expect.equal stopped.NotStarted 1 "the third cell never started"

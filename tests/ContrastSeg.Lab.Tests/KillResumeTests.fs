@@ -14,7 +14,7 @@ let private args (root: string) (name: string) =
     [ yield! [ "train"; "--preset"; "cpu"; "--stage"; "CrossEntropy"; "--labelled"; "16" ]
       for s in [ "OutputRoot=" + root; "Name=" + name; "Optimizer.Steps=40"; "Optimizer.WarmupSteps=4"; "Optimizer.BatchSize=4"; "CheckpointEvery=3"; "KeepLast=2"
                  "LogEvery=1"; "Data.SceneSize=32"; "Data.Crop=32"; "Data.TrainScenes=48"; "Data.ValScenes=8"; "Data.Workers=1"
-                 "Model.Width=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"; "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ] do
+                 "Model.WidthMultiplier=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"; "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ] do
           yield "--set"
           yield s ]
 

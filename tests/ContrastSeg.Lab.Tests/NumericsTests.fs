@@ -38,7 +38,7 @@ let private tiny (root: string) (name: string) =
     [ yield! [ "train"; "--preset"; "cpu"; "--stage"; "CrossEntropy"; "--labelled"; "8" ]
       for s in [ "OutputRoot=" + root; "Name=" + name; "Optimizer.Steps=6"; "Optimizer.WarmupSteps=1"; "Optimizer.BatchSize=4"; "LogEvery=1"
                  "EvalEvery=6"; "Data.Scenes.Size=32"; "Data.Crop=32"; "Data.Scenes.Train=16"; "Data.Scenes.Val=4"; "Data.Workers=1"
-                 "Model.Width=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"; "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ] do
+                 "Model.WidthMultiplier=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"; "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ] do
           yield "--set"
           yield s ]
 

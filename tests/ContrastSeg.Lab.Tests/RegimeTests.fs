@@ -27,25 +27,25 @@ let tests =
             Expect.equal p.Name "default-regime" "name"
             Expect.equal p.Cells.Length (3 * 2 * 2 * 2) "3 label counts x 2 stems x 2 budgets x (CE, contrastive)"
             for c in p.Cells do
-                let staged = stages p c c.Recipe None |> List.map (fun s -> s.Validate())
-                let cap, budget = c.Capacity.Value, c.Budget.Value
+                let staged = GridTests.stagesOf p c |> List.map (fun s -> s.Validate())
+                let cap, budget = c.Capacity, c.Budget
                 for s in staged do
-                    Expect.equal (s.Model.Stem, s.Model.Width, s.Seed) (cap.Stem, cap.Width, 0) "the cell's stem and width, seed 0"
-                Expect.equal (budget.PretrainSteps + budget.FinetuneSteps) budget.CeSteps "equal total steps"
+                    Expect.equal (s.Model.Stem, s.Model.WidthMultiplier, s.Seed) (cap.Stem, cap.WidthMultiplier, 0) "the cell's stem and width, seed 0"
+                Expect.equal (budget.Pretrain + budget.FineTune) budget.CrossEntropy "equal total steps"
                 match c.Recipe with
-                | CrossEntropy -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.CeSteps ] "CE steps"
-                | _ -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.PretrainSteps; budget.FinetuneSteps ] "pretraining, fine-tuning"
-                Expect.stringContains c.Setting (sprintf "stem=%s,width=0.25,steps=%d" (stemSlug cap.Stem) budget.CeSteps) "setting names the point"
+                | :? ContrastSeg.Studies.CrossEntropyRecipe -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.CrossEntropy ] "CE steps"
+                | _ -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.Pretrain; budget.FineTune ] "pretraining, fine-tuning"
+                Expect.stringContains c.Setting (sprintf "stem=%s,width=0.25,steps=%d" (stemSlug cap.Stem) budget.CrossEntropy) "setting names the point"
             for n in [ 10; 100; 2000 ] do
                 let study = studyBudget d n
-                Expect.equal (p.Cells |> List.filter (fun c -> c.Labelled = Some n) |> List.map (fun c -> c.Budget.Value.CeSteps) |> List.distinct |> List.sort)
-                    [ study.CeSteps; 3 * study.CeSteps ] (sprintf "1x and 3x the study's budget at %d labels" n)
-            Expect.isTrue (p.Cells |> List.forall (fun c -> match c.Recipe with ContrastiveFineTune (v, _) -> v = ContrastSeg.Losses.ContrastiveVariant.CrossImage | _ -> true)) "the study's loss"
+                Expect.equal (p.Cells |> List.filter (fun c -> c.Labelled = Nullable n) |> List.map (fun c -> c.Budget.CrossEntropy) |> List.distinct |> List.sort)
+                    [ study.CrossEntropy; 3 * study.CrossEntropy ] (sprintf "1x and 3x the study's budget at %d labels" n)
+            Expect.isTrue (p.Cells |> List.forall (fun c -> match c.Recipe with :? ContrastSeg.Studies.ContrastiveFineTuneRecipe as r -> r.Variant = ContrastSeg.Losses.ContrastiveVariant.CrossImage | _ -> true)) "the study's loss"
             // The point of the map that is the default study itself trains the same stages (one runs folder).
-            let names (q: Profile) (c: Cell) = stages q c c.Recipe None |> List.map (fun s -> s.RunName)
+            let names (q: Profile) c = GridTests.stagesOf q c |> List.map (fun s -> s.RunName)
             for c in d.Cells |> List.filter (fun c -> c.Seed = 0) do
                 let twin =
-                    p.Cells |> List.find (fun r -> r.Labelled = c.Labelled && r.Method = c.Method && r.Capacity.Value.Stem = EncoderStem.Small && r.Budget.Value.CeSteps = (studyBudget d c.Labelled.Value).CeSteps)
+                    p.Cells |> List.find (fun r -> r.Labelled = c.Labelled && r.Method = c.Method && r.Capacity.Stem = EncoderStem.Small && r.Budget.CrossEntropy = (studyBudget d c.Labelled.Value).CrossEntropy)
                 Expect.equal (names p twin) (names d c) "same run names as the default study's seed-0 cells"
         }
 
@@ -78,12 +78,12 @@ let tests =
             let parse args = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(args))
             let p = parse [| "--profile"; "default-regime" |]
             Expect.equal p.Name "default-regime" "name"
-            Expect.equal p.Base.OutputRoot (Path.Combine("runs", "default")) "runs shared with the default study"
+            Expect.equal p.Defaults.Base.OutputRoot (Path.Combine("runs", "default")) "runs shared with the default study"
             let capped = parse [| "--profile"; "default-regime"; "--steps"; "50" |]
-            Expect.isTrue (capped.Cells |> List.forall (fun c -> c.Budget.Value.CeSteps <= 50 && c.Budget.Value.PretrainSteps <= 50)) "--steps caps every budget"
+            Expect.isTrue ((Grid.plan capped).Cells |> Seq.forall (fun c -> c.TrainedStages |> Seq.forall (fun s -> s.Optimizer.Steps <= 50))) "--steps caps every stage"
             let root = StudyTests.makeFolder 16
             let f = parse [| "--profile"; "folder-regime"; "--data-root"; root; "--fractions"; "1/4"; "all" |]
-            Expect.equal (f.Cells |> List.choose (fun c -> c.Labelled) |> List.distinct |> List.sort) [ 4; 16 ] "the folder study's label counts"
+            Expect.equal (f.Cells |> List.choose (fun c -> Option.ofNullable c.Labelled) |> List.distinct |> List.sort) [ 4; 16 ] "the folder study's label counts"
             Expect.throwsT<ConfigException> (fun () -> parse [| "--profile"; "voc-regime"; "--data-root"; root |] |> ignore) "no paper-scale regime map"
             // --seeds adds seeds to a map (a point's spread); seed 0's cells stay those of the one-seed map.
             let seeded = parse [| "--profile"; "default-regime"; "--seeds"; "0"; "1"; "2" |]

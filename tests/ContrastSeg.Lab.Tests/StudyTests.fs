@@ -42,25 +42,25 @@ let tests =
             let root = makeFolder 32
             let p = folderProfile runs (folderDefaults root)
             Expect.equal p.Name "folder" "name"
-            let counts = p.Cells |> List.choose (fun c -> c.Labelled) |> List.distinct |> List.sort
+            let counts = p.Cells |> List.choose (fun c -> Option.ofNullable c.Labelled) |> List.distinct |> List.sort
             Expect.equal counts [ 2; 4; 8; 32 ] "1/16, 1/8, 1/4, all of 32"
             Expect.equal p.Cells.Length (4 * 2 * 3) "counts x (CE, contrastive) x seeds"
             Expect.equal (p.Cells |> List.map (fun c -> c.Seed) |> List.distinct) [ 0; 1; 2 ] "seeds"
             Expect.equal p.EvalSplit "val" "scored on val by default"
             for c in p.Cells do
-                for s in stages p c c.Recipe None do
+                for s in GridTests.stagesOf p c do
                     let s = s.Validate()
                     Expect.equal s.Data.Dataset "folder" "folder data"
                     Expect.equal s.Data.Root root "its root"
                     Expect.equal s.Data.Crop 128 "default crop"
             // Each count at the folder schedule's budget: up to 30 labelled images 1,200 steps, up to 120 1,600.
             for c in p.Cells do
-                let steps = stages p c c.Recipe None |> List.sumBy (fun s -> s.Optimizer.Steps)
+                let steps = GridTests.stagesOf p c |> List.sumBy (fun s -> s.Optimizer.Steps)
                 Expect.equal steps (if c.Labelled.Value <= 30 then 1200 else 1600) (c.Key + ": equal budget of its count")
-            Expect.equal (budgetAt folderSchedule 367) (equalBudget 2400) "camvid-dev's 367: the longest"
+            Expect.equal (budgetAt folderSchedule 367) (ContrastSeg.Studies.StepBudget.Equal 2400) "camvid-dev's 367: the longest"
             let custom = folderProfile runs { folderDefaults root with Fractions = [ 0.5 ]; Seeds = [ 4 ]; Crop = 32; Resize = 0.5; EvalSplit = "test" }
-            Expect.equal (custom.Cells |> List.map (fun c -> c.Labelled, c.Seed) |> List.distinct) [ Some 16, 4 ] "options reach the cells"
-            let s = stages custom custom.Cells.Head custom.Cells.Head.Recipe None |> List.head
+            Expect.equal (custom.Cells |> List.map (fun c -> c.Labelled, c.Seed) |> List.distinct) [ Nullable 16, 4 ] "options reach the cells"
+            let s = GridTests.stagesOf custom custom.Cells.Head |> List.head
             Expect.equal (s.Data.Crop, s.Data.Resize, custom.EvalSplit) (32, 0.5, "test") "crop, resize, split"
         }
 
@@ -71,31 +71,32 @@ let tests =
             Expect.throwsT<ConfigException> (fun () -> parse [| "--profile"; "default"; "--dataset"; "pictures" |] |> ignore) "unknown dataset"
             let root = makeFolder 16
             let p = parse [| "--profile"; "folder"; "--data-root"; root; "--fractions"; "1/4"; "all"; "--seeds"; "0"; "--crop"; "32" |]
-            Expect.equal (p.Cells |> List.choose (fun c -> c.Labelled) |> List.distinct) [ 4; 16 ] "fractions parsed"
+            Expect.equal (p.Cells |> List.choose (fun c -> Option.ofNullable c.Labelled) |> List.distinct) [ 4; 16 ] "fractions parsed"
         }
 
         test "a committed row whose feature-space checkpoint is not on this machine is trained again; other rows are reused" {
             // A fresh clone: rows exist, run folders do not. Training would reach the missing data and fail.
-            let p = { quick runs with Base = ConfigOverrides.Apply((quick runs).Base, [ "Data.Root=/nonexistent-so-training-would-fail" ]) }
+            let p = quick runs |> GridTests.withSettings [ "Data.Root=/nonexistent-so-training-would-fail" ]
+            let plan = Grid.plan p
             let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-fresh-").FullName)
-            let row (cell: Cell) =
+            let row (cell: ContrastSeg.Studies.PlannedCell) =
                 let r = { ResultsTests.row cell.Study cell.Setting cell.Method cell.Seed 0.3 with CellKey = cell.Key; Stages = [| "/nonexistent-run-folder" |] }
-                r.Settings.["stages"] <- Runner.finalStageNames p cell
+                r.Settings.["stages"] <- cell.FinalStageNames
                 r.Settings.["eval_split"] <- p.EvalSplit
                 r
-            let tsneCell = p.Cells |> List.find (Runner.needsCheckpoint p)
-            let other = p.Cells |> List.find (fun c -> not (Runner.needsCheckpoint p c))
+            let tsneCell = plan.Cells |> Seq.find plan.NeedsCheckpoint
+            let other = plan.Cells |> Seq.find (plan.NeedsCheckpoint >> not)
             store.Write(row tsneCell)
             store.Write(row other)
-            Expect.isSome (Runner.staleReason p tsneCell (store.Read tsneCell.Key).Value) "needs its checkpoint"
-            Expect.isFalse (Runner.isReusable p store tsneCell) "not reusable"
-            Expect.isTrue (Runner.isReusable p store other) "a row alone is enough for the tables"
+            Expect.isSome (Runner.staleReason plan tsneCell (store.Read tsneCell.Key).Value) "needs its checkpoint"
+            Expect.isFalse (Runner.isReusable plan store tsneCell) "not reusable"
+            Expect.isTrue (Runner.isReusable plan store other) "a row alone is enough for the tables"
             let opts = { Runner.Force = false; Runner.Console = TextWriter.Null }
-            Expect.equal (Runner.runCell p store opts other).MeanIoU 0.3 "reused"
-            Expect.throws (fun () -> Runner.runCell p store opts tsneCell |> ignore) "trained again (and reaches the missing data)"
+            Expect.equal (Runner.runCell plan store opts other).MeanIoU 0.3 "reused"
+            Expect.throws (fun () -> Runner.runCell plan store opts tsneCell |> ignore) "trained again (and reaches the missing data)"
             // --report-only over such rows writes the tables and skips the feature space with a message.
             let console = new StringWriter()
-            Expect.isEmpty (Runner.featureSpace p (Runner.currentRows p store @ [ row (p.Cells |> List.find (fun c -> Runner.needsCheckpoint p c && c.Method <> tsneCell.Method)) ]) store.Root console) "skipped"
+            Expect.isEmpty (ReportInputs.featureSpace plan (Runner.currentRows plan store @ [ row (plan.Cells |> Seq.find (fun c -> plan.NeedsCheckpoint c && c.Method <> tsneCell.Method)) ]) store.Root console) "skipped"
             Expect.stringContains (console.ToString()) "no checkpoint" "says why"
         }
 
@@ -108,8 +109,8 @@ let tests =
                 [| """{"kind":"train","step":50,"cross_entropy":1.0}"""; """{"kind":"val","step":50,"mIoU":0.2}"""
                    """{"kind":"val","step":100,"mIoU":0.3}"""; """{"kind":"val","step":100,"mIoU":0.35}""" |]) // resumed: last record counts
             let row = { ResultsTests.row "label-efficiency" "labelled=10" "contrastive+finetune" 0 0.3 with Stages = [| pre; fine |] }
-            Expect.equal (Runner.validationCurve ignore row) [ 250.0, 20.0; 300.0, 35.0 ] "offset by the pretraining steps"
-            Expect.isEmpty (Runner.validationCurve ignore { row with Stages = [| "/nonexistent" |] }) "no run folder, no curve"
+            Expect.equal (ReportInputs.validationCurve ignore row) [ 250.0, 20.0; 300.0, 35.0 ] "offset by the pretraining steps"
+            Expect.isEmpty (ReportInputs.validationCurve ignore { row with Stages = [| "/nonexistent" |] }) "no run folder, no curve"
         }
     ]
 

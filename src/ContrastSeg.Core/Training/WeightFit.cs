@@ -122,7 +122,7 @@ public static class WeightFit
             ? "Nothing of it would be used"
             : "To train anyway with the tensors that did not load freshly initialised, pass --allow-partial (setting AllowPartialInit=true)";
         throw new ConfigException(
-            $"{path} matches {report.Loaded.Count} of the {total} tensors of the {encoder.Depth} encoder (Model.Width = {Number(encoder.WidthMultiplier)}, " +
+            $"{path} matches {report.Loaded.Count} of the {total} tensors of the {encoder.Depth} encoder (Model.WidthMultiplier = {Number(encoder.WidthMultiplier)}, " +
             $"Model.Stem = {encoder.Stem}){missing}{shapes}{hint}. {remedy}.", "InitFrom");
     }
 
@@ -133,7 +133,7 @@ public static class WeightFit
             if (encoder.Stem == EncoderStem.Small && report.ShapeMismatched.Any(m => m.StartsWith("conv1.weight:", StringComparison.Ordinal)))
                 yield return "Model.Stem = Small has a 3x3 conv1, torchvision's ResNets the 7x7 ImageNet stem";
             if (encoder.WidthMultiplier != 1.0)
-                yield return $"Model.Width = {Number(encoder.WidthMultiplier)} narrows every layer; torchvision's ResNets are width 1";
+                yield return $"Model.WidthMultiplier = {Number(encoder.WidthMultiplier)} narrows every layer; torchvision's ResNets are width 1";
         }
         // Blocks the model lacks, or some of the model's blocks but not all: a ResNet of another depth.
         static bool Block(string key) => key.StartsWith("layer", StringComparison.Ordinal);
@@ -161,9 +161,9 @@ public static class WeightFit
         bool Under(string prefix) => p.Key.StartsWith(prefix, StringComparison.Ordinal);
         if (p.Key == "backbone.conv1.weight" && p.Stored is { Length: 4 } s && p.Own is { Length: 4 } o && s[2] != o[2])
             return $"Model.Stem (the checkpoint's conv1 is {s[2]}x{s[3]}: {(s[2] == 3 ? "the Small" : "the ImageNet")} stem)";
-        if (Under("backbone.")) return p.Stored is null || p.Own is null ? "Model.Depth (the encoders have other blocks)" : "Model.Width (or Model.Depth)";
-        if (Under("aspp.")) return "Model.AsppChannels (or Model.Width or Model.Depth, which set the ASPP's input)";
-        if (Under("decoder.")) return "Model.LowLevelChannels or Model.DecoderChannels (or Model.AsppChannels, Model.Width, Model.Depth)";
+        if (Under("backbone.")) return p.Stored is null || p.Own is null ? "Model.Depth (the encoders have other blocks)" : "Model.WidthMultiplier (or Model.Depth)";
+        if (Under("aspp.")) return "Model.AsppChannels (or Model.WidthMultiplier or Model.Depth, which set the ASPP's input)";
+        if (Under("decoder.")) return "Model.LowLevelChannels or Model.DecoderChannels (or Model.AsppChannels, Model.WidthMultiplier, Model.Depth)";
         if (Under("projection.")) return "Model.ProjectionLayers, Model.ProjectionChannels or Model.ProjectionBatchNorm";
         if (Under(ClassifierPrefix)) return "Model.DecoderChannels";
         return "the model settings (Model.*) of the run that wrote the checkpoint";
@@ -182,7 +182,7 @@ public static class WeightFit
         var pairs = new (string Setting, object Recorded, object Here)[]
         {
             ("Model.Depth", recorded.Depth, m.Encoder.Depth), ("Model.Stem", recorded.Stem, m.Encoder.Stem),
-            ("Model.Width", recorded.Width, m.Encoder.WidthMultiplier), ("Model.AsppChannels", recorded.AsppChannels, m.AsppChannels),
+            ("Model.WidthMultiplier", recorded.WidthMultiplier, m.Encoder.WidthMultiplier), ("Model.AsppChannels", recorded.AsppChannels, m.AsppChannels),
             ("Model.LowLevelChannels", recorded.LowLevelChannels, m.LowLevelChannels), ("Model.DecoderChannels", recorded.DecoderChannels, m.DecoderChannels),
             ("Model.ProjectionLayers", recorded.ProjectionLayers, p.Layers), ("Model.ProjectionChannels", recorded.ProjectionChannels, p.Channels),
             ("Model.ProjectionBatchNorm", recorded.ProjectionBatchNorm, p.BatchNorm),

@@ -99,54 +99,14 @@ public class ConfigTests
     }
 
     [Fact]
-    public void Existing_run_names_stay_the_same()
+    public void Run_names_are_pinned()
     {
-        // Run names carry a hash of the settings JSON: a new setting must not move every existing run to a new folder.
-        Assert.Equal("ce_r18w0.25-os8_fmscenes-all_crop64_b8_1500st_lr0.03_s0_5c8722", new TrainConfig { Model = FormerDefaultModel }.RunName);
-        // The cpu preset's hash moved on purpose with its 32 decoder channels (was ..._67ce90 at 64), its weight decay
-        // 1e-3 (was ..._127ce5 at 4e-5) and the default study's schedule and fine-tuning LR (was 300st_lr0.03_..._fd5663).
-        Assert.Equal("finetune_r18w0.25-os8-small_fmscenes-all_crop64_b8_1300st_lr0.1_s0_7bbd44", TrainPresets.Cpu(TrainingStage.FineTune).RunName);
+        // Run names carry a hash of the settings JSON as spelled now (since 2026-12-07; before, the former spellings of
+        // moved settings were hashed): a new setting must not move every existing run to a new folder.
+        Assert.Equal("ce_r18w0.25-os8_fmscenes-all_crop64_b8_1500st_lr0.03_s0_e5adee", new TrainConfig { Model = FormerDefaultModel }.RunName);
+        Assert.Equal("finetune_r18w0.25-os8-small_fmscenes-all_crop64_b8_1300st_lr0.1_s0_69e9fd", TrainPresets.Cpu(TrainingStage.FineTune).RunName);
+        Assert.Equal("ce_r18w0.25-os8-small_fmscenes-n10_crop64_b8_300st_lr0.1_s0_30d154", TrainPresets.Cpu(TrainingStage.CrossEntropy, 10).RunName);
         Assert.Equal(1e-3, TrainPresets.Cpu(TrainingStage.Contrastive).Optimizer.WeightDecay);
-    }
-
-    [Fact]
-    public void The_scene_settings_sit_in_Data_Scenes_and_read_under_their_former_flat_names_without_renaming_a_run()
-    {
-        var scenes = TrainPresets.Cpu(TrainingStage.Contrastive, 10) with { Data = TrainPresets.Cpu(TrainingStage.Contrastive, 10).Data with { Scenes = new SceneSettings { Size = 32, Train = 6, Val = 2 } } };
-        Assert.Contains("\"Scenes\": {", scenes.ToJson());
-        // config.json of an earlier run: the three settings flat in Data.
-        var flat = System.Text.Json.Nodes.JsonNode.Parse(scenes.ToJson())!.AsObject();
-        var data = flat["Data"]!.AsObject();
-        data.Remove("Scenes");
-        data["SceneSize"] = 32; data["TrainScenes"] = 6; data["ValScenes"] = 2;
-        Assert.Equal(scenes, TrainConfig.FromJson(flat.ToJsonString()));
-        // --set as scripts typed it, and the new keys.
-        var set = ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.Contrastive, 10), ["Data.SceneSize=32", "data.trainscenes=6", "Data.Scenes.Val=2"]);
-        Assert.Equal(scenes, set);
-        // The hashed text keeps the flat layout: a run of these settings keeps its folder (and defaults hash as before: fd5663, 151b31).
-        Assert.Contains("\"SceneSize\": 32", scenes.WeightsDefiningJson());
-        Assert.DoesNotContain("\"Scenes\"", scenes.WeightsDefiningJson());
-        Assert.NotEqual(TrainPresets.Cpu(TrainingStage.Contrastive, 10).RunName, scenes.RunName);
-        // Both spellings at once is a mistake, named.
-        data["Scenes"] = new System.Text.Json.Nodes.JsonObject { ["Size"] = 48 };
-        Assert.Equal("Data.SceneSize", Assert.Throws<ConfigException>(() => TrainConfig.FromJson(flat.ToJsonString())).Field);
-    }
-
-    [Fact]
-    public void The_cross_entropy_stage_reads_under_its_former_name_Baseline_and_keeps_its_run_names()
-    {
-        var ce = TrainPresets.Cpu(TrainingStage.CrossEntropy);
-        Assert.Contains("\"Stage\": \"CrossEntropy\"", ce.ToJson());
-        // config.json of runs trained before the rename, and --set as scripts typed it.
-        var before = TrainConfig.FromJson(ce.ToJson().Replace("\"CrossEntropy\"", "\"Baseline\""));
-        Assert.Equal(ce, before);
-        Assert.Equal(TrainingStage.CrossEntropy, ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.Contrastive), ["Stage=baseline"]).Stage);
-        Assert.Equal(TrainingStage.CrossEntropy, TrainingStages.Parse("Baseline"));
-        Assert.Equal(TrainingStage.FineTune, TrainingStages.Parse("finetune"));
-        Assert.Equal("--stage", Assert.Throws<ConfigException>(() => TrainingStages.Parse("ce", "--stage")).Field);
-        // The run name hashes the former name: the default study's CE runs keep their folders (the 10-scene seed-0 run of
-        // docs/results/default, which the cpu preset at 10 labels trains).
-        Assert.Equal("ce_r18w0.25-os8-small_fmscenes-n10_crop64_b8_300st_lr0.1_s0_34113e", TrainPresets.Cpu(TrainingStage.CrossEntropy, 10).RunName);
     }
 
     [Theory]
@@ -256,7 +216,7 @@ public class ConfigTests
     [InlineData("Data.Scenes.Val=0", "Data.Scenes.Val")]
     [InlineData("Data.Workers=100000", "Data.Workers")]
     [InlineData("Data.DistortionStrength=-0.5", "Data.DistortionStrength")]
-    [InlineData("Model.Dropout=1", "Model.Dropout")]
+    [InlineData("Model.AsppDropout=1", "Model.AsppDropout")]
     [InlineData("Model.AsppChannels=0", "Model.AsppChannels")]
     [InlineData("Model.LowLevelChannels=0", "Model.LowLevelChannels")]
     [InlineData("Model.DecoderChannels=-4", "Model.DecoderChannels")]

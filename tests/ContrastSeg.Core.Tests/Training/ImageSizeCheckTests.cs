@@ -33,7 +33,7 @@ public sealed class ImageSizeCheckTests : IDisposable
     [InlineData(ResNetDepth.ResNet18, EncoderStem.ImageNet, 16)]
     public void The_smallest_input_a_model_reads_is_its_output_stride(ResNetDepth depth, EncoderStem stem, int outputStride)
     {
-        var settings = new ModelSettings { Depth = depth, Stem = stem, OutputStride = outputStride, Width = 0.125, AsppChannels = 8, LowLevelChannels = 8, DecoderChannels = 8 };
+        var settings = new ModelSettings { Depth = depth, Stem = stem, OutputStride = outputStride, WidthMultiplier = 0.125, AsppChannels = 8, LowLevelChannels = 8, DecoderChannels = 8 };
         var encoder = settings.ToEncoderOptions();
         Assert.Equal(outputStride, encoder.MinInputSize());
         using var model = new DeepLabV3Plus(settings.ToOptions(3));

@@ -50,7 +50,7 @@ internal static class SyntheticBatches
         Seed = 3,
         OutputRoot = root,
         Name = "synthetic",
-        Model = new ModelSettings { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 },
+        Model = new ModelSettings { WidthMultiplier = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 },
         Optimizer = new OptimizerSettings { LearningRate = 0.05, Steps = steps, BatchSize = 2, WarmupSteps = 1 },
         Contrastive = new ContrastiveSettings { ResizeTo = 8, Temperature = 0.2 },
         LogEvery = 2,

@@ -21,5 +21,5 @@ public static class TinySceneRun
     };
 
     /// <summary>The tiny model (width 0.125, 16-channel heads).</summary>
-    public static ModelSettings Model { get; } = new() { Width = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 };
+    public static ModelSettings Model { get; } = new() { WidthMultiplier = 0.125, AsppChannels = 16, LowLevelChannels = 8, DecoderChannels = 16, ProjectionChannels = 16 };
 }

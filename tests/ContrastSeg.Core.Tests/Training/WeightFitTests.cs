@@ -25,7 +25,7 @@ public sealed class WeightFitTests : IDisposable
     private static readonly string[] Tiny =
     {
         "Optimizer.Steps=1", "Optimizer.BatchSize=2", "CheckpointEvery=1", "LogEvery=1", "Data.Crop=32", "Data.Workers=1",
-        "Data.ScaleMin=1", "Data.ScaleMax=1", "Model.Width=0.125", "Model.AsppChannels=16", "Model.DecoderChannels=16",
+        "Data.ScaleMin=1", "Data.ScaleMax=1", "Model.WidthMultiplier=0.125", "Model.AsppChannels=16", "Model.DecoderChannels=16",
         "Model.LowLevelChannels=8", "Model.ProjectionChannels=16", "Data.SceneSize=32", "Data.TrainScenes=4", "Data.ValScenes=2",
         "Model.Stem=ImageNet", // the fixture's stem, not the default's (the small stem since the defaults are CpuSmall's)
     };
@@ -97,7 +97,7 @@ public sealed class WeightFitTests : IDisposable
     }
 
     [Theory]
-    [InlineData("Model.Width=0.25", "Model.Width", "Model.Width is 0.125 in the checkpoint's run and 0.25 here")]
+    [InlineData("Model.WidthMultiplier=0.25", "Model.WidthMultiplier", "Model.WidthMultiplier is 0.125 in the checkpoint's run and 0.25 here")]
     [InlineData("Model.Depth=ResNet34", "Model.Depth", "Model.Depth is ResNet18 in the checkpoint's run and ResNet34 here")]
     [InlineData("Model.Stem=Small", "Model.Stem", "Model.Stem is ImageNet in the checkpoint's run and Small here")]
     [InlineData("Model.AsppChannels=32", "Model.AsppChannels", "Model.AsppChannels is 16 in the checkpoint's run and 32 here")]
@@ -169,7 +169,7 @@ public sealed class WeightFitTests : IDisposable
             new[] { "layer1.0.conv1.weight: file [64, 64, 3, 3] vs model [16, 16, 3, 3]" });
         var ex = Assert.Throws<ConfigException>(() => WeightFit.RequireFullEncoderMatch(none, "w.pth", options, allowPartial: true));
         Assert.Contains("matches 0 of the 3 tensors", ex.Message);
-        Assert.Contains("Model.Width = 0.25 narrows every layer; torchvision's ResNets are width 1", ex.Message);
+        Assert.Contains("Model.WidthMultiplier = 0.25 narrows every layer; torchvision's ResNets are width 1", ex.Message);
     }
 
     [Fact]

@@ -1,0 +1,103 @@
+using ContrastSeg.Losses;
+using ContrastSeg.Training;
+
+namespace ContrastSeg.Studies;
+
+/// <summary>
+/// Turns a study request (its defaults and cells) into the complete config of every stage of every cell: the one place
+/// where a study's configs are composed. Workers, cluster tasks, the reuse check and the report read the result
+/// (<see cref="StudyPlan"/>, written as plan.json), so no process composes them again.
+/// </summary>
+public static class StudyPlanner
+{
+    /// <summary>Where the classification-pretrained encoder weights of a study go (named by their settings).</summary>
+    public static string ClassificationWeights(StudyDefaults d) =>
+        ClassificationPretraining.WeightsFile(Path.Combine(d.Base.OutputRoot, "pretrained"), d.Base.Model.ToEncoderOptions(), d.ClassificationAsRun, d.Base.Data.Root);
+
+    /// <summary>The training stages of <paramref name="recipe"/> for <paramref name="cell"/>, in order, with <paramref name="pseudoLabels"/> as the pseudo-label folder of students.</summary>
+    public static IReadOnlyList<TrainConfig> Stages(StudyDefaults d, StudyCell cell, CellRecipe recipe, string? pseudoLabels)
+    {
+        var b = d.Base;
+        var data = b.Data with { Labelled = cell.Labelled, PseudoLabels = pseudoLabels };
+        var o = cell.Overrides ?? RecipeOverrides.None;
+        var model = cell.Capacity is { } c ? b.Model with { Stem = c.Stem, WidthMultiplier = c.WidthMultiplier } : b.Model;
+        if (o.ProjectionBatchNorm is { } bn) model = model with { ProjectionBatchNorm = bn };
+        var budget = cell.Budget ?? d.Budget;
+        if (d.StepCap is { } cap) budget = budget.Capped(cap);
+        var common = b with { Seed = cell.Seed, Data = data, Model = model };
+
+        TrainConfig Stage(TrainingStage stage, string? init, int steps, double learningRate) =>
+            common with { Stage = stage, InitFrom = init, Optimizer = common.Optimizer.WithSteps(steps) with { LearningRate = learningRate } };
+
+        TrainConfig CrossEntropy(string? init) => Stage(TrainingStage.CrossEntropy, init, budget.CrossEntropy, d.Rates.CrossEntropy);
+
+        IReadOnlyList<TrainConfig> TwoStage(ContrastiveVariant variant, bool distortion, string? init)
+        {
+            var loss = common.Contrastive with
+            {
+                Variant = variant,
+                Temperature = o.Temperature ?? common.Contrastive.Temperature,
+                ResizeTo = o.ResizeTo ?? common.Contrastive.ResizeTo,
+            };
+            var pre = Stage(TrainingStage.Contrastive, init, budget.Pretrain, d.Rates.Pretrain) with
+            {
+                Data = data with { ContrastiveDistortion = distortion },
+                Contrastive = loss,
+            };
+            var fine = Stage(TrainingStage.FineTune, pre.RunDirectory, budget.FineTune, o.FineTuneLearningRate ?? d.Rates.FineTune);
+            return [pre, fine];
+        }
+
+        return recipe switch
+        {
+            CrossEntropyRecipe => [CrossEntropy(null)],
+            ContrastiveFineTuneRecipe r => TwoStage(r.Variant, r.Distortion, null),
+            ClassificationInitRecipe { WithContrastive: false } => [CrossEntropy(ClassificationWeights(d))],
+            ClassificationInitRecipe => TwoStage(ContrastiveVariant.WithinImage, true, ClassificationWeights(d)),
+            SemiSupervisedRecipe s => Stages(d, cell, s.Teacher, pseudoLabels),
+            _ => throw new ArgumentException($"recipe {recipe} is not one the planner knows", nameof(recipe)),
+        };
+    }
+
+    /// <summary>The pseudo-label folder of a semi-supervised cell (named after its teacher's final run), else null.</summary>
+    public static string? PseudoLabelFolder(StudyDefaults d, StudyCell cell) =>
+        cell.Recipe is SemiSupervisedRecipe s
+            ? Path.Combine(d.Base.OutputRoot, "pseudo", Stages(d, cell, s.Teacher, null)[^1].RunName)
+            : null;
+
+    /// <summary>Everything <paramref name="cell"/> trains and scores, as complete configs.</summary>
+    public static PlannedCell PlanCell(StudyDefaults d, StudyCell cell)
+    {
+        var pseudo = PseudoLabelFolder(d, cell);
+        var teacher = cell.Recipe is SemiSupervisedRecipe s ? Stages(d, cell, s.Teacher, null) : [];
+        var stages = Stages(d, cell, cell.Recipe, pseudo);
+        var classification = cell.Recipe.NeedsClassification
+            ? new ClassificationStep(d.Base.Model.ToEncoderOptions(), d.ClassificationAsRun, ClassificationWeights(d), d.Base.Data.Root)
+            : null;
+        return new PlannedCell(cell, cell.Key, cell.Study, cell.Setting, cell.Method, cell.Seed, cell.Labelled, cell.Recipe,
+            classification, teacher, pseudo is null ? null : new PseudoLabelStep(pseudo, d.Pseudo), stages);
+    }
+
+    /// <summary>
+    /// The plan of a study: every cell (the first of each key) with its complete stage configs, each validated, and what
+    /// the report needs.
+    /// </summary>
+    /// <param name="profile">The profile (study) name.</param>
+    /// <param name="description">What the study trains, in words.</param>
+    /// <param name="d">What every cell shares.</param>
+    /// <param name="cells">The cells as requested (the first of each key counts).</param>
+    /// <param name="featureSpace">The report's feature-space plot (label count, points per class), or null.</param>
+    /// <param name="evalSplit">The split the final models are scored on.</param>
+    public static StudyPlan Plan(string profile, string description, StudyDefaults d, IEnumerable<StudyCell> cells, FeatureSpaceRequest? featureSpace, string evalSplit)
+    {
+        d.Base.Validate();
+        var planned = cells.DistinctBy(c => c.Key).Select(c => PlanCell(d, c)).ToList();
+        foreach (var cell in planned)
+            foreach (var stage in cell.TrainedStages)
+            {
+                try { stage.Validate(); }
+                catch (ConfigException e) { throw new ConfigException($"cell {cell.Key}, {stage.Stage} stage: {e.Message}", e.Field); }
+            }
+        return new StudyPlan(StudyPlan.CurrentFormat, profile, description, d, evalSplit, d.Base.Data.ValSplit, d.Base.Runtime.Device, featureSpace, planned);
+    }
+}

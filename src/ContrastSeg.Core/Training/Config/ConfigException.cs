@@ -1,0 +1,22 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using ContrastSeg.Data;
+using ContrastSeg.Losses;
+using ContrastSeg.Models;
+using ContrastSeg.Runtime;
+
+namespace ContrastSeg.Training;
+
+/// <summary>An invalid setting; <see cref="Field"/> names it.</summary>
+public sealed class ConfigException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public ConfigException(string message, string field) : base(message) => Field = field;
+
+    /// <summary>The offending field (dotted path).</summary>
+    public string Field { get; }
+}

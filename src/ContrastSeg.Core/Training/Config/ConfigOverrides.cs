@@ -1,0 +1,36 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using ContrastSeg.Data;
+using ContrastSeg.Losses;
+using ContrastSeg.Models;
+using ContrastSeg.Runtime;
+
+namespace ContrastSeg.Training;
+
+/// <summary>Command-line overrides: <c>Section.Field=value</c>, case-insensitive field names.</summary>
+public static class ConfigOverrides
+{
+    /// <summary>
+    /// Applies <c>key=value</c> overrides in order. Unknown keys, derived ones (<see cref="TrainConfig.RunName"/>)
+    /// and values of the wrong kind are errors that name the key and say what it takes.
+    /// </summary>
+    public static TrainConfig Apply(TrainConfig config, IEnumerable<string> assignments)
+    {
+        var root = JsonNode.Parse(config.ToJson())!.AsObject();
+        foreach (var assignment in assignments)
+        {
+            var eq = assignment.IndexOf('=');
+            if (eq <= 0) throw new ConfigException($"override '{assignment}' is not key=value", assignment);
+            var key = assignment[..eq].Trim();
+            if (ConfigMigration.Keys.TryGetValue(key, out var moved)) key = moved; // e.g. Model.Width, now Model.WidthMultiplier
+            var (node, property) = ConfigSchema.Resolve(root, key);
+            node[property.Name] = ConfigSchema.Parse(key, assignment[(eq + 1)..].Trim(), property);
+        }
+        try { return TrainConfig.FromJson(root.ToJsonString()); }
+        catch (ConfigException e) { throw new ConfigException($"override produced an invalid config: {e.Message}", e.Field); }
+    }
+}
