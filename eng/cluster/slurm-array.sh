@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ablation grid as Slurm job arrays: one array task per cell (`ablations.fsx --cell <key>`), then one job
+# The ablation grid as Slurm job arrays: one array task per cell (`ablations.fsx --plan plan.json --cell <key>`), then one job
 # that rebuilds the tables (`--report-only`). Submit from the login node, in a checkout on shared storage that
 # is built (`dotnet build -c Release`) and whose nodes have the .NET 10 SDK and eng/setup.sh's C++ runtime:
 #
@@ -38,7 +38,8 @@ case "${1:-submit}" in
     mkdir -p "$RESULTS"
     after=()
     for ((wave = 1; ; wave++)); do
-      # The keys as a file on shared storage: every task of the array reads the list it was submitted with.
+      # The keys as a file on shared storage: every task of the array reads the list it was submitted with. --list-keys
+      # also writes $RESULTS/plan.json, every cell's complete stage configs, which the tasks and the report run.
       keys="$RESULTS/keys-wave-$wave.txt"
       ablations --list-keys --wave "$wave" > "$keys"
       n=$(wc -l < "$keys")
@@ -57,10 +58,11 @@ case "${1:-submit}" in
     task=${SLURM_ARRAY_TASK_ID:?"cell runs as a task of a Slurm array (bash $0 submits them)"}
     key=$(sed -n "$((task + 1))p" "$2")
     [[ -n $key ]] || { echo "no cell at line $((task + 1)) of $2" >&2; exit 2; }
-    ablations --cell "$key"
+    # The cell runs from the plan the submission wrote: no task composes configs again.
+    dotnet fsi scripts/ablations.fsx -- --plan "$RESULTS/plan.json" --cell "$key"
     ;;
   report)
-    ablations --report-only
+    dotnet fsi scripts/ablations.fsx -- --plan "$RESULTS/plan.json" --report-only
     ;;
   *)
     echo "usage: bash $0 [submit]   (cell <keys file> and report are the jobs it submits)" >&2; exit 2

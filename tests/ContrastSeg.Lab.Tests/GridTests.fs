@@ -24,6 +24,9 @@ let stagesOf (p: Profile) (c: StudyCell) = (planned p c).Stages |> List.ofSeq
 /// `p` with settings of every stage changed as `--set` changes them.
 let withSettings assignments (p: Profile) = { p with Defaults = p.Defaults.WithBase(ConfigOverrides.Apply(p.Defaults.Base, assignments)) }
 
+/// A Fashion-MNIST folder that holds nothing: settings that validate, and a training that fails when it reads the data.
+let emptyDataRoot () = "Data.Root=" + Directory.CreateTempSubdirectory("contrastseg-no-data-").FullName
+
 /// A row as the runner stores it for `cell` under profile `p`.
 let storedRow (p: Profile) (cell: StudyCell) miou =
     let r = { ResultsTests.row cell.Study cell.Setting cell.Method cell.Seed miou with CellKey = cell.Key }
@@ -105,7 +108,7 @@ let tests =
         }
 
         test "a finished cell is read from the store, not trained again" {
-            let p = quick runs |> withSettings [ "Data.Root=/nonexistent-so-training-would-fail" ]
+            let p = quick runs |> withSettings [ emptyDataRoot () ]
             let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-cache-").FullName)
             let cell = p.Cells |> List.find (fun c -> not ((plan p).NeedsCheckpoint(planned p c))) // the report needs only its row
             store.Write(storedRow p cell 0.42)
@@ -216,7 +219,7 @@ let tests =
                 finally Console.SetOut previous
             Expect.equal code 0 "exit code"
             let lines = out.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            let expected = labelEfficiencyWith ContrastiveVariant.CrossImage (defaultProfile runs |> withSettings [ "Data.Workers=1" ])
+            let expected = labelEfficiencyWith ContrastiveVariant.CrossImage (defaultProfile (Path.Combine("runs", "default")) |> withSettings [ "Data.Workers=1" ])
             let planFile = Path.Combine(results, "plan.json")
             Expect.equal lines.Length (expected.Cells |> List.distinctBy (fun c -> c.Key) |> List.length) "one line per cell"
             for line, cell in Seq.zip lines (expected.Cells |> List.distinctBy (fun c -> c.Key)) do
@@ -272,7 +275,7 @@ let tests =
         }
 
         test "a cell stored under other settings is trained again and left out of the report" {
-            let missing = "Data.Root=/nonexistent-so-training-would-fail"
+            let missing = emptyDataRoot ()
             let p = quick runs |> withSettings [ missing ]
             let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-stale-").FullName)
             let cell = p.Cells.Head

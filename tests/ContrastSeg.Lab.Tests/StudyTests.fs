@@ -76,7 +76,7 @@ let tests =
 
         test "a committed row whose feature-space checkpoint is not on this machine is trained again; other rows are reused" {
             // A fresh clone: rows exist, run folders do not. Training would reach the missing data and fail.
-            let p = quick runs |> GridTests.withSettings [ "Data.Root=/nonexistent-so-training-would-fail" ]
+            let p = quick runs |> GridTests.withSettings [ GridTests.emptyDataRoot () ]
             let plan = Grid.plan p
             let store = Results.ResultStore(Directory.CreateTempSubdirectory("contrastseg-fresh-").FullName)
             let row (cell: ContrastSeg.Studies.PlannedCell) =

@@ -99,6 +99,17 @@ public class ConfigTests
     }
 
     [Fact]
+    public void A_stage_shortened_with_set_gets_the_warm_up_rule_again_unless_the_warm_up_is_set_too()
+    {
+        // The cpu preset at 300 steps warms up for 75; --set Optimizer.Steps=10 stopped with "WarmupSteps = 75 must be in [0, 10)".
+        var shortened = ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.CrossEntropy, 10), ["Optimizer.Steps=10"]).Validate();
+        Assert.Equal((10, 2), (shortened.Optimizer.Steps, shortened.Optimizer.WarmupSteps));
+        var explicitWarmup = ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.CrossEntropy, 10), ["Optimizer.Steps=10", "Optimizer.WarmupSteps=5"]);
+        Assert.Equal(5, explicitWarmup.Optimizer.WarmupSteps);
+        Assert.Equal(75, ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.CrossEntropy, 10), ["Optimizer.Steps=3000"]).Optimizer.WarmupSteps);
+    }
+
+    [Fact]
     public void Run_names_are_pinned()
     {
         // Run names carry a hash of the settings JSON as spelled now (since 2026-12-07; before, the former spellings of
