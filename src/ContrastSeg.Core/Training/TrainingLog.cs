@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
-using static TorchSharp.torch;
 
 namespace ContrastSeg.Training;
 
@@ -12,7 +11,7 @@ namespace ContrastSeg.Training;
 public sealed class TrainingLog : IDisposable
 {
     private readonly StreamWriter _metrics;
-    private readonly TorchSharp.Modules.SummaryWriter? _tensorboard;
+    private readonly TensorBoardEventWriter? _tensorboard;
     private readonly TextWriter _console;
 
     /// <summary>Opens (appends to) the logs of <paramref name="runDirectory"/>.</summary>
@@ -21,7 +20,8 @@ public sealed class TrainingLog : IDisposable
         Directory.CreateDirectory(runDirectory);
         MetricsPath = Path.Combine(runDirectory, "metrics.jsonl");
         _metrics = new StreamWriter(new FileStream(MetricsPath, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
-        if (tensorboard) _tensorboard = utils.tensorboard.SummaryWriter(Path.Combine(runDirectory, "tb"));
+        // A new event file per opening (a resumed run gets a second one); TensorBoard reads every file in tb/.
+        if (tensorboard) _tensorboard = new TensorBoardEventWriter(Path.Combine(runDirectory, "tb"));
         _console = console ?? Console.Out;
     }
 
@@ -29,18 +29,17 @@ public sealed class TrainingLog : IDisposable
     public string MetricsPath { get; }
 
     /// <summary>
-    /// Writes one record: to metrics.jsonl and, for numeric fields, to TensorBoard under <paramref name="kind"/>/field.
-    /// <paramref name="text"/> fields (e.g. an error message) go to metrics.jsonl only.
+    /// Writes one record: to metrics.jsonl and, for finite numeric fields, to TensorBoard under <paramref name="kind"/>/field,
+    /// both stamped with the same time. <paramref name="text"/> fields (e.g. an error message) go to metrics.jsonl only.
     /// </summary>
     public void Record(string kind, int step, IReadOnlyDictionary<string, double> values, IReadOnlyDictionary<string, string>? text = null)
     {
-        var row = new Dictionary<string, object> { ["kind"] = kind, ["step"] = step, ["time"] = DateTimeOffset.UtcNow.ToString("O") };
+        var now = DateTimeOffset.UtcNow;
+        var row = new Dictionary<string, object> { ["kind"] = kind, ["step"] = step, ["time"] = now.ToString("O") };
         foreach (var (k, v) in values) row[k] = double.IsFinite(v) ? v : v.ToString(CultureInfo.InvariantCulture);
         if (text is not null) foreach (var (k, v) in text) row[k] = v;
         _metrics.WriteLine(JsonSerializer.Serialize(row));
-        if (_tensorboard is not null)
-            foreach (var (k, v) in values)
-                if (double.IsFinite(v)) _tensorboard.add_scalar($"{kind}/{k}", (float)v, step);
+        _tensorboard?.AddScalars(step, values.Where(kv => double.IsFinite(kv.Value)).Select(kv => ($"{kind}/{kv.Key}", (float)kv.Value)).ToList(), now);
     }
 
     /// <summary>Prints a line to the console log.</summary>
@@ -49,7 +48,8 @@ public sealed class TrainingLog : IDisposable
     /// <summary>Flushes and closes the files.</summary>
     public void Dispose()
     {
-        _metrics.Dispose(); // TorchSharp's SummaryWriter writes each event file record as it is added
+        _metrics.Dispose();
+        _tensorboard?.Dispose();
     }
 }
 
