@@ -45,11 +45,15 @@ let tests =
                         s.Validate() |> ignore
         }
 
-        test "the default profile is the label-efficiency study with 3 seeds; the ablations profile has the paper's other studies" {
+        test "the default profile is the label-efficiency study at 10 and 100 labels with 5 and 9 seeds, default-all the 2,000-label point; the ablations profile has the paper's other studies" {
             let p = defaultProfile runs
             Expect.equal (p.Cells |> List.map (fun c -> c.Study) |> List.distinct) [ "label-efficiency" ] "one study"
-            let seeds = p.Cells |> List.map (fun c -> c.Seed) |> List.distinct
-            Expect.equal seeds [ 0; 1; 2 ] "three seeds"
+            let seeds n = p.Cells |> List.filter (fun c -> c.Labelled = Nullable n) |> List.map (fun c -> c.Seed) |> List.distinct
+            Expect.equal (seeds 10, seeds 100) ([ 0 .. 4 ], [ 0 .. 8 ]) "paired seeds per count"
+            Expect.equal (p.Cells.Length) (2 * (5 + 9)) "CE and contrastive per seed"
+            let all = defaultAllProfile runs
+            Expect.equal (all.Cells |> List.map (fun c -> c.Labelled.Value, c.Seed) |> List.distinct) [ 2000, 0; 2000, 1; 2000, 2 ] "every scene labelled, 3 seeds"
+            Expect.equal all.Defaults.Base.OutputRoot p.Defaults.Base.OutputRoot "one runs folder"
             Expect.isSome p.FeatureSpace "t-SNE study (default profile)"
             let a = ablationsProfile runs
             let exps = a.Cells |> List.map (fun c -> c.Study) |> List.distinct |> Set.ofList
@@ -305,7 +309,8 @@ let tests =
                     Expect.isLessThanOrEqual (a.Optimizer.WarmupSteps * 4) a.Optimizer.Steps "pretraining warm-up"
                     Expect.isLessThanOrEqual (b.Optimizer.WarmupSteps * 4) b.Optimizer.Steps "fine-tuning warm-up"
                 | _, other -> failtestf "%s: %d stages" c.Key other.Length
-            Expect.equal (stagesOf p (find p "label-efficiency" "labelled=2000" "cross-entropy")).Head.Optimizer.WarmupSteps 100 "long runs keep the preset's warm-up"
+            let all = defaultAllProfile runs
+            Expect.equal (stagesOf all (find all "label-efficiency" "labelled=2000" "cross-entropy")).Head.Optimizer.WarmupSteps 100 "long runs keep the preset's warm-up"
         }
 
         test "a label schedule gives each count the budget of the first entry that covers it" {

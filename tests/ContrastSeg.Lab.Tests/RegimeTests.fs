@@ -23,7 +23,8 @@ let tests =
     testList "regime" [
         test "the default regime map: label counts x stems x budgets, equal budgets, seed 0, stages shared with default" {
             let d = defaultProfile runs
-            let p = regimeOf d
+            let all = defaultAllProfile runs
+            let p = defaultRegime runs [ 0 ]
             Expect.equal p.Name "default-regime" "name"
             Expect.equal p.Cells.Length (3 * 2 * 2 * 2) "3 label counts x 2 stems x 2 budgets x (CE, contrastive)"
             for c in p.Cells do
@@ -37,16 +38,16 @@ let tests =
                 | _ -> Expect.equal (staged |> List.map (fun s -> s.Optimizer.Steps)) [ budget.Pretrain; budget.FineTune ] "pretraining, fine-tuning"
                 Expect.stringContains c.Setting (sprintf "stem=%s,width=0.25,steps=%d" (stemSlug cap.Stem) budget.CrossEntropy) "setting names the point"
             for n in [ 10; 100; 2000 ] do
-                let study = studyBudget d n
+                let study = budgetAt scenesSchedule n
                 Expect.equal (p.Cells |> List.filter (fun c -> c.Labelled = Nullable n) |> List.map (fun c -> c.Budget.CrossEntropy) |> List.distinct |> List.sort)
                     [ study.CrossEntropy; 3 * study.CrossEntropy ] (sprintf "1x and 3x the study's budget at %d labels" n)
             Expect.isTrue (p.Cells |> List.forall (fun c -> match c.Recipe with :? ContrastSeg.Studies.ContrastiveFineTuneRecipe as r -> r.Variant = ContrastSeg.Losses.ContrastiveVariant.CrossImage | _ -> true)) "the study's loss"
             // The point of the map that is the default study itself trains the same stages (one runs folder).
             let names (q: Profile) c = GridTests.stagesOf q c |> List.map (fun s -> s.RunName)
-            for c in d.Cells |> List.filter (fun c -> c.Seed = 0) do
+            for c in d.Cells @ all.Cells |> List.filter (fun c -> c.Seed = 0) do
                 let twin =
-                    p.Cells |> List.find (fun r -> r.Labelled = c.Labelled && r.Method = c.Method && r.Capacity.Stem = EncoderStem.Small && r.Budget.CrossEntropy = (studyBudget d c.Labelled.Value).CrossEntropy)
-                Expect.equal (names p twin) (names d c) "same run names as the default study's seed-0 cells"
+                    p.Cells |> List.find (fun r -> r.Labelled = c.Labelled && r.Method = c.Method && r.Capacity.Stem = EncoderStem.Small && r.Budget.CrossEntropy = (budgetAt scenesSchedule c.Labelled.Value).CrossEntropy)
+                Expect.equal (names p twin) (names d c) "same run names as the default studies' seed-0 cells"
         }
 
         test "the map pairs both methods per point, names the winner and calls gains inside the seed spread a tie" {

@@ -15,8 +15,8 @@ namespace ContrastSeg.Training;
 /// </summary>
 /// <remarks>
 /// What the session opens is defined by the settings of <see cref="DataSettings"/> that choose images and labels
-/// (<see cref="OpeningOf"/>); a stage whose other data settings differ (crop, scale range, colour distortion,
-/// pseudo-labels) runs in the same session. Each part of the data (training images, scored
+/// (<see cref="OpeningOf"/>); a stage whose other data settings differ (those marked <see cref="ShapesBatchesOnlyAttribute"/>:
+/// crop, scale range, colour distortion, pseudo-labels) runs in the same session. Each part of the data (training images, scored
 /// validation images, ...) is checked once, before the first command that reads it.
 /// </remarks>
 public sealed class RunSession
@@ -67,16 +67,21 @@ public sealed class RunSession
     /// <summary>How many times the session has opened a dataset (the data, then once per other evaluation split): what a test counts.</summary>
     public int Opened { get; private set; }
 
-    /// <summary>The settings of <paramref name="d"/> that choose which images and labels are opened (the rest only shape training batches).</summary>
+    /// <summary>
+    /// The settings of <paramref name="d"/> that choose which images and labels are opened: every data setting but those
+    /// marked <see cref="ShapesBatchesOnlyAttribute"/>, which are set to their defaults.
+    /// </summary>
     public static DataSettings OpeningOf(DataSettings d)
     {
-        var defaults = new DataSettings();
-        return d with
-        {
-            Crop = defaults.Crop, ScaleMin = defaults.ScaleMin, ScaleMax = defaults.ScaleMax, ContrastiveDistortion = defaults.ContrastiveDistortion,
-            DistortionStrength = defaults.DistortionStrength, PseudoLabels = null,
-        };
+        var opening = d with { };
+        foreach (var p in BatchShapingSettings) p.SetValue(opening, p.GetValue(DataDefaults));
+        return opening;
     }
+
+    private static readonly DataSettings DataDefaults = new();
+
+    private static readonly System.Reflection.PropertyInfo[] BatchShapingSettings =
+        typeof(DataSettings).GetProperties().Where(p => p.IsDefined(typeof(ShapesBatchesOnlyAttribute), inherit: false)).ToArray();
 
     /// <summary>Whether a stage with data settings <paramref name="d"/> on <paramref name="device"/> can run in this session.</summary>
     public bool Serves(DataSettings d, string device) =>

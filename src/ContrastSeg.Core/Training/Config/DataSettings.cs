@@ -29,14 +29,19 @@ public sealed record DataSettings
     /// <summary>Working resolution: every image and mask is resized by this factor when loaded, for training and evaluation (1 = as stored; e.g. 0.5 halves 240x180 street scenes to 120x90).</summary>
     public double Resize { get; init; } = 1.0;
     /// <summary>Training crop (square).</summary>
+    [ShapesBatchesOnly]
     public int Crop { get; init; } = 64;
     /// <summary>Random scale range.</summary>
+    [ShapesBatchesOnly]
     public double ScaleMin { get; init; } = 0.5;
     /// <summary>Random scale range.</summary>
+    [ShapesBatchesOnly]
     public double ScaleMax { get; init; } = 2.0;
     /// <summary>SimCLR-style colour distortion in the contrastive stage.</summary>
+    [ShapesBatchesOnly]
     public bool ContrastiveDistortion { get; init; } = true;
     /// <summary>Strength of the SimCLR colour distortion.</summary>
+    [ShapesBatchesOnly]
     public double DistortionStrength { get; init; } = 0.5;
     /// <summary>Loader worker threads (0: one per 4 cores, at least 1; see <see cref="Runtime.ThreadPolicy"/>).</summary>
     public int Workers { get; init; } = 0;
@@ -45,6 +50,7 @@ public sealed record DataSettings
     /// <summary>Seed of the data (scenes, labelled subset), separate from the training seed.</summary>
     public int DataSeed { get; init; } = 0;
     /// <summary>Folder of pseudo-label index PNGs (<c>&lt;id&gt;.png</c>) for unlabelled training images; they join the labelled subset.</summary>
+    [ShapesBatchesOnly]
     public string? PseudoLabels { get; init; }
     /// <summary>
     /// The most pixels an image or mask may have (default 8192x8192, see <see cref="PixelLimit"/>): a larger one is refused
@@ -67,3 +73,11 @@ public sealed record SceneSettings
     /// <summary>Validation scenes.</summary>
     public int Val { get; init; } = 300;
 }
+
+/// <summary>
+/// Marks a data setting that only shapes training batches (crop, augmentation, pseudo-labels added per stage): stages that
+/// differ in it read the same images and share a run session (<see cref="RunSession.OpeningOf"/>). Every other data
+/// setting decides what is opened.
+/// </summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class ShapesBatchesOnlyAttribute : Attribute;
