@@ -14,6 +14,7 @@ namespace ContrastSeg.Runtime;
 /// TorchSharp's first step finds them by name (the loader matches already loaded libraries by soname): nothing is copied.
 /// </summary>
 /// <remarks>
+/// Measured on Linux x64 (eng/package-check.sh); the macOS and Windows file names follow TorchSharp's packages, untested.
 /// Runs after <see cref="Numerics.ApplyBeforeLoad"/> and before TorchSharp's first call. Loading a library by path only
 /// decides where its file comes from, never which libtorch: the version is the one TorchSharp names, so what is trained is
 /// the same as with natives beside the application. Where nothing is found the kit leaves the load to TorchSharp, whose
@@ -62,8 +63,17 @@ internal static class NativePreload
         }
         // libtorch first (its RUNPATH $ORIGIN brings libtorch_cpu, libc10 and libgomp from the same folder), then the binding,
         // whose NEEDED entries the loader resolves to those already loaded.
-        NativeLibrary.Load(found.LibTorch);
-        NativeLibrary.Load(found.LibTorchSharp);
+        try
+        {
+            NativeLibrary.Load(found.LibTorch);
+            NativeLibrary.Load(found.LibTorchSharp);
+        }
+        catch (DllNotFoundException e) when (!OperatingSystem.IsLinux())
+        {
+            // Only tried on Linux: on macOS and Windows TorchSharp's own loader gets its chance (the same libtorch version either way).
+            Source = $"left to TorchSharp (preloading {found.LibTorch} failed: {e.Message})";
+            return;
+        }
         Source = $"preloaded from the NuGet packages folder: {Path.GetDirectoryName(found.LibTorch)} and {Path.GetDirectoryName(found.LibTorchSharp)}";
     }
 
