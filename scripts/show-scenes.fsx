@@ -1,7 +1,7 @@
 // Renders Fashion-MNIST scenes next to their colourised label maps, one PNG per scene.
 //
 //   dotnet build -c Release src/ContrastSeg.Core
-//   dotnet fsi scripts/show-scenes.fsx [count] [output-folder] [split] [seed]
+//   dotnet fsi scripts/show-scenes.fsx [count] [output-folder] [split] [seed]      (-- --help: usage)
 //
 // Defaults: 8 scenes of the train split, seed 0, into results/scenes/ (relative to the working directory).
 // Each PNG is image | labels | image with label boundaries, scaled up 4x (nearest) for viewing.
@@ -12,21 +12,47 @@
 #r "nuget: SkiaSharp.NativeAssets.Win32, 4.155.0"
 #r "../src/ContrastSeg.Core/bin/Release/net10.0/ContrastSeg.Core.dll"
 
-// TorchSharp's native loader must run before the kit's first native call (see docs/toolchain.md).
-TorchSharp.torch.InitializeDeviceType(TorchSharp.DeviceType.CPU)
-
 open System
 open System.IO
 open SkiaSharp
 open ContrastSeg.Data
 
-let args = fsi.CommandLineArgs |> Array.skip 1
+let usage =
+    "USAGE: dotnet fsi scripts/show-scenes.fsx [--] [count] [output-folder] [split] [seed]\n\n" +
+    "Renders Fashion-MNIST scenes next to their colourised label maps, one PNG per scene (image | labels | boundaries, 4x).\n" +
+    "count          scenes to render (default 8).\n" +
+    "output-folder  where the PNGs go (default results/scenes, relative to the working directory).\n" +
+    "split          train, val or test (default train).\n" +
+    "seed           the scene generator's seed (default 0).\n" +
+    "Build first: dotnet build -c Release src/ContrastSeg.Core"
+
+let fail (message: string) =
+    eprintfn "show-scenes: %s (--help for usage)" message
+    exit 2
+
+// `dotnet fsi x.fsx -- ...` passes the separator on.
+let args = fsi.CommandLineArgs |> Array.skip 1 |> fun a -> if a.Length > 0 && a[0] = "--" then a[1..] else a
+if args |> Array.exists (fun a -> a = "--help" || a = "-h" || a = "-?") then
+    printfn "%s" usage
+    exit 0
+if args.Length > 4 then fail (sprintf "%d arguments given, at most 4" args.Length)
 let arg i fallback = if args.Length > i then args[i] else fallback
-let count = int (arg 0 "8")
+let whole name (text: string) =
+    match Int32.TryParse text with
+    | true, n -> n
+    | _ -> fail (sprintf "%s '%s' is not a whole number" name text)
+let count = whole "count" (arg 0 "8")
+if count < 1 then fail (sprintf "count %d: render at least one scene" count)
 let output = arg 1 (Path.Combine("results", "scenes"))
-let split = Enum.Parse<SceneSplit>(arg 2 "Train", ignoreCase = true)
-let seed = int (arg 3 "0")
+let split =
+    match Enum.TryParse<SceneSplit>(arg 2 "Train", true) with
+    | true, s when Enum.IsDefined s -> s
+    | _ -> fail (sprintf "split '%s' is not one of train, val, test" (arg 2 "Train"))
+let seed = whole "seed" (arg 3 "0")
 let zoom = 4
+
+// libtorch loads before anything else calls it: the kit finds it in the NuGet cache under `dotnet fsi` (docs/using-the-kit.md).
+printfn "natives: %s" (ContrastSeg.Runtime.TorchRuntime.EnsureInitialized().NativeLibraries)
 
 let source = FashionMnistSource.Open()
 let scenes = FashionMnistScenes.Create(split, FashionMnistSceneOptions(Seed = seed), source)

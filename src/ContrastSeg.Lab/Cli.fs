@@ -624,9 +624,13 @@ let exportFolder (argv: string[]) =
 /// run), as one JSON object on standard output; the first line on standard error says it in words.
 let numerics (argv: string[]) =
     guard "numerics" (fun () ->
+        let argv = if argv.Length > 0 && argv.[0] = "--" then argv.[1..] else argv // as parse does
         if argv |> Array.exists (fun a -> a = "--help" || a = "-h") then
             printfn "USAGE: numerics\n\nPrints this process's numerics mode and what is in force (CPU, ATen capability, oneDNN, MKL branch, threads, versions) as JSON.\nCONTRASTSEG_NUMERICS=portable (default) pins libtorch to AVX2 and one thread so numbers are the same on every x86-64 CPU; native uses the CPU's best."
             0
+        elif argv.Length > 0 then
+            eprintfn "numerics: takes no arguments, got '%s' (--help for usage; CONTRASTSEG_NUMERICS chooses the mode)" (String.Join(" ", argv))
+            2
         else
             let p = ContrastSeg.Runtime.Provenance.Current()
             eprintfn "%O" ContrastSeg.Runtime.TorchRuntime.Status.Numerics

@@ -65,7 +65,7 @@ public static class TorchRuntime
                 var numerics = Numerics.Requested();
                 Numerics.ApplyBeforeLoad(numerics, CpuInfo.Machine);
                 LoadNative();
-                _status = Apply(numerics);
+                _status = Apply(numerics) with { NativeLibraries = NativePreload.Source };
                 return _status;
             }
             catch (TorchRuntimeException e)
@@ -80,6 +80,8 @@ public static class TorchRuntime
     {
         try
         {
+            // Still before TorchSharp's first call: in `dotnet fsi` and notebooks libtorch comes from the NuGet cache.
+            NativePreload.Prepare();
             // The first torch.* call runs TorchSharp's native loader; in `dotnet fsi` this must
             // happen before any other assembly calls into libtorch.
             torch.InitializeDeviceType(DeviceType.CPU);
@@ -109,7 +111,9 @@ public static class TorchRuntime
                    "Fix: run `bash eng/setup.sh` from the ContrastSeg checkout (as root or with sudo): on Debian 12 it installs " +
                    "libstdc++6 from Debian 13 (trixie) and changes nothing elsewhere. Ubuntu 24.04+, Debian 13+ and Fedora 39+ already have it.";
         }
-        return baseMessage + " (libstdc++ has " + RequiredGlibcxx + "; check that libtorch's files in the NuGet cache are complete, e.g. clear ~/.nuget/packages/libtorch-cpu-linux-x64 and restore again).";
+        var searched = NativePreload.Searched.Count > 0 ? " The kit looked for libtorch in " + string.Join(", ", NativePreload.Searched) + "." : "";
+        return baseMessage + " (libstdc++ has " + RequiredGlibcxx + "; check that libtorch's files in the NuGet cache are complete, e.g. clear ~/.nuget/packages/libtorch-cpu-linux-x64 and restore again; " +
+               "a script needs `#r \"nuget: ContrastSeg.Core\"` or `#r \"nuget: TorchSharp-cpu, 0.107.0\"` so that NuGet restores libtorch, and NUGET_PACKAGES must name the folder it restored to)." + searched;
     }
 
     /// <summary>The libstdc++.so.6 the dynamic loader resolves, or null when none is found.</summary>
@@ -243,7 +247,11 @@ public static class TorchRuntime
 /// <param name="MkldnnReason">Why oneDNN is on or off.</param>
 /// <param name="MmapThreshold">glibc's fixed mmap threshold in bytes, or null when left to glibc.</param>
 /// <param name="Numerics">The numerics mode and the instruction levels in force.</param>
-public sealed record RuntimeStatus(int Threads, bool MkldnnEnabled, string MkldnnReason, int? MmapThreshold, NumericsStatus Numerics);
+public sealed record RuntimeStatus(int Threads, bool MkldnnEnabled, string MkldnnReason, int? MmapThreshold, NumericsStatus Numerics)
+{
+    /// <summary>Where libtorch's native libraries were loaded from: beside the application, or preloaded from the NuGet packages folder (scripts, notebooks).</summary>
+    public string NativeLibraries { get; init; } = "";
+}
 
 /// <summary>The numerics of this process: the mode asked for and what the kernel libraries run.</summary>
 /// <param name="Mode">Portable or native (<c>CONTRASTSEG_NUMERICS</c>).</param>

@@ -81,16 +81,23 @@ public sealed class FashionMnistSource
         var found = FindEmbeddedFolder()
             ?? throw new DatasetException(
                 $"no Fashion-MNIST found: not in {SystemFolder} (Debian package dataset-fashion-mnist), " +
-                $"{EnvironmentVariable} is not set, and no '{EmbeddedRelativeFolder}' folder lies above " +
-                $"'{AppContext.BaseDirectory}' or '{Directory.GetCurrentDirectory()}'.");
+                $"{EnvironmentVariable} is not set, no '{EmbeddedRelativeFolder}' folder lies above " +
+                $"'{AppContext.BaseDirectory}' or '{Directory.GetCurrentDirectory()}', and the kit's package has no '{PackagedRelativeFolder}' " +
+                $"(the kit was loaded from '{typeof(FashionMnistSource).Assembly.Location}').");
         return Checked(found, FashionMnistSourceKind.Embedded);
     }
 
     /// <summary>
-    /// The repository's subset folder, found by walking up from <see cref="AppContext.BaseDirectory"/>
-    /// and then from the working directory (for <c>dotnet fsi</c> scripts); null when absent.
+    /// The subset's folder: found by walking up from <see cref="AppContext.BaseDirectory"/> (a program that references the
+    /// ContrastSeg.Core package has a copy in its output folder; the repository's lies above its builds), then from the
+    /// working directory (<c>dotnet fsi</c> scripts in the repository), then in the package the kit was loaded from
+    /// (scripts with <c>#r "nuget: ContrastSeg.Core"</c>: <c>contentFiles/any/any/data/fashion-mnist-subset</c> in the
+    /// NuGet cache); null when absent.
     /// </summary>
-    public static string? FindEmbeddedFolder()
+    public static string? FindEmbeddedFolder() => FindEmbeddedFolder(typeof(FashionMnistSource).Assembly.Location);
+
+    /// <summary>As <see cref="FindEmbeddedFolder()"/>, for the kit's assembly at <paramref name="kitAssembly"/> (tests use a fake package).</summary>
+    internal static string? FindEmbeddedFolder(string? kitAssembly)
     {
         foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
         {
@@ -100,8 +107,14 @@ public sealed class FashionMnistSource
                 if (HasAllFiles(candidate)) return candidate;
             }
         }
-        return null;
+        var lib = string.IsNullOrEmpty(kitAssembly) ? null : Path.GetDirectoryName(kitAssembly); // <package>/lib/net10.0
+        if (lib is null) return null;
+        var packaged = Path.GetFullPath(Path.Combine(lib, "..", "..", PackagedRelativeFolder));
+        return HasAllFiles(packaged) ? packaged : null;
     }
+
+    /// <summary>Where the ContrastSeg.Core package holds the subset, relative to the package's root.</summary>
+    public const string PackagedRelativeFolder = "contentFiles/any/any/" + EmbeddedRelativeFolder;
 
     /// <summary>The path of a split's file in <paramref name="folder"/> (".gz" or raw), or null when neither exists.</summary>
     /// <param name="folder">The folder.</param>
