@@ -7,7 +7,7 @@ using ContrastSeg.Training;
 namespace ContrastSeg.Bench;
 
 /// <summary>
-/// The training loader of a preset, built as <c>Experiment.Train</c> builds it: the preset's datasets
+/// The training loader of a preset, built as <c>Runs.Train</c> builds it: the preset's datasets
 /// (<see cref="DataFactory.Open"/>), its stage's augmentation (<see cref="TransformPipeline.FineTune"/> for the
 /// cross-entropy stages, <see cref="TransformPipeline.Contrastive"/> for the contrastive one), its batch size, and
 /// a second view when the contrastive variant needs one.
@@ -32,7 +32,7 @@ internal sealed record LoaderSetup(ISegmentationDataset Dataset, TransformPipeli
             config = config with { Contrastive = config.Contrastive with { Variant = Losses.ContrastiveVariant.CrossImage } };
         config = config with { Data = config.Data with { Workers = int.Parse(spec["workers"]) } };
         var data = DataFactory.Open(config.Data, outputRoot);
-        // The loader Experiment.Train builds for this config.
+        // The loader Runs.Train builds for this config.
         var pipeline = RunSession.TrainingPipeline(config);
         var options = RunSession.TrainingLoaderOptions(config, data);
         var description = $"{data.Source.Split(':')[0]}: {data.Labelled.Count} images, {string.Join(" > ", pipeline.Steps.Select(StepName))}, batch {options.BatchSize}" +

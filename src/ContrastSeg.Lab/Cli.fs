@@ -128,7 +128,7 @@ let train (argv: string[]) =
             printfn "%s\nrun name: %s" (config.ToJson()) config.RunName
             0
         else
-            let result = Experiment.Train config
+            let result = Runs.Train config
             match result.Validation with
             | null -> printfn "done: %s (%d steps, %.0f s)" result.RunDirectory result.Steps result.Seconds
             | m -> printfn "done: %s (%d steps, %.0f s), validation mIoU %.2f %%, pixel accuracy %.2f %%" result.RunDirectory result.Steps result.Seconds (100.0 * m.MeanIoU) (100.0 * m.PixelAccuracy)
@@ -190,7 +190,7 @@ let evaluate (argv: string[]) =
         | Some path -> OutputFolder.RequireWritable(Path.GetDirectoryName(Path.GetFullPath path), "where the report is written", "pass another --output")
         | None -> ()
         let config = runConfig run None (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root) @ runDevice (r.TryGetResult EvalArgs.Device))
-        let report = Experiment.Evaluate(run, config.Validate(), options, r.TryGetResult Split |> Option.toObj, Console.Out)
+        let report = Runs.Evaluate(run, config.Validate(), options, r.TryGetResult Split |> Option.toObj, Console.Out)
         printfn "%s on %s: mIoU %.2f %%, pixel accuracy %.2f %%" report.Run report.Split (100.0 * report.Metrics.MeanIoU) (100.0 * report.Metrics.PixelAccuracy)
         report.Metrics.ClassIoU |> Seq.iteri (fun i v -> printfn "  %-14s %s" report.ClassNames.[i] (if Double.IsNaN v then "absent" else sprintf "%.2f" (100.0 * v)))
         match r.TryGetResult Output with
@@ -208,7 +208,7 @@ let predict (argv: string[]) =
         let run = r.GetResult Run
         let output = r.GetResult(Output, Path.Combine(run, "predictions"))
         let config = runConfig run (r.TryGetResult Split) (dataAssignments (r.TryGetResult EvalArgs.Dataset) (r.TryGetResult EvalArgs.Data_Root) @ runDevice (r.TryGetResult EvalArgs.Device))
-        let n = Experiment.Predict(run, config.Validate(), output, options, Option.toNullable (r.TryGetResult Limit), Console.Out)
+        let n = Runs.Predict(run, config.Validate(), output, options, Option.toNullable (r.TryGetResult Limit), Console.Out)
         printfn "wrote %d predictions (index PNG + overlay) to %s" n output
         0)
 
@@ -243,7 +243,7 @@ let pseudolabel (argv: string[]) =
             else Nullable(PseudoLabelOptions.Checked(r.GetResult(Background_Threshold, 0.97), "--background-threshold"))
         let options = PseudoLabelOptions(objectThreshold, background)
         let config = runConfig teacher None (dataAssignments (r.TryGetResult PseudoArgs.Dataset) (r.TryGetResult PseudoArgs.Data_Root) @ runDevice (r.TryGetResult PseudoArgs.Device))
-        let report = Experiment.PseudoLabel(teacher, config.Validate(), options, r.GetResult Output, Console.Out)
+        let report = Runs.PseudoLabel(teacher, config.Validate(), options, r.GetResult Output, Console.Out)
         printfn "pseudo-labelled %d images, %.1f %% of pixels kept, in %s" report.Images (100.0 * report.Coverage) report.Folder
         0)
 

@@ -11,7 +11,7 @@ namespace ContrastSeg.Training;
 /// A run's data and device, opened once, and what can be done with them: train a stage, evaluate, predict,
 /// pseudo-label, sample features. A grid cell makes one per data setting its stages share, so that its
 /// stages, its pseudo-labels and its final evaluation read the datasets opened (and checked) once; a
-/// command of the CLI makes one for itself (<see cref="Experiment"/>).
+/// command of the CLI makes one for itself (<see cref="Runs"/>).
 /// </summary>
 /// <remarks>
 /// What the session opens is defined by the settings of <see cref="DataSettings"/> that choose images and labels

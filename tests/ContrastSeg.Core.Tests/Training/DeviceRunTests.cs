@@ -34,9 +34,9 @@ public sealed class DeviceRunTests : IDisposable
     public void Every_stage_and_every_command_runs_on_an_explicit_cpu_device()
     {
         var log = new StringWriter();
-        var baseline = Experiment.Train(Tiny(TrainingStage.CrossEntropy), log);
-        var contrastive = Experiment.Train(Tiny(TrainingStage.Contrastive), log);
-        var fineTune = Experiment.Train(Tiny(TrainingStage.FineTune) with { InitFrom = contrastive.RunDirectory }, log);
+        var baseline = Runs.Train(Tiny(TrainingStage.CrossEntropy), log);
+        var contrastive = Runs.Train(Tiny(TrainingStage.Contrastive), log);
+        var fineTune = Runs.Train(Tiny(TrainingStage.FineTune) with { InitFrom = contrastive.RunDirectory }, log);
         foreach (var run in new[] { baseline, contrastive, fineTune })
         {
             Assert.Equal(2, run.Steps);
@@ -48,18 +48,18 @@ public sealed class DeviceRunTests : IDisposable
         Assert.NotNull(fineTune.Validation);
 
         var config = Tiny(TrainingStage.CrossEntropy);
-        var report = Experiment.Evaluate(baseline.RunDirectory, config, console: log);
+        var report = Runs.Evaluate(baseline.RunDirectory, config, console: log);
         Assert.True(report.Metrics.Pixels > 0);
         Assert.Contains("[evaluate] device: cpu", log.ToString());
         // eval.json names the split the run validated on (here the scenes' test split), not a fixed "val".
-        var onTest = Experiment.Train(config with { Data = config.Data with { ValSplit = "test" } }, log);
+        var onTest = Runs.Train(config with { Data = config.Data with { ValSplit = "test" } }, log);
         Assert.Equal("test", JsonNode.Parse(File.ReadAllText(Path.Combine(onTest.RunDirectory, "eval.json")))!["Split"]!.GetValue<string>());
         Assert.Equal("val", JsonNode.Parse(File.ReadAllText(Path.Combine(baseline.RunDirectory, "eval.json")))!["Split"]!.GetValue<string>());
-        var pseudo = Experiment.PseudoLabel(baseline.RunDirectory, config, new PseudoLabelOptions(0.0, null), Path.Combine(_runs.Path, "pseudo"), log);
+        var pseudo = Runs.PseudoLabel(baseline.RunDirectory, config, new PseudoLabelOptions(0.0, null), Path.Combine(_runs.Path, "pseudo"), log);
         Assert.Equal(2, pseudo.Images); // the 2 unlabelled scenes of 6
-        Assert.Equal(2, Experiment.Predict(baseline.RunDirectory, config, Path.Combine(_runs.Path, "predictions"), limit: 2, console: log));
+        Assert.Equal(2, Runs.Predict(baseline.RunDirectory, config, Path.Combine(_runs.Path, "predictions"), limit: 2, console: log));
 
-        var (features, labels) = Experiment.SampleFeatures(fineTune.RunDirectory, config, perClass: 4, seed: 0);
+        var (features, labels) = Runs.SampleFeatures(fineTune.RunDirectory, config, perClass: 4, seed: 0);
         using (features)
         using (labels)
         {

@@ -61,7 +61,7 @@ public sealed class ImageSizeCheckTests : IDisposable
         else data.WriteSplit("train", "a", "tiny", "b", "c");
         var config = Config(data.Root);
 
-        var e = Assert.Throws<DatasetException>(() => Experiment.Train(config, TextWriter.Null));
+        var e = Assert.Throws<DatasetException>(() => Runs.Train(config, TextWriter.Null));
 
         Assert.Equal(data.Image("tiny"), e.Path);
         Assert.Contains("image is 5x5 pixels, 5x5 after Data.Resize = 1: smaller than 8x8", e.Message);
@@ -73,7 +73,7 @@ public sealed class ImageSizeCheckTests : IDisposable
     public void Data_Resize_is_applied_before_the_check()
     {
         using var data = new TempFolderDataset(["a", "b"], ["v1"]); // 24x20 images
-        var e = Assert.Throws<DatasetException>(() => Experiment.Train(Config(data.Root, resize: 0.3), TextWriter.Null));
+        var e = Assert.Throws<DatasetException>(() => Runs.Train(Config(data.Root, resize: 0.3), TextWriter.Null));
         Assert.Contains("image is 24x20 pixels, 7x6 after Data.Resize = 0.3: smaller than 8x8", e.Message);
         Assert.Contains("raise Data.Resize", e.Message);
     }
@@ -95,14 +95,14 @@ public sealed class ImageSizeCheckTests : IDisposable
     {
         using var data = new TempFolderDataset(["a", "b", "c"], ["v1", "v2"]);
         var config = Config(data.Root) with { EvalEvery = 0, Optimizer = Config(data.Root).Optimizer with { Steps = 1 } };
-        var run = Experiment.Train(config, TextWriter.Null).RunDirectory;
+        var run = Runs.Train(config, TextWriter.Null).RunDirectory;
         data.AddGood("tiny", 5, 5);
         data.WriteSplit("val", "v1", "tiny", "v2");
         var output = Path.Combine(_runs.Path, "predictions");
 
-        var e = Assert.Throws<DatasetException>(() => Experiment.Evaluate(run, config));
+        var e = Assert.Throws<DatasetException>(() => Runs.Evaluate(run, config));
         Assert.Equal(data.Image("tiny"), e.Path);
-        e = Assert.Throws<DatasetException>(() => Experiment.Predict(run, config, output));
+        e = Assert.Throws<DatasetException>(() => Runs.Predict(run, config, output));
         Assert.Equal(data.Image("tiny"), e.Path);
         Assert.Contains("smaller than 8x8", e.Message);
         Assert.False(Directory.Exists(output), "nothing predicted");

@@ -46,7 +46,7 @@ public sealed class RunDataCheckTests : IDisposable
         }
         var config = Config(data.Root);
 
-        var e = Assert.Throws<DatasetException>(() => Experiment.Train(config, TextWriter.Null));
+        var e = Assert.Throws<DatasetException>(() => Runs.Train(config, TextWriter.Null));
         Assert.Equal(path, e.Path);
         Assert.False(Directory.Exists(config.RunDirectory), "no step was run, no run folder written");
     }
@@ -58,7 +58,7 @@ public sealed class RunDataCheckTests : IDisposable
         File.Delete(data.Mask("c"));
         data.WriteSplit("train", "#unlabelled", "a", "b", "c");
         var log = new StringWriter();
-        var result = Experiment.Train(Config(data.Root) with { Optimizer = Config(data.Root).Optimizer with { Steps = 1, WarmupSteps = 0 } }, log);
+        var result = Runs.Train(Config(data.Root) with { Optimizer = Config(data.Root).Optimizer with { Steps = 1, WarmupSteps = 0 } }, log);
         Assert.Contains("2 training images (1 image of the training split 'train' without a mask, declared unlabelled, not trained on), 3 validation images; 5 samples checked in", log.ToString());
         Assert.NotNull(result.Validation);
         Assert.True(double.IsFinite(result.Validation!.MeanIoU));
@@ -79,7 +79,7 @@ public sealed class RunDataCheckTests : IDisposable
         e = Assert.Throws<DatasetException>(() => RunSession.Evaluate(model, val, config.Data, null, null, "validation split 'val'"));
         Assert.Contains("validation split 'val'", e.Message);
         // And a run on such a split stops before its first step.
-        e = Assert.Throws<DatasetException>(() => Experiment.Train(config, TextWriter.Null));
+        e = Assert.Throws<DatasetException>(() => Runs.Train(config, TextWriter.Null));
         Assert.Contains("validation split 'val'", e.Message);
         Assert.False(Directory.Exists(config.RunDirectory));
     }

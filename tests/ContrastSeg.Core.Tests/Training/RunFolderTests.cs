@@ -215,7 +215,7 @@ public sealed class RunFolderTests : IDisposable
         using var readOnly = new ReadOnlyFolder();
         var config = Tiny(TrainingStage.CrossEntropy, "writable");
 
-        var e = Assert.Throws<OutputFolderException>(() => Experiment.Train(config with { OutputRoot = readOnly.Path }, TextWriter.Null));
+        var e = Assert.Throws<OutputFolderException>(() => Runs.Train(config with { OutputRoot = readOnly.Path }, TextWriter.Null));
         Assert.Contains($"cannot write to {readOnly.Path} (OutputRoot, where runs are written)", e.Message);
         Assert.Contains("--set OutputRoot=", e.Message);
 

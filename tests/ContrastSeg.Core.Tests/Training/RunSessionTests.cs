@@ -52,10 +52,10 @@ public sealed class RunSessionTests : IDisposable
         var shared = RunSession.Open(Tiny(TrainingStage.CrossEntropy, "shared"));
         shared.Train(Tiny(TrainingStage.Contrastive, "shared"), TextWriter.Null);
         var inSession = shared.Train(Tiny(TrainingStage.CrossEntropy, "shared"), TextWriter.Null);
-        var alone = Experiment.Train(Tiny(TrainingStage.CrossEntropy, "alone"), TextWriter.Null);
+        var alone = Runs.Train(Tiny(TrainingStage.CrossEntropy, "alone"), TextWriter.Null);
         Assert.Equal(alone.FinalLoss, inSession.FinalLoss);
         Assert.Equal(alone.Validation!.MeanIoU, inSession.Validation!.MeanIoU);
-        Assert.Equal(Experiment.Evaluate(alone.RunDirectory, Tiny(TrainingStage.CrossEntropy, "alone")).Metrics.MeanIoU,
+        Assert.Equal(Runs.Evaluate(alone.RunDirectory, Tiny(TrainingStage.CrossEntropy, "alone")).Metrics.MeanIoU,
                      shared.Evaluate(inSession.RunDirectory, TinySceneRun.Model).Metrics.MeanIoU);
     }
 

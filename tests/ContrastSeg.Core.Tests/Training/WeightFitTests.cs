@@ -70,7 +70,7 @@ public sealed class WeightFitTests : IDisposable
         var pretrained = Checkpoint("pre-11", Config(), classes: 11);
         var config = Config("Stage=FineTune", "InitFrom=" + pretrained, "Data.Dataset=folder", "Data.Root=" + data, "Optimizer.LearningRate=1e-9");
         var console = new StringWriter();
-        var result = Experiment.Train(config, console);
+        var result = Runs.Train(config, console);
 
         Assert.Equal(1, result.Steps);
         Assert.Contains("all but the classifier: a fresh one for 3 classes (the checkpoint's has 11)", console.ToString());
@@ -148,14 +148,14 @@ public sealed class WeightFitTests : IDisposable
         Safetensors.SaveStateDict(file, new Dictionary<string, Tensor> { ["conv1.weight"] = encoder.state_dict()["conv1.weight"] });
         var total = encoder.state_dict().Count;
 
-        var ex = Assert.Throws<ConfigException>(() => Experiment.Train(Config("InitFrom=" + file), TextWriter.Null));
+        var ex = Assert.Throws<ConfigException>(() => Runs.Train(Config("InitFrom=" + file), TextWriter.Null));
         Assert.Equal("InitFrom", ex.Field);
         Assert.Contains($"matches 1 of the {total} tensors of the ResNet18 encoder", ex.Message);
         Assert.Contains($"missing from the file ({total - 1}): bn1.weight, bn1.bias", ex.Message);
         Assert.Contains("--allow-partial (setting AllowPartialInit=true)", ex.Message);
 
         var console = new StringWriter();
-        Assert.Equal(1, Experiment.Train(Config("InitFrom=" + file, "AllowPartialInit=true"), console).Steps);
+        Assert.Equal(1, Runs.Train(Config("InitFrom=" + file, "AllowPartialInit=true"), console).Steps);
         Assert.Contains("(partial: AllowPartialInit)", console.ToString());
     }
 
@@ -178,7 +178,7 @@ public sealed class WeightFitTests : IDisposable
         // 46f90c8 trained the extra outputs without a word.
         var data = Folder("road", "car", "sky", "bus", "bike");
         var console = new StringWriter();
-        Experiment.Train(Config("Data.Dataset=folder", "Data.Root=" + data), console);
+        Runs.Train(Config("Data.Dataset=folder", "Data.Root=" + data), console);
         var warning = console.ToString().Split('\n').Single(l => l.Contains("warning:"));
         Assert.Contains(Path.Combine(data, "classes.txt"), warning);
         Assert.Contains("lists 5 classes, but no mask of the train and val splits (6 masks) uses 2 of them: 3 'bus', 4 'bike'", warning);

@@ -31,7 +31,7 @@ public sealed record PseudoLabelReport(string Folder, int Images, double Coverag
 /// One command from a config alone, each in a <see cref="RunSession"/> of its own: what the CLI's train, evaluate,
 /// predict and pseudolabel commands and the notebooks call. A grid cell keeps one session for its stages instead.
 /// </summary>
-public static class Experiment
+public static class Runs
 {
     /// <summary>Trains (or resumes, or finds finished) the run described by <paramref name="config"/>; writes <c>eval.json</c>.</summary>
     /// <exception cref="OutputFolderException">OutputRoot cannot be written (checked before any data is read).</exception>
