@@ -362,9 +362,9 @@ let tests =
                 Expect.equal (steps paper) [ ce; ce / 4 ] "the paper's rule"
         }
 
-        test "the README's layout names every folder of the core, every file of the lab and every script" {
+        test "the layout (docs/development.md) names every folder of the core, every file of the lab and every script" {
             let repo = Path.Combine(__SOURCE_DIRECTORY__, "..", "..")
-            let readme = File.ReadAllText(Path.Combine(repo, "README.md"))
+            let readme = File.ReadAllText(Path.Combine(repo, "docs", "development.md")) + File.ReadAllText(Path.Combine(repo, "docs", "studies.md"))
             let start = readme.IndexOf "\n## Layout"
             let layout = readme.Substring(start, readme.IndexOf("\n## ", start + 1) - start)
             let core = Path.Combine(repo, "src", "ContrastSeg.Core")
