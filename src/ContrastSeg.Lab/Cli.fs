@@ -92,7 +92,7 @@ type TrainArgs =
             | Device _ -> deviceUsage
             | Config _ -> "start from a config JSON file (e.g. a run's config.json)."
             | Preset _ -> "start from a preset: cpu (embedded scenes, default), voc, cityscapes (paper settings)."
-            | Stage _ -> "CrossEntropy (default; Baseline, its former name, still works), Contrastive (pretraining) or FineTune (needs --init-from)."
+            | Stage _ -> "CrossEntropy (default), Contrastive (pretraining) or FineTune (needs --init-from)."
             | Dataset _ -> datasetUsage
             | Data_Root _ -> "dataset root (VOCdevkit/VOC2012, Cityscapes root, custom folder, or a Fashion-MNIST folder)."
             | Labelled _ -> "number of labelled training images (a seeded subset, written to a list file and reused)."
@@ -637,8 +637,52 @@ let numerics (argv: string[]) =
             printfn "%s" (Text.Json.JsonSerializer.Serialize({| provenance = p; numerics_class = p.NumericsClass |}))
             0)
 
+/// The CLI reference (docs/reference/cli.md): every command's usage as its parser prints it for --help.
+let cliReference () =
+    let sb = Text.StringBuilder()
+    sb.AppendLine("# Command-line reference\n")
+      .AppendLine("Every command as `--help` prints it. The scripts forward to them (`dotnet fsi scripts/<command>.fsx -- ...`);")
+      .AppendLine("the Lab executable takes the command first (`dotnet ContrastSeg.Lab.dll <command> ...`). Generated from the")
+      .AppendLine("parsers by `dotnet fsi scripts/reference.fsx`; do not edit.") |> ignore
+    let section (name: string) (usage: string) =
+        sb.AppendLine().AppendLine("## " + name).AppendLine().AppendLine("```text").AppendLine(usage.TrimEnd()).AppendLine("```") |> ignore
+    let usage (parser: ArgumentParser<'T>) = parser.PrintUsage(usageStringCharacterWidth = 110)
+    section "train" (usage (ArgumentParser.Create<TrainArgs>(programName = "train")))
+    section "evaluate" (usage (ArgumentParser.Create<EvalArgs>(programName = "evaluate")))
+    section "predict" (usage (ArgumentParser.Create<EvalArgs>(programName = "predict")))
+    section "pseudolabel" (usage (ArgumentParser.Create<PseudoArgs>(programName = "pseudolabel")))
+    section "ablations" (usage (ArgumentParser.Create<AblationArgs>(programName = "ablations")))
+    section "validate-data" (usage (ArgumentParser.Create<ValidateArgs>(programName = "validate-data")))
+    section "convert-sbd" (usage (ArgumentParser.Create<SbdArgs>(programName = "convert-sbd")))
+    section "export-folder" (usage (ArgumentParser.Create<ExportArgs>(programName = "export-folder")))
+    sb.ToString()
+
+/// The generated references and where they are committed: (file under docs/reference, text).
+let references () =
+    [ "settings.md", ContrastSeg.Training.SettingsReference.Markdown()
+      "cli.md", cliReference () ]
+
+/// `reference`: writes docs/reference/settings.md and cli.md under `--root` (default: the current folder).
+let reference (argv: string[]) =
+    guard "reference" (fun () ->
+        if argv |> Array.exists (fun a -> a = "--help" || a = "-h") then
+            printfn "USAGE: reference [--root <repository>]\n\nWrites docs/reference/settings.md and docs/reference/cli.md, generated from the settings and the command-line parsers."
+            0
+        else
+            let root =
+                match argv |> Array.filter (fun a -> a <> "--") |> List.ofArray with
+                | [] -> "."
+                | [ "--root"; r ] -> r
+                | other -> raise (ConfigException(sprintf "unexpected arguments %s (reference takes --root <repository>)" (String.Join(" ", other)), "reference"))
+            let folder = Path.Combine(root, "docs", "reference")
+            Directory.CreateDirectory folder |> ignore
+            for name, text in references () do
+                File.WriteAllText(Path.Combine(folder, name), text)
+                printfn "wrote %s" (Path.Combine(folder, name))
+            0)
+
 let usage () =
-    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics  (each with --help)"
+    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics | reference  (each with --help)"
 
 let main (argv: string[]) =
     match argv |> List.ofArray with
@@ -651,4 +695,5 @@ let main (argv: string[]) =
     | "convert-sbd" :: rest -> convertSbd (Array.ofList rest)
     | "export-folder" :: rest -> exportFolder (Array.ofList rest)
     | "numerics" :: rest -> numerics (Array.ofList rest)
+    | "reference" :: rest -> reference (Array.ofList rest)
     | _ -> usage (); 2

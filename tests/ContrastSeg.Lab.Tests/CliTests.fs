@@ -33,7 +33,7 @@ let private tiny =
 
 /// The command that trains the tiny run `teacher` under `root`.
 let private teacherArgs (root: string) =
-    [ "--preset"; "cpu"; "--stage"; "Baseline"; "--labelled"; "4"; "--set"; "OutputRoot=" + root; "--set"; "Name=teacher" ] @ tiny
+    [ "--preset"; "cpu"; "--stage"; "CrossEntropy"; "--labelled"; "4"; "--set"; "OutputRoot=" + root; "--set"; "Name=teacher" ] @ tiny
 
 /// A tiny trained run (2 steps on 4 labelled scenes of 6, so 2 are unlabelled), made once for the tests that need one
 /// (in one fixed temporary folder, emptied first, so reruns leave no trail).

@@ -79,6 +79,13 @@ let tests =
                 | None -> Expect.isTrue (selfParsing.Contains name) (sprintf "%s neither forwards to ContrastSeg.Lab.Cli nor is run under dotnet fsi in these tests" name)
         }
 
+        test "docs/reference (settings, command line) is what the code generates now" {
+            for name, text in ContrastSeg.Lab.Cli.references () do
+                let committed = Path.Combine(repo.Value, "docs", "reference", name)
+                Expect.isTrue (File.Exists committed) (sprintf "docs/reference/%s is committed" name)
+                Expect.equal (File.ReadAllText committed) text (sprintf "docs/reference/%s is current: run `dotnet fsi scripts/reference.fsx` after changing a setting, its doc comment or an option" name)
+        }
+
         test "make-fashion-mnist-subset.fsx -- --help prints its usage (it read --help as a folder and threw)" {
             let code, out, err, folder = fsiCopy "make-fashion-mnist-subset.fsx" [ "--"; "--help" ]
             try expectUsage "make-fashion-mnist-subset.fsx" (code, out, err)

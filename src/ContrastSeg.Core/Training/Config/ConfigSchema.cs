@@ -88,6 +88,21 @@ internal static class ConfigSchema
         }
     }
 
+    /// <summary>The doc-comment id (<c>P:Namespace.Type.Property</c>) of the property a dotted setting path names, or null.</summary>
+    public static string? Member(string path)
+    {
+        var type = typeof(TrainConfig);
+        System.Reflection.PropertyInfo? property = null;
+        foreach (var part in path.Split('.'))
+        {
+            var name = Info(type).Properties.FirstOrDefault(p => p.Name == part)?.Name;
+            property = name is null ? null : type.GetProperty(name);
+            if (property is null) return null;
+            type = property.PropertyType;
+        }
+        return property is null ? null : $"P:{property.DeclaringType!.FullName}.{property.Name}";
+    }
+
     /// <summary>A config file's JSON error as a message that names the setting and what it takes, where the path is a setting.</summary>
     public static ConfigException Explain(JsonException e, string json)
     {

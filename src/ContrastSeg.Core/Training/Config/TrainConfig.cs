@@ -17,7 +17,7 @@ namespace ContrastSeg.Training;
 /// </summary>
 public sealed record TrainConfig
 {
-    /// <summary>Stage.</summary>
+    /// <summary>What the run trains: CrossEntropy, Contrastive (pretraining) or FineTune (from a contrastive run).</summary>
     public TrainingStage Stage { get; init; } = TrainingStage.CrossEntropy;
     /// <summary>Training seed (weights, dropout, order, augmentation).</summary>
     public int Seed { get; init; } = 0;

@@ -30,7 +30,7 @@ public enum TrainingStage
 public static class TrainingStages
 {
     /// <summary>What a stage setting takes, as messages say it.</summary>
-    public static string Accepted => $"{string.Join(", ", Enum.GetNames<TrainingStage>())} (or {ConfigMigration.FormerCrossEntropyName}, the former name of CrossEntropy)";
+    public static string Accepted => string.Join(", ", Enum.GetNames<TrainingStage>());
 
     /// <summary>The stage <paramref name="text"/> names, or null.</summary>
     public static TrainingStage? TryParse(string? text)
