@@ -144,10 +144,9 @@ case_grid() {
   rm -rf "$dir"
   say "grid: bash eng/cluster/slurm-array.sh with GRID_OPTIONS='${QUICK[*]}'"
   submit "$dir" "${QUICK[@]}"
-  local wave2=${WAVES[1]} last straggler early
-  last=$(($(wc -l < "$dir/results/keys-wave-2.txt") - 1))
-  straggler=$(sed -n "$((last + 1))p" "$dir/results/keys-wave-2.txt")
-  # The last wave-2 task, suspended mid-training while the report runs early.
+  # The straggler: a wave-2 cell that trains stages of its own (pseudo-labels, then students), suspended mid-training.
+  local wave2=${WAVES[1]} straggler=semi-supervised.contrastive-finetune.labelled-8-pseudo-on.s0 last early
+  last=$(task_of "$dir" 2 "$straggler")
   wait_for "$(log_of "$dir" "$wave2" "$last")" '^\[[A-Za-z]+\] 3/[0-9]+ ' 900
   scontrol suspend "${wave2}_$last"
   say "grid: task ${wave2}_$last ($straggler) suspended mid-training"
@@ -243,13 +242,18 @@ case_node_loss() {
     ((SECONDS - lost < 180)) || die "the task was not requeued: $(records "$j")"; sleep 1
   done
   say "node-loss: node down and task ${j}_0 requeued $((SECONDS - lost)) s after slurmd stopped (its process $pid still there, stopped)"
+  # The node comes back (its process runs on): the controller must end the process before the requeued task starts.
   kill -CONT "$pid"
   bash eng/cluster/local-slurm.sh start-node
+  local back=$SECONDS state
+  while kill -0 "$pid" 2>/dev/null; do ((SECONDS - back < 120)) || die "the lost node's process $pid still runs"; sleep 0.2; done
+  state=$(records "$j" | awk '$1 == 0 { print $2 }')
+  say "node-loss: node back; the controller ended the lost node's process $pid within $((SECONDS - back)) s, the requeued task meanwhile $state"
+  [[ $state == PENDING ]] || die "the requeued task was $state while the lost node's process still trained"
   finish "$j"; finish "${WAVES[1]}"; finish "$REPORT"
   expect "$j" 0 COMPLETED; expect "${WAVES[1]}" 0 COMPLETED; expect "$REPORT" - COMPLETED
   records "$j" | awk '$4 >= 1 { ok = 1 } END { exit !ok }' || die "the task shows no restart"
   ! grep -q "is being trained by" "$log" || die "the requeued task found the stage still being trained: $(grep -m1 'is being trained by' "$log")"
-  ! kill -0 "$pid" 2>/dev/null || die "the lost node's process $pid outlived the requeue"
   local resumed; resumed=$(sed -n 's/.*resuming at step \([0-9]*\)\/20 .*/\1/p' "$log" | tail -1)
   [[ -n $resumed ]] || die "the requeued task did not resume the stage from a checkpoint ($log)"
   compare "$dir/results" --cells "$a" "$b"
@@ -289,7 +293,7 @@ case_bad_cell() {
   local changed; changed=$(comm -23 <(echo "$before") <(snapshot "${stages[@]}") | head -5)
   [[ -z $changed ]] || die "files of finished stages changed: $changed"
   compare "$dir/results" --cells "$a" "$bad" "$b"
-  PASSED=bad-cell; say "bad-cell: PASSED in $((SECONDS - start)) s: after the fix only $bad and $b trained ($a reused, its stages untouched); rows equal the local run's"
+  PASSED=bad-cell; say "bad-cell: PASSED in $((SECONDS - start)) s: after the fix only $bad and the cancelled wave ran again ($a reused, its stages untouched); rows equal the local run's"
 }
 
 say "cases: ${CASES[*]}; $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
