@@ -119,7 +119,7 @@ wait_trainer() {
 }
 
 # compare <results> [compare-results.fsx options]: bit for bit against the local reference run.
-compare() { dotnet fsi eng/cluster/compare-results.fsx -- "$WORK/reference/results" "$@" || die "$1 differs from the local run"; }
+compare() { dotnet fsi eng/cluster/compare-results.fsx -- "$REFERENCE" "$@" || die "$1 differs from the local run"; }
 
 # Every file under the given folders with size and modification time (what "untouched" means).
 snapshot() { find "$@" -type f -printf '%p %s %T@\n' | sort; }
@@ -129,13 +129,19 @@ stages_of() { sed -n '/"Stages"/,/]/p' "$1/rows/$2.json" | grep -o '"/[^"]*"' | 
 # ---------------------------------------------------------------------------------------------------- cases
 
 # The local run every case is compared with: the quick profile, one libtorch thread per cell.
+# SLURM_CI_REFERENCE=<results folder> reuses one (a run of this code, CONTRASTSEG_THREADS=1) while iterating on a case.
+REFERENCE=${SLURM_CI_REFERENCE:-$WORK/reference/results}
 reference() {
-  [[ -s $WORK/reference/results/results.csv ]] && { say "reference: reusing $WORK/reference"; return 0; }
+  if [[ -n ${SLURM_CI_REFERENCE:-} ]]; then
+    [[ -s $REFERENCE/results.csv ]] || die "SLURM_CI_REFERENCE=$REFERENCE holds no results.csv"
+    say "reference: $REFERENCE (SLURM_CI_REFERENCE)"; return 0
+  fi
   local start=$SECONDS
   rm -rf "$WORK/reference"; mkdir -p "$WORK/reference"
   say "reference: dotnet fsi scripts/ablations.fsx -- ${QUICK[*]} (CONTRASTSEG_THREADS=1, local)"
   dotnet fsi scripts/ablations.fsx -- "${QUICK[@]}" --runs "$WORK/reference/runs" --output "$WORK/reference/results" \
     > "$WORK/reference/ablations.out" 2>&1 || { tail -20 "$WORK/reference/ablations.out"; die "the local reference run failed"; }
+  rm -rf "$WORK/reference/runs"   # the cases compare with its rows and report only
   say "reference: done in $((SECONDS - start)) s"
 }
 
@@ -181,7 +187,7 @@ case_grid() {
   local bad
   bad=$(find "$dir/results/rows" -name '*.bad-*' -o -name '*.tmp' | wc -l)
   ((bad == 0)) || die "rows set aside as damaged or left half-written: $(ls "$dir/results/rows")"
-  PASSED=grid; say "grid: PASSED in $((SECONDS - start)) s: 15 cells in 2 waves and the report on Slurm, bit for bit the local run's; report run early, after the last wave and again"
+  PASSED="grid"; say "grid: PASSED in $((SECONDS - start)) s: 15 cells in 2 waves and the report on Slurm, bit for bit the local run's; report run early, after the last wave and again"
 }
 
 case_kill() {
@@ -221,7 +227,7 @@ case_kill() {
   local resumed; resumed=$(sed -n 's/.*resuming at step \([0-9]*\)\/30 .*/\1/p' "$log")
   [[ -n $resumed ]] || die "after kill -9 the cell did not resume from a checkpoint ($log)"
   compare "$dir/results" --cells "$x" "$y"
-  PASSED=kill; say "kill: PASSED in $((SECONDS - start)) s: resumed at step $stopped after scancel, at step $resumed after kill -9; $y reused twice; rows equal the uninterrupted run's"
+  PASSED="kill"; say "kill: PASSED in $((SECONDS - start)) s: resumed at step $stopped after scancel, at step $resumed after kill -9; $y reused twice; rows equal the uninterrupted run's"
 }
 
 case_node_loss() {
@@ -257,7 +263,7 @@ case_node_loss() {
   local resumed; resumed=$(sed -n 's/.*resuming at step \([0-9]*\)\/20 .*/\1/p' "$log" | tail -1)
   [[ -n $resumed ]] || die "the requeued task did not resume the stage from a checkpoint ($log)"
   compare "$dir/results" --cells "$a" "$b"
-  PASSED=node-loss; say "node-loss: PASSED in $((SECONDS - start)) s: requeued, resumed the fine-tuning at step $resumed once the lost node's process had ended; wave 2 reused the stage; rows equal the local run's"
+  PASSED="node-loss"; say "node-loss: PASSED in $((SECONDS - start)) s: requeued, resumed the fine-tuning at step $resumed once the lost node's process had ended; wave 2 reused the stage; rows equal the local run's"
 }
 
 case_bad_cell() {
@@ -293,7 +299,7 @@ case_bad_cell() {
   local changed; changed=$(comm -23 <(echo "$before") <(snapshot "${stages[@]}") | head -5)
   [[ -z $changed ]] || die "files of finished stages changed: $changed"
   compare "$dir/results" --cells "$a" "$bad" "$b"
-  PASSED=bad-cell; say "bad-cell: PASSED in $((SECONDS - start)) s: after the fix only $bad and the cancelled wave ran again ($a reused, its stages untouched); rows equal the local run's"
+  PASSED="bad-cell"; say "bad-cell: PASSED in $((SECONDS - start)) s: after the fix only $bad and the cancelled wave ran again ($a reused, its stages untouched); rows equal the local run's"
 }
 
 say "cases: ${CASES[*]}; $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -304,5 +310,6 @@ for c in "${CASES[@]}"; do
   "case_${c//-/_}"
   # A case passes by reaching its end (an expansion error leaves a function without tripping set -e).
   [[ $PASSED == "$c" ]] || die "case $c stopped before its end"
+  rm -rf "$WORK/$c/runs"   # 40-300 MB of checkpoints; a failed case keeps them, and its rows and logs stay
 done
 say "all passed (${CASES[*]}) in $((SECONDS - T0)) s; load $(cut -d' ' -f1-3 /proc/loadavg)"
