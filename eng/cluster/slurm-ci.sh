@@ -238,32 +238,44 @@ case_node_loss() {
   submit "$dir" "${QUICK[@]}" --cells "$a" "$b"
   local j=${WAVES[0]} log pid
   log=$(log_of "$dir" "$j" 0)
-  wait_for "$log" '^\[FineTune\] 12/20 '
+  wait_for "$log" '^\[FineTune\] 2/20 '
   pid=$(wait_trainer "$j" 0 "$dir")
-  bash eng/cluster/local-slurm.sh stop-node
+  wait_for "$log" '^\[FineTune\] 12/20 '
   # A quick cell would end before the controller misses the node (about 30 s): its training hangs with the node.
   kill -STOP "$pid"
+  bash eng/cluster/local-slurm.sh stop-node
   local lost=$SECONDS
   until records "$j" | awk '$2 == "PENDING" && $4 >= 1 { found = 1 } END { exit !found }'; do
     ((SECONDS - lost < 180)) || die "the task was not requeued: $(records "$j")"; sleep 1
   done
   say "node-loss: node down and task ${j}_0 requeued $((SECONDS - lost)) s after slurmd stopped (its process $pid still there, stopped)"
-  # The node comes back (its process runs on): the controller must end the process before the requeued task starts.
-  kill -CONT "$pid"
+  # The node comes back with its process still mid-training (as a longer cell would be): the controller must end that
+  # process before the requeued task starts. Should it not within 20 s, the process runs on (the node wakes up).
   bash eng/cluster/local-slurm.sh start-node
-  local back=$SECONDS state
-  while kill -0 "$pid" 2>/dev/null; do ((SECONDS - back < 120)) || die "the lost node's process $pid still runs"; sleep 0.2; done
+  local back=$SECONDS state woke=""
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS - back < 120)) || die "the lost node's process $pid still runs"
+    if [[ -z $woke ]] && ((SECONDS - back >= 20)); then kill -CONT "$pid"; woke=" (after it ran on: SIGCONT at 20 s)"; fi
+    sleep 0.2
+  done
   state=$(records "$j" | awk '$1 == 0 { print $2 }')
-  say "node-loss: node back; the controller ended the lost node's process $pid within $((SECONDS - back)) s, the requeued task meanwhile $state"
+  say "node-loss: node back; the controller ended the lost node's process $pid within $((SECONDS - back)) s$woke, the requeued task meanwhile $state"
   [[ $state == PENDING ]] || die "the requeued task was $state while the lost node's process still trained"
   finish "$j"; finish "${WAVES[1]}"; finish "$REPORT"
   expect "$j" 0 COMPLETED; expect "${WAVES[1]}" 0 COMPLETED; expect "$REPORT" - COMPLETED
   records "$j" | awk '$4 >= 1 { ok = 1 } END { exit !ok }' || die "the task shows no restart"
   ! grep -q "is being trained by" "$log" || die "the requeued task found the stage still being trained: $(grep -m1 'is being trained by' "$log")"
-  local resumed; resumed=$(sed -n 's/.*resuming at step \([0-9]*\)\/20 .*/\1/p' "$log" | tail -1)
-  [[ -n $resumed ]] || die "the requeued task did not resume the stage from a checkpoint ($log)"
+  # The requeued attempt (the log is appended to) continues the fine-tuning: from its last checkpoint, or finds it
+  # finished when the lost node's process completed it before Slurm ended that process; never from step 0.
+  local attempt resumed
+  attempt=$(awk '/^\[ablations\] dotnet fsi/ { n++ } n >= 2' "$log")
+  [[ -n $attempt ]] || die "no second attempt in $log"
+  ! grep -q 'training 20 steps (FineTune)' <<< "$attempt" || die "the requeued task trained the fine-tuning from step 0 ($log)"
+  if resumed=$(grep -o 'resuming at step [0-9]*/20' <<< "$attempt"); then resumed="${resumed#resuming at }"
+  elif grep -q '^\[finetune_.*finished earlier, reused as it is' <<< "$attempt"; then resumed="step 20 (the lost node's process had finished the stage before it was ended)"
+  else die "the requeued task neither resumed nor reused the fine-tuning ($log)"; fi
   compare "$dir/results" --cells "$a" "$b"
-  PASSED="node-loss"; say "node-loss: PASSED in $((SECONDS - start)) s: requeued, resumed the fine-tuning at step $resumed once the lost node's process had ended; wave 2 reused the stage; rows equal the local run's"
+  PASSED="node-loss"; say "node-loss: PASSED in $((SECONDS - start)) s: requeued; the fine-tuning went on from $resumed, never from 0 nor beside the lost node's process; wave 2 reused the stage; rows equal the local run's"
 }
 
 case_bad_cell() {
