@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Slurm job arrays of eng/cluster/slurm-array.sh on a real Slurm (a one-node cluster, eng/cluster/local-slurm.sh),
-# submitted as the README tells a user, then the faults a cluster brings. CI runs `all`; as root, from a built checkout:
+# submitted as docs/gpu-and-cluster.md tells a user, then the faults a cluster brings. CI runs `all`; as root, from a built checkout:
 #
 #   bash eng/cluster/slurm-ci.sh [all | grid | kill | node-loss | bad-cell ...]
 #
@@ -47,7 +47,7 @@ export SLURM_CONF=${LOCAL_SLURM_DIR:-/tmp/contrastseg-slurm}/slurm.conf
 
 # ---------------------------------------------------------------------------------------------------- helpers
 
-# submit <case folder> <grid options...>: the README's command; sets WAVES (array job ids, wave by wave) and REPORT.
+# submit <case folder> <grid options...>: the documented command; sets WAVES (array job ids, wave by wave) and REPORT.
 submit() {
   local dir=$1 out; shift
   mkdir -p "$dir/logs"
