@@ -13,6 +13,8 @@
 #SBATCH --mem=8G
 #SBATCH --time=12:00:00
 #SBATCH --output=slurm-%x-%A_%a.out
+#SBATCH --requeue             # a task lost with its node runs again and resumes from its checkpoints
+#SBATCH --open-mode=append    # a requeued task's log keeps the first attempt
 # No --array line here: its size is the number of cells in a wave, given at submission (--array=0-$((n - 1)));
 # a command-line option overrides an #SBATCH line.
 set -euo pipefail
@@ -25,11 +27,19 @@ RESULTS=${RESULTS:-/shared/contrastseg/results/default} # rows/ (one JSON per ce
 # without spaces). sbatch passes the submitting shell's environment on, so the tasks see the same.
 GRID_OPTIONS=${GRID_OPTIONS:---profile default}
 read -r -a GRID <<< "$GRID_OPTIONS"
+# sbatch options for every job, after the #SBATCH lines, which they override (e.g. --partition=short, or
+# --cpus-per-task=1 on nodes with fewer CPUs; the report's too). Values without spaces.
+SUBMIT_OPTIONS=${SUBMIT_OPTIONS:-}
+read -r -a SUBMIT <<< "$SUBMIT_OPTIONS"
 
 # A fixed thread count per task: libtorch's sums depend on it, so reruns on nodes of one CPU kind give the same numbers.
 export CONTRASTSEG_THREADS=${SLURM_CPUS_PER_TASK:-${CONTRASTSEG_THREADS:-auto}}
 
 ablations() { dotnet fsi scripts/ablations.fsx -- "${GRID[@]}" --runs "$RUNS" --output "$RESULTS" "$@"; }
+# A job runs the Lab (what ablations.fsx forwards to) in place of this shell: one process, so Slurm's SIGTERM (scancel,
+# requeue) reaches the training, which checkpoints before it stops. A shell or `dotnet fsi` (a launcher and a child) in
+# between ended at once, and Slurm killed the rest before the checkpoint was written.
+run_job() { exec dotnet src/ContrastSeg.Lab/bin/Release/net10.0/ContrastSeg.Lab.dll ablations "$@"; }
 
 case "${1:-submit}" in
   submit)
@@ -44,13 +54,13 @@ case "${1:-submit}" in
       ablations --list-keys --wave "$wave" > "$keys"
       n=$(wc -l < "$keys")
       if ((n == 0)); then rm "$keys"; break; fi   # past the last wave
-      job=$(sbatch --parsable "${after[@]}" --array="0-$((n - 1))" "$script" cell "$keys")
+      job=$(sbatch --parsable "${after[@]}" --array="0-$((n - 1))" "${SUBMIT[@]}" "$script" cell "$keys")
       echo "wave $wave: $n cells, array job ${job%%;*}"
       # afterok on an array: every task of it succeeded; a failed cell cancels the later jobs instead of leaving
       # them pending (fix it, submit again: finished cells are reused from their rows).
       after=(--dependency="afterok:${job%%;*}" --kill-on-invalid-dep=yes)
     done
-    job=$(sbatch --parsable "${after[@]}" --cpus-per-task=2 "$script" report)
+    job=$(sbatch --parsable "${after[@]}" --cpus-per-task=2 "${SUBMIT[@]}" "$script" report)
     echo "report: job ${job%%;*}"
     ;;
   cell)
@@ -59,10 +69,10 @@ case "${1:-submit}" in
     key=$(sed -n "$((task + 1))p" "$2")
     [[ -n $key ]] || { echo "no cell at line $((task + 1)) of $2" >&2; exit 2; }
     # The cell runs from the plan the submission wrote: no task composes configs again.
-    dotnet fsi scripts/ablations.fsx -- --plan "$RESULTS/plan.json" --cell "$key"
+    run_job --plan "$RESULTS/plan.json" --cell "$key"
     ;;
   report)
-    dotnet fsi scripts/ablations.fsx -- --plan "$RESULTS/plan.json" --report-only
+    run_job --plan "$RESULTS/plan.json" --report-only
     ;;
   *)
     echo "usage: bash $0 [submit]   (cell <keys file> and report are the jobs it submits)" >&2; exit 2

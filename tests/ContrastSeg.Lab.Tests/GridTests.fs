@@ -199,6 +199,12 @@ let tests =
             for chart in [ "label-efficiency.png"; "label-efficiency.html" ] do
                 Expect.isTrue (File.Exists(Path.Combine(store.Root, chart))) chart
             Expect.stringContains (console.ToString()) "(2 rows)" "says what it wrote"
+            // Cells without a current row are named (a report rebuilt while a cluster wave still runs must not pass for the whole grid).
+            let cellCount = p.Cells |> List.distinctBy (fun c -> c.Key) |> List.length
+            Expect.stringContains md (sprintf "- **incomplete**: %d of %d cells lack a current row and are left out: " (cellCount - 2) cellCount) "results.md says it is incomplete"
+            Expect.stringContains md (sprintf "%s (its row has other settings)" (at 100 true).Key) "the stale row's cell, with why"
+            Expect.stringContains md (sprintf "%s (no row)" (at 100 false).Key) "a cell without a row"
+            Expect.stringContains (console.ToString()) (sprintf "[report] %d of %d cells lack a current row" (cellCount - 2) cellCount) "and the console"
         }
 
         test "--variant runs the label-efficiency study with another loss, under its own profile name" {

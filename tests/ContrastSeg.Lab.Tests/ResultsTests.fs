@@ -3,6 +3,7 @@ module ContrastSeg.Lab.Tests.ResultsTests
 open System
 open System.IO
 open System.Collections.Generic
+open System.Threading
 open Expecto
 open ContrastSeg.Lab.Results
 
@@ -56,6 +57,38 @@ let tests =
             Expect.floatClose Accuracy.high s.MeanIoU 0.2 "mean"
             Expect.floatClose Accuracy.high s.Std (sqrt 0.02) "sample std"
             Expect.equal s.Seeds [ 0; 1 ] "seeds"
+        }
+
+        test "readers never see a half-written row while writers replace rows (a report rebuilt while cluster tasks finish)" {
+            // A report job reads rows/ while straggling tasks write theirs: rows go through a temp file and a rename,
+            // so a reader finds the old row, the new one or none, never a cut one (which it would set aside as damaged).
+            let root = tempDir ()
+            let warnings = Collections.Concurrent.ConcurrentQueue<string>()
+            let store = ResultStore(root, warnings.Enqueue)
+            let big (r: ResultRow) = (for i in 0 .. 299 do r.Settings.[sprintf "setting.%03d" i] <- String('x', 200)); r
+            for w in 0 .. 1 do
+                for n in 0 .. 3 do store.Write(big (row "e" (sprintf "s=%d" n) "m" w 0.0))
+            let mutable reading = true
+            let writer w =
+                Threading.Tasks.Task.Run(fun () ->
+                    let mutable n = 0
+                    while Volatile.Read &reading do
+                        store.Write(big (row "e" (sprintf "s=%d" (n % 4)) "m" w (float n)))
+                        n <- n + 1
+                    n)
+            let writers = [ writer 0; writer 1 ]
+            let reader () =
+                Threading.Tasks.Task.Run(fun () ->
+                    for _ in 1 .. 30 do
+                        for r in store.All() do
+                            if r.Settings.Count <> 301 then failwithf "%s read with %d settings" r.CellKey r.Settings.Count)
+            Threading.Tasks.Task.WaitAll [| reader (); reader () |]
+            Volatile.Write(&reading, false)
+            let written = writers |> List.sumBy (fun t -> t.Result)
+            Expect.isGreaterThan written 8 "rows were rewritten while 2 readers read rows/ 30 times each"
+            Expect.isEmpty warnings (sprintf "no row set aside: %A" (List.ofSeq warnings))
+            Expect.isEmpty (Directory.GetFiles(Path.Combine(root, "rows"), "*.bad-*")) "no row moved aside"
+            Expect.equal (store.All() |> List.length) 8 "4 settings x 2 writers"
         }
 
         test "a NaN mIoU survives the store" {
