@@ -370,7 +370,9 @@ let tests =
 
         test "the layout (docs/development.md) names every folder of the core, every file of the lab and every script" {
             let repo = Path.Combine(__SOURCE_DIRECTORY__, "..", "..")
-            let readme = File.ReadAllText(Path.Combine(repo, "docs", "development.md")) + File.ReadAllText(Path.Combine(repo, "docs", "studies.md"))
+            // The layout section of docs/development.md first, then every guide (where scripts are documented).
+            let guides = Directory.GetFiles(Path.Combine(repo, "docs"), "*.md") |> Array.sort |> Array.filter (fun f -> Path.GetFileName f <> "development.md")
+            let readme = String.Join("\n", Array.append [| File.ReadAllText(Path.Combine(repo, "docs", "development.md")) |] (Array.map File.ReadAllText guides))
             let start = readme.IndexOf "\n## Layout"
             let layout = readme.Substring(start, readme.IndexOf("\n## ", start + 1) - start)
             let core = Path.Combine(repo, "src", "ContrastSeg.Core")
