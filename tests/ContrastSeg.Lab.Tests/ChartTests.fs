@@ -12,12 +12,7 @@ open ContrastSeg.Lab
 open ContrastSeg.Lab.ChartSpec
 open ContrastSeg.Lab.Results
 
-let private summary setting meth (values: float list) =
-    summarise [ for i, v in List.indexed values ->
-                  { Study = "regime"; Setting = setting; Method = meth; Seed = i; CellKey = sprintf "%s.%s.%d" setting meth i; Stages = [||]
-                    MeanIoU = v; PixelAccuracy = 0.0; Extras = Collections.Generic.Dictionary(); Settings = Collections.Generic.Dictionary()
-                    WallSeconds = 0.0; Machine = ""; Numerics = null; Provenance = null; Finished = DateTimeOffset.UnixEpoch } ]
-    |> List.exactlyOne
+let private summary = RegimeTests.summary
 
 /// `var data = ...;` and `var layout = ...;` of a Plotly.NET page, parsed.
 let private plotly (html: string) (name: string) =

@@ -12,7 +12,8 @@ open ContrastSeg.Lab.Results
 
 let private runs = Path.Combine(Path.GetTempPath(), "contrastseg-regime-tests")
 
-let private summary setting meth (values: float list) =
+/// The summary of one method at one setting with these per-seed mIoU values (regime study rows).
+let summary setting meth (values: float list) =
     summarise [ for i, v in List.indexed values ->
                   { Study = "regime"; Setting = setting; Method = meth; Seed = i; CellKey = sprintf "%s.%s.%d" setting meth i; Stages = [||]
                     MeanIoU = v; PixelAccuracy = 0.0; Extras = Collections.Generic.Dictionary(); Settings = Collections.Generic.Dictionary()

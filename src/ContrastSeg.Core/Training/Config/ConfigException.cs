@@ -1,14 +1,3 @@
-using System.Globalization;
-using System.Reflection;
-using System.Text.Json;
-using System.Text.Json.Nodes;
-using System.Text.Json.Serialization;
-using System.Text.Json.Serialization.Metadata;
-using ContrastSeg.Data;
-using ContrastSeg.Losses;
-using ContrastSeg.Models;
-using ContrastSeg.Runtime;
-
 namespace ContrastSeg.Training;
 
 /// <summary>An invalid setting; <see cref="Field"/> names it.</summary>

@@ -1,13 +1,5 @@
 using System.Globalization;
-using System.Reflection;
-using System.Text.Json;
-using System.Text.Json.Nodes;
-using System.Text.Json.Serialization;
-using System.Text.Json.Serialization.Metadata;
-using ContrastSeg.Data;
-using ContrastSeg.Losses;
 using ContrastSeg.Models;
-using ContrastSeg.Runtime;
 
 namespace ContrastSeg.Training;
 
