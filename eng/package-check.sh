@@ -89,7 +89,7 @@ var data = FashionMnistSource.FindEmbeddedFolder() ?? throw new InvalidOperation
 Console.WriteLine("embedded data: " + data);
 var config = ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.CrossEntropy, labelled: 10),
     [${settings//;/,}, "Data.Root=" + data, "OutputRoot=" + args[0]]).Validate();
-var result = Experiment.Train(config);
+var result = Runs.Train(config);
 Console.WriteLine(\$"trained {result.Steps} steps in {result.Seconds:F1} s, validation mIoU {100 * result.Validation!.MeanIoU:F2} %");
 Console.WriteLine("natives: " + TorchRuntime.Status.NativeLibraries);
 EOF
@@ -113,7 +113,7 @@ printfn "natives: %s" (TorchRuntime.EnsureInitialized().NativeLibraries)
 let data = FashionMnistSource.FindEmbeddedFolder() |> Option.ofObj |> Option.defaultWith (fun () -> failwith "no Fashion-MNIST subset in the package")
 printfn "embedded data: %s" data
 let config = ConfigOverrides.Apply(TrainPresets.Cpu(TrainingStage.CrossEntropy, System.Nullable 10), [ $settings; "Data.Root=" + data; "OutputRoot=$work/runs-script" ]).Validate()
-let result = Experiment.Train config
+let result = Runs.Train config
 printfn "trained %d steps in %.1f s, validation mIoU %.2f %%" result.Steps result.Seconds (100.0 * result.Validation.MeanIoU)
 EOF
 say "F# script with #r \"nuget: ContrastSeg.Core, $version\""
