@@ -38,10 +38,13 @@ for project in ContrastSeg.Core ContrastSeg.Lab; do
   grep -q '<description>Package Description</description>' <<< "$nuspec" && fail "$project has the placeholder description"
   pinned=$(grep -o '<dependency id="[^"]*" version="\[[^],]*\]"' <<< "$nuspec" || true)
   [[ -z "$pinned" ]] || fail "$project pins exact versions: $pinned"
-  unzip -l "$nupkg" | grep -q ' LICENSE$' || fail "$project.$version.nupkg has no LICENSE"
+  # The listing first: `unzip -l | grep -q` under pipefail fails at random (grep exits at its match, unzip gets SIGPIPE).
+  listing=$(unzip -l "$nupkg")
+  grep -q ' LICENSE$' <<< "$listing" || fail "$project.$version.nupkg has no LICENSE"
   say "$project.$version.nupkg: $(stat -c %s "$nupkg") bytes; dependencies: $(grep -o '<dependency id="[^"]*" version="[^"]*"' <<< "$nuspec" | sed 's/<dependency id="\([^"]*\)" version="\([^"]*\)"/\1 \2/' | paste -sd, -)"
 done
-unzip -l "$feed/ContrastSeg.Core.$version.nupkg" | grep -q 'contentFiles/any/any/data/fashion-mnist-subset/train-images-idx3-ubyte.gz' \
+listing=$(unzip -l "$feed/ContrastSeg.Core.$version.nupkg")
+grep -q 'contentFiles/any/any/data/fashion-mnist-subset/train-images-idx3-ubyte.gz' <<< "$listing" \
   || fail "ContrastSeg.Core.$version.nupkg lacks the Fashion-MNIST subset"
 
 # NuGet keeps the first copy of a version it extracted: drop our own packages of this version from the cache.
