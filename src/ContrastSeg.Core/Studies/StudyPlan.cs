@@ -23,21 +23,41 @@ public sealed record FeatureSpaceRequest(int Labelled, int PointsPerClass);
 /// the classification pretraining it starts from, the teacher stages and pseudo-labels of a semi-supervised cell, and
 /// the stages of its final model.
 /// </summary>
-/// <param name="Request">The cell as the study requested it (what it is planned from).</param>
-/// <param name="Key">The cell's key (<see cref="StudyCell.Key"/>).</param>
-/// <param name="Study">The study of its row.</param>
-/// <param name="Setting">The varied setting of its row.</param>
-/// <param name="Method">The method of its row.</param>
-/// <param name="Seed">The training seed.</param>
-/// <param name="Labelled">Labelled training images (null: all).</param>
-/// <param name="Recipe">How it trains its final model.</param>
+/// <param name="Request">The cell as the study requested it: its row (study, setting, method, seed), labels and recipe, and what it is planned from.</param>
 /// <param name="Classification">The classification pretraining it starts from, or null.</param>
 /// <param name="TeacherStages">A semi-supervised cell's teacher stages (empty for the others).</param>
 /// <param name="PseudoLabels">The pseudo-labels its teacher writes, or null.</param>
 /// <param name="Stages">The stages that train the cell's final model, in order; the last one is scored.</param>
-public sealed record PlannedCell(StudyCell Request, string Key, string Study, string Setting, string Method, int Seed, int? Labelled, CellRecipe Recipe,
-    ClassificationStep? Classification, IReadOnlyList<TrainConfig> TeacherStages, PseudoLabelStep? PseudoLabels, IReadOnlyList<TrainConfig> Stages)
+public sealed record PlannedCell(StudyCell Request, ClassificationStep? Classification, IReadOnlyList<TrainConfig> TeacherStages,
+    PseudoLabelStep? PseudoLabels, IReadOnlyList<TrainConfig> Stages)
 {
+    /// <summary>The cell's key (<see cref="StudyCell.Key"/>; written into plan.json for readers, derived when read).</summary>
+    public string Key => Request.Key;
+
+    /// <summary>The study of its row.</summary>
+    [JsonIgnore]
+    public string Study => Request.Study;
+
+    /// <summary>The varied setting of its row.</summary>
+    [JsonIgnore]
+    public string Setting => Request.Setting;
+
+    /// <summary>The method of its row.</summary>
+    [JsonIgnore]
+    public string Method => Request.Method;
+
+    /// <summary>The training seed.</summary>
+    [JsonIgnore]
+    public int Seed => Request.Seed;
+
+    /// <summary>Labelled training images (null: all).</summary>
+    [JsonIgnore]
+    public int? Labelled => Request.Labelled;
+
+    /// <summary>How it trains its final model.</summary>
+    [JsonIgnore]
+    public CellRecipe Recipe => Request.Recipe;
+
     /// <summary>The stage whose model is scored.</summary>
     [JsonIgnore]
     public TrainConfig Final => Stages[^1];

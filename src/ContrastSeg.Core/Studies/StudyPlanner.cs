@@ -59,23 +59,17 @@ public static class StudyPlanner
         };
     }
 
-    /// <summary>The pseudo-label folder of a semi-supervised cell (named after its teacher's final run), else null.</summary>
-    public static string? PseudoLabelFolder(StudyDefaults d, StudyCell cell) =>
-        cell.Recipe is SemiSupervisedRecipe s
-            ? Path.Combine(d.Base.OutputRoot, "pseudo", Stages(d, cell, s.Teacher, null)[^1].RunName)
-            : null;
-
     /// <summary>Everything <paramref name="cell"/> trains and scores, as complete configs.</summary>
     public static PlannedCell PlanCell(StudyDefaults d, StudyCell cell)
     {
-        var pseudo = PseudoLabelFolder(d, cell);
         var teacher = cell.Recipe is SemiSupervisedRecipe s ? Stages(d, cell, s.Teacher, null) : [];
+        // A semi-supervised cell's pseudo-labels are named after its teacher's final run.
+        var pseudo = teacher.Count > 0 ? Path.Combine(d.Base.OutputRoot, "pseudo", teacher[^1].RunName) : null;
         var stages = Stages(d, cell, cell.Recipe, pseudo);
         var classification = cell.Recipe.NeedsClassification
             ? new ClassificationStep(d.Base.Model.ToEncoderOptions(), d.ClassificationAsRun, ClassificationWeights(d), d.Base.Data.Root)
             : null;
-        return new PlannedCell(cell, cell.Key, cell.Study, cell.Setting, cell.Method, cell.Seed, cell.Labelled, cell.Recipe,
-            classification, teacher, pseudo is null ? null : new PseudoLabelStep(pseudo, d.Pseudo), stages);
+        return new PlannedCell(cell, classification, teacher, pseudo is null ? null : new PseudoLabelStep(pseudo, d.Pseudo), stages);
     }
 
     /// <summary>
