@@ -32,10 +32,9 @@ public sealed record CityscapesOptions
 /// with <c>gtFine/&lt;split&gt;/&lt;city&gt;/..._gtFine_labelIds.png</c> mapped to the 19 trainIds (everything else 255).
 /// Cities come from the folders (sorted), frames sorted within a city; ids are frame names.
 /// </summary>
-public sealed class CityscapesDataset : ISegmentationDataset, IQuickCheckable
+public sealed class CityscapesDataset : FileDataset
 {
     private const string ImageSuffix = "_leftImg8bit.png";
-    private readonly SampleSource _source;
 
     /// <summary>Opens the dataset; <paramref name="root"/> holds <c>leftImg8bit/</c> and <c>gtFine/</c>.</summary>
     /// <exception cref="DatasetException">Missing root/split/list/files, an empty split or duplicate ids.</exception>
@@ -44,7 +43,7 @@ public sealed class CityscapesDataset : ISegmentationDataset, IQuickCheckable
         var issues = new IssueList();
         var resolved = Resolve(root, options ?? new CityscapesOptions(), issues);
         issues.ThrowIfAny();
-        (Root, Cities, _source) = resolved!.Value;
+        (Root, Cities, Source) = resolved!.Value;
     }
 
     /// <summary>The dataset root folder.</summary>
@@ -52,23 +51,6 @@ public sealed class CityscapesDataset : ISegmentationDataset, IQuickCheckable
 
     /// <summary>Cities of the listed frames, sorted (ordinal).</summary>
     public IReadOnlyList<string> Cities { get; }
-
-    /// <inheritdoc />
-    public DatasetInfo Info => _source.Info;
-
-    /// <inheritdoc />
-    public IReadOnlyList<string> Ids => _source.Ids;
-
-    /// <inheritdoc />
-    public SegmentationSample Load(int index) => _source.Load(index);
-
-    QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink) => _source.CheckQuick(index, sink);
-
-    /// <summary>The image file of sample <paramref name="index"/>.</summary>
-    public string ImagePath(int index) => _source.ImagePath(index);
-
-    /// <summary>The mask file of sample <paramref name="index"/>, or null when loading without labels.</summary>
-    public string? MaskPath(int index) => _source.MaskPath(index);
 
     /// <summary>The official labelId -> trainId table as a 256-entry lookup (unlisted ids, incl. license plate, -> 255).</summary>
     public static IReadOnlyList<byte> LabelIdToTrainId => Lut;

@@ -31,14 +31,13 @@ public sealed record FolderOptions
 /// may have images without one, which are then unlabelled samples (Labels null) and are used only
 /// where no label is needed (pseudo-labelling, prediction). Mask values must be class indices or 255 (ignore).
 /// </summary>
-public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
+public sealed class FolderDataset : FileDataset
 {
     private static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png"];
 
     /// <summary>The line that declares a split file's images without a mask as unlabelled (also "# unlabelled", "#unlabeled"; any case).</summary>
     public const string UnlabelledDirective = "#unlabelled";
 
-    private readonly SampleSource _source;
 
     /// <summary>Opens the dataset at <paramref name="root"/>.</summary>
     /// <exception cref="DatasetException">Missing root/classes/split/files, a bad class table, an empty split, duplicate ids,
@@ -48,7 +47,7 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
         var issues = new IssueList();
         var resolved = Resolve(root, options ?? new FolderOptions(), issues);
         issues.ThrowIfAny();
-        (Root, SplitFile, AllowsUnlabelled, _source) = resolved!.Value;
+        (Root, SplitFile, AllowsUnlabelled, Source) = resolved!.Value;
     }
 
     /// <summary>The dataset root folder.</summary>
@@ -60,25 +59,8 @@ public sealed class FolderDataset : ISegmentationDataset, IQuickCheckable
     /// <summary>True when images without a mask are unlabelled samples (the split is declared unlabelled, or the options say so).</summary>
     public bool AllowsUnlabelled { get; }
 
-    /// <inheritdoc />
-    public DatasetInfo Info => _source.Info;
-
-    /// <inheritdoc />
-    public IReadOnlyList<string> Ids => _source.Ids;
-
-    /// <inheritdoc />
-    public SegmentationSample Load(int index) => _source.Load(index);
-
-    QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink) => _source.CheckQuick(index, sink);
-
-    /// <summary>The image file of sample <paramref name="index"/>.</summary>
-    public string ImagePath(int index) => _source.ImagePath(index);
-
-    /// <summary>The mask file of sample <paramref name="index"/>, or null for an unlabelled sample.</summary>
-    public string? MaskPath(int index) => _source.MaskPath(index);
-
     /// <summary>True when sample <paramref name="index"/> has a mask.</summary>
-    public bool IsLabelled(int index) => _source.MaskPath(index) is not null;
+    public bool IsLabelled(int index) => Source.MaskPath(index) is not null;
 
     /// <summary>The indices of the samples that have a mask, ascending.</summary>
     public IReadOnlyList<int> LabelledIndices => Enumerable.Range(0, Ids.Count).Where(IsLabelled).ToArray();

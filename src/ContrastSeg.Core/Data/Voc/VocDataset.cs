@@ -34,12 +34,11 @@ public sealed record VocOptions
 /// PASCAL VOC 2012 segmentation: <c>JPEGImages/&lt;id&gt;.jpg</c> with index masks from
 /// <c>SegmentationClass</c> (palette PNG) or <c>SegmentationClassAug</c> (grayscale PNG), ids from
 /// <c>ImageSets/Segmentation/&lt;split&gt;.txt</c> or a list file; 21 classes, 255 = void.
-/// The constructor checks the list and that every file exists; <see cref="Load"/> checks mask size
+/// The constructor checks the list and that every file exists; <see cref="FileDataset.Load"/> checks mask size
 /// and label values. Use <c>DatasetValidator.ValidateVoc</c> to see every problem at once.
 /// </summary>
-public sealed class VocDataset : ISegmentationDataset, IQuickCheckable
+public sealed class VocDataset : FileDataset
 {
-    private readonly SampleSource _source;
 
     /// <summary>Opens the dataset; <paramref name="root"/> is the VOC2012 folder, the VOCdevkit folder, or the folder holding VOCdevkit.</summary>
     /// <exception cref="DatasetException">Missing root/list/files, an empty list or duplicate ids.</exception>
@@ -48,7 +47,7 @@ public sealed class VocDataset : ISegmentationDataset, IQuickCheckable
         var issues = new IssueList();
         var resolved = Resolve(root, options ?? new VocOptions(), issues);
         issues.ThrowIfAny();
-        (Root, ListFile, _source) = resolved!.Value;
+        (Root, ListFile, Source) = resolved!.Value;
     }
 
     /// <summary>The resolved VOC2012 folder (the one holding JPEGImages).</summary>
@@ -56,23 +55,6 @@ public sealed class VocDataset : ISegmentationDataset, IQuickCheckable
 
     /// <summary>The id-list file that was read.</summary>
     public string ListFile { get; }
-
-    /// <inheritdoc />
-    public DatasetInfo Info => _source.Info;
-
-    /// <inheritdoc />
-    public IReadOnlyList<string> Ids => _source.Ids;
-
-    /// <inheritdoc />
-    public SegmentationSample Load(int index) => _source.Load(index);
-
-    QuickCheckResult? IQuickCheckable.CheckQuick(int index, List<DatasetIssue> sink) => _source.CheckQuick(index, sink);
-
-    /// <summary>The image file of sample <paramref name="index"/>.</summary>
-    public string ImagePath(int index) => _source.ImagePath(index);
-
-    /// <summary>The mask file of sample <paramref name="index"/>, or null when loading without labels.</summary>
-    public string? MaskPath(int index) => _source.MaskPath(index);
 
     /// <summary>The folder holding <c>JPEGImages</c>, found at <paramref name="path"/>, <c>path/VOC2012</c> or <c>path/VOCdevkit/VOC2012</c>.</summary>
     /// <exception cref="DatasetException">The folder does not exist or holds no VOC layout.</exception>
