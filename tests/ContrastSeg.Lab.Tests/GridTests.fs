@@ -385,4 +385,24 @@ let tests =
             for d in [ "eng/"; "docs/results/"; "notebooks/"; "bench/"; "tests/ContrastSeg.Core.Tests"; "tests/ContrastSeg.Lab.Tests" ] do
                 Expect.stringContains layout d (d + " in the layout")
         }
+
+        test "no committed text file keeps a merge conflict's markers" {
+            // docs/development.md kept one for a session: the layout test passed on both halves of it.
+            let repo = Path.GetFullPath(Path.Combine(__SOURCE_DIRECTORY__, "..", ".."))
+            let text = set [ ".md"; ".cs"; ".fs"; ".fsx"; ".fsproj"; ".csproj"; ".sh"; ".json"; ".yaml"; ".props"; ".targets"; ".ipynb" ]
+            let skipped = set [ "bin"; "obj"; ".git"; "runs"; "results"; "TestResults"; "packages"; "paket-files"; "node_modules" ]
+            let rec files dir =
+                seq {
+                    for f in Directory.GetFiles dir do
+                        if text.Contains(Path.GetExtension f) then yield f
+                    for d in Directory.GetDirectories dir do
+                        if not (skipped.Contains(Path.GetFileName d)) then yield! files d
+                }
+            let marked =
+                [ for f in files repo do
+                    let lines = File.ReadAllLines f
+                    if lines |> Array.exists (fun l -> l.StartsWith "<<<<<<< " || l.StartsWith ">>>>>>> ") then
+                        yield Path.GetRelativePath(repo, f) ]
+            Expect.isEmpty marked "files with conflict markers"
+        }
     ]
