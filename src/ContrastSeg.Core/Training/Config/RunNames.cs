@@ -36,6 +36,7 @@ public static class RunNames
             TrainingStage.Contrastive => $"contrastive-{c.Contrastive.Variant.ToString().ToLowerInvariant().Replace("image", "")}-t{Number(c.Contrastive.Temperature)}"
                                          + (c.Data.ContrastiveDistortion ? "" : "-nodistort"),
             TrainingStage.FineTune => "finetune",
+            TrainingStage.Joint => $"joint-{c.Contrastive.Variant.ToString().ToLowerInvariant().Replace("image", "")}-t{Number(c.Contrastive.Temperature)}-w{Number(c.Contrastive.JointWeight)}",
             _ => "ce",
         };
         var depth = (int)c.Model.Depth;
