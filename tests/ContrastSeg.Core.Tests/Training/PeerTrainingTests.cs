@@ -109,6 +109,38 @@ public sealed class PeerTrainingTests : IDisposable
     }
 
     [Fact]
+    public void A_joint_stage_starts_from_a_contrastive_run_as_fine_tuning_does_keeping_its_projection_head()
+    {
+        // Fine-tuning with the contrastive term: pretraining with a memory, then the joint stage from it (hard anchors).
+        var root = Path.Combine(_root, "session");
+        var pretrain = TinySceneRun.Config(TrainingStage.Contrastive, root) with
+        {
+            Contrastive = TinySceneRun.Config(TrainingStage.Contrastive, root).Contrastive with { MemoryPixels = 8, MemoryPixelsPerImage = 2, MemoryRegions = 4 },
+        };
+        var session = RunSession.Open(pretrain);
+        var log = new StringWriter();
+        var pretrained = session.Train(pretrain, log);
+        var joint = TinySceneRun.Config(TrainingStage.Joint, root) with
+        {
+            InitFrom = pretrained.RunDirectory,
+            Contrastive = pretrain.Contrastive with { JointWeight = 0.1, AnchorsPerClass = 4, HardAnchorFraction = 0.5 },
+        };
+        var result = session.Train(joint, log);
+        Assert.Equal(2, result.Steps);
+        Assert.NotNull(result.Validation);
+        Assert.Contains("all but the classifier", log.ToString());
+        // The projection head it trained on is the pretrained one: at step 0 its checkpoint holds the pretrained head.
+        using var start = new DeepLabV3Plus(joint.Model.ToOptions(11));
+        using var pretrainedModel = new DeepLabV3Plus(joint.Model.ToOptions(11));
+        CheckpointStore.LoadWeights(new CheckpointStore(result.RunDirectory).List()[0].Path, start);
+        CheckpointStore.LoadWeights(pretrained.RunDirectory, pretrainedModel, exceptClassifier: true);
+        var a = Weights(start);
+        var b = Weights(pretrainedModel);
+        Assert.All(a.Keys.Where(k => k.StartsWith("projection", StringComparison.Ordinal)), k => Assert.True(a[k].SequenceEqual(b[k]), k));
+        Assert.True(File.Exists(Path.Combine(new CheckpointStore(result.RunDirectory).List()[^1].Path, "loss_memory.bin")));
+    }
+
+    [Fact]
     public void Peer_settings_are_validated_naming_the_field_and_value()
     {
         var joint = SyntheticBatches.Config(_root, TrainingStage.Joint);
