@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using ContrastSeg.Bench;
 
 // ContrastSeg benchmarks. Usage:
-//   dotnet run -c Release --project bench/ContrastSeg.Bench -- --json results/bench.json [--quick] [--only loss|train|loader] [--cases PATTERNS]
+//   dotnet run -c Release --project bench/ContrastSeg.Bench -- --json results/bench.json [--quick] [--only loss|train|loader|peers] [--cases PATTERNS]
 //   ... -- --render results/bench.json   (re-writes the Markdown tables of a saved report)
 //   ... -- --write-voc-fixture DIR [N]   (writes the loader benchmark's VOC-layout folder)
 // Every case runs in a fresh child process of this executable (`--case SPEC`, internal).
@@ -19,6 +19,7 @@ try
             "loss" => LossCase.Run(spec),
             "train" => TrainCase.Run(spec),
             "loader" => LoaderCase.Run(spec),
+            "peers" => PeerCase.Run(spec),
             var k => throw new ArgumentException($"unknown case kind '{k}'"),
         };
         ChildRunner.Emit(result);
@@ -55,8 +56,8 @@ try
     var settings = new BenchSettings(
         JsonPath: Value("--json") ?? "results/bench.json",
         Quick: arguments.Contains("--quick"),
-        Only: Value("--only") is { } only && only is not ("loss" or "train" or "loader")
-            ? throw new ArgumentException($"--only takes loss, train or loader, got '{only}'")
+        Only: Value("--only") is { } only && only is not ("loss" or "train" or "loader" or "peers")
+            ? throw new ArgumentException($"--only takes loss, train, loader or peers, got '{only}'")
             : Value("--only"),
         CommandLine: "dotnet run -c Release --project bench/ContrastSeg.Bench -- " + string.Join(' ', args.Select(a => a.Contains(' ') || a.Contains('!') || a.Contains(';') ? $"'{a}'" : a)),
         Cases: CaseFilter.Parse(Value("--cases")));

@@ -56,6 +56,7 @@ internal static class Suite
         if (settings.Only is null or "loss") report["loss"] = LossCases(settings.Quick, guard, settings.Cases);
         if (settings.Only is null or "train") report["train"] = TrainCases(settings.Quick, guard, settings.Cases);
         if (settings.Only is null or "loader") report["loader"] = LoaderCases(settings.Quick, guard, settings.Cases, report["train"] as JsonArray);
+        if (settings.Only is null or "peers") report["peers"] = PeerCase.Cases(settings.Quick, guard, settings.Cases);
         report["wall_s"] = Math.Round(watch.Elapsed.TotalSeconds, 1);
         Summary.Print(report);
         return report;

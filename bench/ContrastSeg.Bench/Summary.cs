@@ -163,6 +163,13 @@ internal static class Summary
                       $"libtorch threads {m["threads"]}, oneDNN {((bool)m["mkldnn"]! ? "on" : "off")} ({m["mkldnn_reason"]}); load average at start {m["load_average_at_start"]}.");
         sb.AppendLine();
 
+        if (report["peers"] is JsonArray peers)
+        {
+            sb.AppendLine("### The peers' loss options, forward + backward (and the memory's write) per step");
+            sb.AppendLine();
+            sb.AppendLine(PeerCase.Markdown(peers));
+        }
+
         if (report["loss"] is JsonArray rows)
         {
             sb.AppendLine("### Contrastive loss, forward + backward (D = 256, 21 classes)");

@@ -92,7 +92,7 @@ type TrainArgs =
             | Device _ -> deviceUsage
             | Config _ -> "start from a config JSON file (e.g. a run's config.json)."
             | Preset _ -> "start from a preset: cpu (embedded scenes, default), voc, cityscapes (paper settings)."
-            | Stage _ -> "CrossEntropy (default), Contrastive (pretraining) or FineTune (needs --init-from)."
+            | Stage _ -> "CrossEntropy (default), Contrastive (pretraining), FineTune (needs --init-from) or Joint (cross-entropy + Contrastive.JointWeight x the contrastive loss, as ContrastiveSeg and ReCo train)."
             | Dataset _ -> datasetUsage
             | Data_Root _ -> "dataset root (VOCdevkit/VOC2012, Cityscapes root, custom folder, or a Fashion-MNIST folder)."
             | Labelled _ -> "number of labelled training images (a seeded subset, written to a list file and reused)."
@@ -282,7 +282,7 @@ type AblationArgs =
             | Plan _ -> "run a written plan (results/<profile>/plan.json, which the grid, --list and --list-keys write) instead of a profile: its cells' complete stage configs, as cluster tasks and worker processes run them. Takes no option that shapes cells."
             | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
             | Steps _ -> "cap every stage (and the classification pretraining) at this many steps (warm-up at most a quarter of a stage's steps, as always): a smoke run of a paper profile, a short study."
-            | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes at 10 and 100 labels, 5 and 9 seeds), default-all (the same with all 2,000 scenes labelled, 3 seeds), ablations (the paper's other studies on them, 1 seed), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU); default-regime / folder-regime: the regime map (label count x stem x step budget, seed 0) of default (10, 100 and 2,000 labels) / folder."
+            | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes at 10 and 100 labels, 5 and 9 seeds), default-all (the same with all 2,000 scenes labelled, 3 seeds), ablations (the paper's other studies on them, 1 seed), peers (the peers' loss options against cross-entropy and the paper's loss at 10 and 100 labels, the default seeds; docs/loss.md), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU); default-regime / folder-regime: the regime map (label count x stem x step budget, seed 0) of default (10, 100 and 2,000 labels) / folder."
             | Dataset _ -> "the dataset kind of the profile's runs (default: the profile's own): " + datasetUsage
             | Data_Root _ -> "dataset root for the folder/voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
             | Fractions _ -> "folder profile: labelled images as fractions of the training split, e.g. --fractions 1/16 1/8 1/4 all (the default)."
@@ -329,7 +329,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
         raise (ConfigException(sprintf "labelled-image counts must be >= 1, got %s" (String.Join(" ", counts)), "--labelled"))
     | _ -> ()
     // The ablations and regime maps share stages with their study (e.g. distortions on = its 10-scene runs): same runs folder.
-    let runs = r.GetResult(Runs, Path.Combine("runs", (if name = "ablations" || name = "default-all" then "default" else name)))
+    let runs = r.GetResult(Runs, Path.Combine("runs", (if name = "ablations" || name = "default-all" || name = "peers" then "default" else name)))
     let needRoot () =
         match r.TryGetResult Data_Root with
         | Some root -> root
@@ -340,6 +340,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
         | "default" -> defaultProfile runs
         | "default-all" -> defaultAllProfile runs
         | "ablations" -> ablationsProfile runs
+        | "peers" -> peersProfile runs
         | "voc" -> voc runs (needRoot ()) (r.GetResult(Labelled, [ 2118; 5295; 10582 ]))
         | "cityscapes" -> cityscapes runs (needRoot ()) (r.GetResult(Labelled, [ 372; 744; 1488; 2975 ]))
         | "folder" ->
@@ -352,7 +353,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
                     Resize = r.GetResult(Resize, d.Resize)
                     ValSplit = r.GetResult(Val_Split, d.ValSplit)
                     EvalSplit = r.GetResult(Eval_Split, d.EvalSplit) }
-        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, default-all, ablations, folder, voc or cityscapes (or default-regime, folder-regime)" requested, "--profile"))
+        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, default-all, ablations, peers, folder, voc or cityscapes (or default-regime, folder-regime)" requested, "--profile"))
     let p =
         match regime, name with
         | false, _ -> p
@@ -366,7 +367,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
     let edit assignments (p: Profile) = { p with Defaults = p.Defaults.WithBase(ConfigOverrides.Apply(p.Defaults.Base, assignments)) }
     let p =
         match name, r.TryGetResult Data_Root with
-        | ("quick" | "default" | "default-all" | "ablations"), Some root -> p |> edit [ "Data.Root=" + root ]
+        | ("quick" | "default" | "default-all" | "ablations" | "peers"), Some root -> p |> edit [ "Data.Root=" + root ]
         | _ -> p
     let p = p |> edit (dataAssignments (r.TryGetResult Dataset) None) |> edit (r.GetResults Set) |> edit (deviceAssignments (r.TryGetResult AblationArgs.Device))
     let p =

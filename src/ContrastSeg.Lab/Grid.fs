@@ -238,6 +238,42 @@ let ablationsProfile (runs: string) =
     let recipe = [ for n in [ 10; 100 ] do yield! recipeGrid scenesVariant (budgetAt scenesSchedule n) n [ 0 ] ]
     scenesStudy runs "ablations" (scenesDescription + "; the paper's ablations at 10 labelled scenes, the budget rules and the recipe's settings at 10 and 100, seed 0") (paper @ rule @ recipe) None
 
+/// The peers' options (issue 33, docs/loss.md) as rows beside cross-entropy and the paper's loss, scaled to the scenes
+/// (16x16 loss maps, 11 classes, batch 8): (method, recipe, temperature or None, Contrastive.* settings). Per-class budgets
+/// and the memory in the paper's two stages; the joint stage (CE + 0.1 x contrastive, CE's budget) alone, with
+/// ContrastiveSeg's hard anchors, with its memory too, and with ReCo's regional contrast at ReCo's temperature 0.5.
+let peersMethods : (string * CellRecipe * float option * string list) list =
+    let twoStage = CellRecipe.ContrastiveFineTune(scenesVariant, true)
+    let joint = CellRecipe.Joint scenesVariant
+    let budgets = [ "Contrastive.AnchorsPerClass=16"; "Contrastive.MaxAnchors=256" ]
+    let memory = [ "Contrastive.MemoryPixels=256"; "Contrastive.MemoryPixelsPerImage=10"; "Contrastive.MemoryRegions=64" ]
+    let hard = budgets @ [ "Contrastive.HardAnchorFraction=0.5" ]
+    [ "contrastive(per-class)+finetune", twoStage, None, budgets
+      "contrastive(memory)+finetune", twoStage, None, memory
+      "joint", joint, None, []
+      "joint(hard-anchors)", joint, None, hard
+      "joint(hard-anchors+memory)", joint, None, hard @ memory
+      "joint(reco)", joint, Some 0.5,
+      [ "Contrastive.Form=Regional"; "Contrastive.AnchorsPerClass=64"; "Contrastive.RegionalNegatives=128"; "Contrastive.HardQueryThreshold=0.97" ] ]
+
+/// The peers study at `labelled` labels and `budget`: cross-entropy, the paper's loss (the default study's cells, so the
+/// same runs) and every `peersMethods` row, for each seed (paired: the same seed, subset and data order).
+let peersGrid (budget: StepBudget) (labelled: int) (seeds: int list) =
+    let setting = sprintf "labelled=%d" labelled
+    [ for seed in seeds do
+        let cell meth recipe overrides = StudyCell("peers", setting, meth, seed, Nullable labelled, recipe, null, budget, overrides)
+        yield cell ce CellRecipe.CrossEntropy null
+        yield cell con (CellRecipe.ContrastiveFineTune(scenesVariant, true)) null
+        for meth, recipe, temperature, loss in peersMethods ->
+            cell meth recipe (RecipeOverrides(Temperature = Option.toNullable temperature, Loss = ResizeArray loss)) ]
+
+/// `peers`: the peers' options against cross-entropy and the paper's loss on the embedded scenes at 10 and 100 labelled
+/// scenes, the default study's seeds and budgets. Its runs folder defaults to runs/default: the cross-entropy and paper cells
+/// are the default study's runs, trained once.
+let peersProfile (runs: string) =
+    let cells = [ for n, seeds in defaultSeeds do yield! peersGrid (budgetAt scenesSchedule n) n seeds ]
+    scenesStudy runs "peers" (scenesDescription + "; the peers' options (per-class anchors, hard anchors, class memory, ReCo) against cross-entropy and the cross-image loss at 10 and 100 labelled scenes") cells None
+
 /// The capacities and budgets of the regime map at CPU scale: torchvision's stem against the small stem
 /// (ResNet-18 width 0.25), and the study's budget at each label count against three times as many steps.
 let regimeCapacities = [ ModelCapacity(EncoderStem.ImageNet, 0.25); ModelCapacity(EncoderStem.Small, 0.25) ]

@@ -81,12 +81,17 @@ public static class ContrastiveKernel
             if (x.dim() != 3 || y.dim() != 2 || v.dim() != 2 || y.shape[0] != x.shape[0] || y.shape[1] != x.shape[1] || !y.shape.SequenceEqual(v.shape))
                 throw new ArgumentException($"Input {i}: embeddings must be [B, P, D] with [B, P] labels and validity, got [{string.Join(", ", x.shape)}], [{string.Join(", ", y.shape)}], [{string.Join(", ", v.shape)}].");
         }
-        var internalGroups = groups.Select(g => new Group(g.Segments.Select(s =>
+        var internalGroups = groups.Select(g =>
         {
-            if ((uint)s.Input >= (uint)embeddings.Count || s.Item < 0 || s.Item >= embeddings[s.Input].shape[0])
-                throw new ArgumentException($"Segment ({s.Input}, {s.Item}) refers to no image of the {embeddings.Count} embeddings tensors.");
-            return new Segment(s.Input, s.Item, s.Rows, s.View, null);
-        }).ToArray(), g.NegativesFromOwnView)).ToArray();
+            if ((g.KeyEmbeddings is null) != (g.KeyLabels is null) || (g.KeyEmbeddings is { } k && (k.dim() != 2 || g.KeyLabels!.dim() != 1 || k.shape[0] != g.KeyLabels.shape[0])))
+                throw new ArgumentException("A group's extra keys are [M, D] embeddings with [M] labels, both or neither.");
+            return new Group(g.Segments.Select(s =>
+            {
+                if ((uint)s.Input >= (uint)embeddings.Count || s.Item < 0 || s.Item >= embeddings[s.Input].shape[0])
+                    throw new ArgumentException($"Segment ({s.Input}, {s.Item}) refers to no image of the {embeddings.Count} embeddings tensors.");
+                return new Segment(s.Input, s.Item, s.Rows, s.View, null);
+            }).ToArray(), g.NegativesFromOwnView, g.KeyEmbeddings, g.KeyLabels?.to_type(ScalarType.Int64));
+        }).ToArray();
         var call = new KernelCall(embeddings.ToArray(), labels.Select(l => l.to_type(ScalarType.Int64)).ToArray(), valid.ToArray(),
             internalGroups, temperature, normalize, blockSize);
         return Run(call);
@@ -171,7 +176,8 @@ public static class ContrastiveKernel
     /// <summary>Rows of one image: tensor, batch item, chosen rows (null: all), view, or a view per pixel (the [N, D] overload).</summary>
     private sealed record Segment(int Input, long Item, Tensor? Rows, long View, Tensor? PixelViews);
 
-    private sealed record Group(IReadOnlyList<Segment> Segments, bool ByView);
+    /// <summary>A group: its segments (anchors and keys) and keys only (a memory's entries, detached), with their labels.</summary>
+    private sealed record Group(IReadOnlyList<Segment> Segments, bool ByView, Tensor? ExtraKeys = null, Tensor? ExtraLabels = null);
 
     private sealed record KernelCall(Tensor[] Embeddings, Tensor[] Labels, Tensor[] Valid, Group[] Groups, double Temperature, bool Normalize, int BlockSize)
     {
@@ -197,6 +203,7 @@ public static class ContrastiveKernel
         public required Tensor? InvNorm;    // [n] 1 / max(|x|, eps), or null without normalisation
         public Tensor? Grad;                // [n, D] gradient accumulator rows (a view of the input's, or a gathered buffer), or null
         public long Offset;                 // first column in the group
+        public bool KeysOnly;               // a memory's entries: keys, never anchors, no gradient
         public long Count => X.shape[0];
         /// <summary>Gathered part: where its rows go back (embeddings tensor, image, row indices, offset in the part).</summary>
         public List<(int Input, long Item, Tensor Rows, long Offset)> Scatter = [];
@@ -210,6 +217,8 @@ public static class ContrastiveKernel
         public required Tensor? Views;       // [N], or null when negatives may come from any view
         public required Tensor? ColumnScale; // [1, N] 1 / max(|x_k|, eps), or null
         public long Count;
+        public long Anchors;                 // columns that are also anchors (all but the extra keys)
+        public bool HasExtraKeys;            // extra keys are negatives of every view: their view is -1
     }
 
     private const double NormEpsilon = 1e-12;
@@ -294,7 +303,15 @@ public static class ContrastiveKernel
             }
             parts.Add(part);
         }
-        if (parts.Count == 0) return new GroupKeys { Parts = parts, Labels = empty(0, ScalarType.Int64, device: call.Labels[0].device), Views = null, ColumnScale = null, Count = 0 };
+        var anchors = parts.Sum(p => p.Count);
+        if (anchors > 0 && group.ExtraKeys is { } extra && extra.shape[0] > 0)
+        {
+            var x = extra.detach().to_type(call.Embeddings[0].dtype);
+            parts.Add(new KeyPart { X = x, InvNorm = call.Normalize ? x.norm(1, keepdim: false).clamp_min(c.Epsilon).reciprocal_() : null, KeysOnly = true });
+            labels.Add(group.ExtraLabels!);
+            if (group.ByView) views.Add(full(x.shape[0], c.Of(-1L), ScalarType.Int64, device: x.device));
+        }
+        if (parts.Count == 0 || anchors == 0) return new GroupKeys { Parts = parts, Labels = empty(0, ScalarType.Int64, device: call.Labels[0].device), Views = null, ColumnScale = null, Count = 0 };
         long column = 0;
         foreach (var p in parts)
         {
@@ -308,6 +325,8 @@ public static class ContrastiveKernel
             Views = group.ByView ? (views.Count == 1 ? views[0] : cat(views)) : null,
             ColumnScale = call.Normalize && parts.Count > 0 ? cat(parts.Select(p => p.InvNorm!).ToArray()).unsqueeze(0) : null,
             Count = column,
+            Anchors = anchors,
+            HasExtraKeys = parts.Any(p => p.KeysOnly),
         };
     }
 
@@ -365,7 +384,13 @@ public static class ContrastiveKernel
         var labels = keys.Labels.narrow(0, a.Offset + start, length);
         var same = labels.unsqueeze(1).eq(keys.Labels.unsqueeze(0));                           // positives P(p)
         var notPositive = same.logical_not();
-        var notNegative = keys.Views is null ? same : same.logical_or(keys.Views.narrow(0, a.Offset + start, length).unsqueeze(1).ne(keys.Views.unsqueeze(0)));
+        Tensor notNegative = same;
+        if (keys.Views is not null)
+        {
+            var otherView = keys.Views.narrow(0, a.Offset + start, length).unsqueeze(1).ne(keys.Views.unsqueeze(0));
+            if (keys.HasExtraKeys) otherView.logical_and_(keys.Views.ne(c.Of(-1L)).unsqueeze(0)); // extra keys (view -1) are every view's negatives
+            notNegative = same.logical_or(otherView);
+        }
         var positives = same.sum(1, keepdim: true, type: ScalarType.Float32).clamp_min_(Scalars.One); // |P(p)| >= 1 (the self-pair)
 
         // exp(s_pk - max) on the negatives, 0 elsewhere; the max over N(p) keeps it in range.
@@ -450,12 +475,12 @@ public static class ContrastiveKernel
                 {
                     using var groupScope = NewDisposeScope();
                     var keys = Keys(call, group, invNorms, gradients, constants);
-                    if (keys.Count == 0) continue; // no valid pixel: the group's loss is 0
-                    // Every valid pixel is an anchor with a positive (itself), so a group's loss is the mean over its N pixels.
-                    var gradientScale = gradients.Any ? constants.Of(1.0 / ((double)call.Groups.Length * keys.Count)) : null;
+                    if (keys.Anchors == 0) continue; // no valid pixel: the group's loss is 0
+                    // Every valid pixel is an anchor with a positive (itself), so a group's loss is the mean over its anchors.
+                    var gradientScale = gradients.Any ? constants.Of(1.0 / ((double)call.Groups.Length * keys.Anchors)) : null;
                     var blockRows = ResolveBlockSize(call.BlockSize, keys.Count);
                     double total = 0;
-                    foreach (var part in keys.Parts)
+                    foreach (var part in keys.Parts.Where(p => !p.KeysOnly))
                         for (long start = 0; start < part.Count; start += blockRows)
                             total += Block(keys, part, start, Math.Min(blockRows, part.Count - start), constants, gradientScale);
                     foreach (var part in keys.Parts.Where(p => p.Scatter.Count > 0))
@@ -464,7 +489,7 @@ public static class ContrastiveKernel
                         foreach (var (input, item, rows, offset) in part.Scatter)
                             gradients.Of(input)![item].index_add_(0, rows, part.Grad!.narrow(0, offset, rows.shape[0]), Scalars.One);
                     }
-                    mean += total / keys.Count / call.Groups.Length;
+                    mean += total / keys.Anchors / call.Groups.Length;
                 }
                 for (var i = 0; i < inputs; i++)
                     if (gradients.Of(i) is { } g && norms is not null) NormalizationBackward(call.Embeddings[i], norms[i], g, constants);
@@ -505,4 +530,6 @@ public readonly record struct GroupSegment(int Input, long Item, long View = 0, 
 /// <summary>A pixel group of the contrastive loss, as segments of the embeddings tensors (no concatenated copy).</summary>
 /// <param name="Segments">The group's rows.</param>
 /// <param name="NegativesFromOwnView">Negatives only from the anchor's own view (the cross-image variant); positives from all segments.</param>
-public sealed record PixelGroup(IReadOnlyList<GroupSegment> Segments, bool NegativesFromOwnView = false);
+/// <param name="KeyEmbeddings">[M, D] extra keys (a memory's entries): positives and negatives of every anchor of the group, never anchors, no gradient; or null.</param>
+/// <param name="KeyLabels">[M] labels of <paramref name="KeyEmbeddings"/>, or null.</param>
+public sealed record PixelGroup(IReadOnlyList<GroupSegment> Segments, bool NegativesFromOwnView = false, Tensor? KeyEmbeddings = null, Tensor? KeyLabels = null);

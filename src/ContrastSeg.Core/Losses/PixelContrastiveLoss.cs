@@ -35,7 +35,19 @@ public enum ContrastiveImplementation
     FullMatrix,
 }
 
-/// <summary>Settings of <see cref="PixelContrastiveLoss"/>. Defaults follow the paper.</summary>
+/// <summary>Which loss the pixels feed (see docs/loss.md).</summary>
+public enum ContrastiveForm
+{
+    /// <summary>The paper's loss: every chosen pixel is an anchor and a key, each positive with its own denominator.</summary>
+    Paper,
+    /// <summary>
+    /// ReCo's regional contrast (Liu et al. 2022): per class, sampled (hard) queries against the class mean as the one positive
+    /// key and negative pixels drawn from the other classes in proportion to how similar their class means are to the query's.
+    /// </summary>
+    Regional,
+}
+
+/// <summary>Settings of <see cref="PixelContrastiveLoss"/>. Defaults follow the paper; every option beyond it is off by default.</summary>
 public sealed record PixelContrastiveOptions
 {
     /// <summary>Loss variant (default within-image).</summary>
@@ -72,6 +84,48 @@ public sealed record PixelContrastiveOptions
     /// <summary>Kernel choice (blockwise by default).</summary>
     public ContrastiveImplementation Implementation { get; init; } = ContrastiveImplementation.Blockwise;
 
+    /// <summary>
+    /// Anchors per image and class present (ContrastiveSeg's per-class budget; the Regional form: queries per class of the
+    /// batch, ReCo's 256); 0: every valid pixel is an anchor (the paper). The chosen pixels form the group (anchors and keys).
+    /// </summary>
+    public int AnchorsPerClass { get; init; }
+
+    /// <summary>Cap on the anchors of a group (ContrastiveSeg's max_samples): the per-class budget shrinks to fit; 0: none.</summary>
+    public int MaxAnchors { get; init; }
+
+    /// <summary>
+    /// Share of each class's anchors taken from pixels the classifier gets wrong (ContrastiveSeg: 0.5), the rest from those it
+    /// gets right, either side filling in when the other runs short; needs the logits. 0: uniform sampling.
+    /// </summary>
+    public double HardAnchorFraction { get; init; }
+
+    /// <summary>The loss the pixels feed: the paper's or ReCo's regional contrast.</summary>
+    public ContrastiveForm Form { get; init; } = ContrastiveForm.Paper;
+
+    /// <summary>Regional form: negative keys per query (ReCo: 256).</summary>
+    public int RegionalNegatives { get; init; }
+
+    /// <summary>
+    /// Regional form: queries only from pixels whose predicted probability of their own label is below this (ReCo: 0.97);
+    /// needs the logits. 0: every pixel may be a query.
+    /// </summary>
+    public double HardQueryThreshold { get; init; }
+
+    /// <summary>Per-class memory of pixel embeddings: entries per class (0: no pixel memory); they join every group as keys.</summary>
+    public int MemoryPixels { get; init; }
+
+    /// <summary>Pixels of each class of each image written to the pixel memory per forward (ContrastiveSeg: 10).</summary>
+    public int MemoryPixelsPerImage { get; init; }
+
+    /// <summary>Per-class memory of region embeddings (an image's class mean): entries per class (0: none); they join every group as keys.</summary>
+    public int MemoryRegions { get; init; }
+
+    /// <summary>Number of classes (labels 0..Classes-1): needed by the memory.</summary>
+    public int Classes { get; init; }
+
+    /// <summary>Whether a memory bank is on.</summary>
+    public bool HasMemory => MemoryPixels > 0 || MemoryRegions > 0;
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid field.</summary>
     public PixelContrastiveOptions Validate()
     {
@@ -87,7 +141,49 @@ public sealed record PixelContrastiveOptions
             throw new ArgumentException($"BlockSize must be 0 (automatic) or positive, got {BlockSize}.", nameof(BlockSize));
         if (IgnoreLabels is null)
             throw new ArgumentException("IgnoreLabels must be a list (possibly empty).", nameof(IgnoreLabels));
+        ValidatePeerOptions();
         return this;
+    }
+
+    private void ValidatePeerOptions()
+    {
+        if (PeerProblems().FirstOrDefault() is { Field: not null } problem)
+            throw new ArgumentException($"{problem.Field} = {problem.Value} is invalid: {problem.Rule}.", problem.Field);
+    }
+
+    /// <summary>
+    /// What is wrong with the peer options, first problem first: the field, its value and the rule (the one list of these
+    /// rules: the loss throws the first, a run's config names it as its <c>Contrastive.*</c> setting).
+    /// </summary>
+    public IEnumerable<(string Field, object Value, string Rule)> PeerProblems()
+    {
+        var regional = Form == ContrastiveForm.Regional;
+        var rules = new (bool Ok, string Field, object Value, string Rule)[]
+        {
+            (Enum.IsDefined(Form), nameof(Form), Form, $"must be one of {string.Join(", ", Enum.GetNames<ContrastiveForm>())}"),
+            (AnchorsPerClass >= 0, nameof(AnchorsPerClass), AnchorsPerClass, "must be >= 0 (0: every pixel)"),
+            (MaxAnchors >= 0, nameof(MaxAnchors), MaxAnchors, "must be >= 0 (0: no cap)"),
+            (MaxAnchors == 0 || (AnchorsPerClass > 0 && !regional), nameof(MaxAnchors), MaxAnchors, "caps per-class sampling: set AnchorsPerClass too (not with the Regional form)"),
+            (HardAnchorFraction is >= 0 and <= 1, nameof(HardAnchorFraction), HardAnchorFraction, "must be in [0, 1]"),
+            (HardAnchorFraction == 0 || (AnchorsPerClass > 0 && !regional), nameof(HardAnchorFraction), HardAnchorFraction,
+                "splits the per-class budget: set AnchorsPerClass too (the Regional form has HardQueryThreshold instead)"),
+            (!regional || AnchorsPerClass >= 1, nameof(AnchorsPerClass), AnchorsPerClass, "must be >= 1 with the Regional form: queries per class (ReCo: 256)"),
+            (RegionalNegatives >= 0, nameof(RegionalNegatives), RegionalNegatives, "must be >= 0"),
+            (!regional || RegionalNegatives >= 1, nameof(RegionalNegatives), RegionalNegatives, "must be >= 1 with the Regional form (ReCo: 256)"),
+            (regional || RegionalNegatives == 0, nameof(RegionalNegatives), RegionalNegatives, "is a setting of the Regional form (Form=Regional)"),
+            (HardQueryThreshold is >= 0 and <= 1, nameof(HardQueryThreshold), HardQueryThreshold, "must be in [0, 1] (0: off)"),
+            (regional || HardQueryThreshold == 0, nameof(HardQueryThreshold), HardQueryThreshold, "is a setting of the Regional form (Form=Regional)"),
+            (MemoryPixels >= 0, nameof(MemoryPixels), MemoryPixels, "must be >= 0 (0: no pixel memory)"),
+            (MemoryRegions >= 0, nameof(MemoryRegions), MemoryRegions, "must be >= 0 (0: no region memory)"),
+            (MemoryPixelsPerImage >= 0, nameof(MemoryPixelsPerImage), MemoryPixelsPerImage, "must be >= 0"),
+            (MemoryPixels <= 0 || MemoryPixelsPerImage >= 1, nameof(MemoryPixelsPerImage), MemoryPixelsPerImage, "must be >= 1 with a pixel memory (ContrastiveSeg: 10)"),
+            (MemoryPixels > 0 || MemoryPixelsPerImage == 0, nameof(MemoryPixelsPerImage), MemoryPixelsPerImage, "needs MemoryPixels > 0"),
+            (!HasMemory || !regional, nameof(MemoryPixels), MemoryPixels, "the memory feeds the Paper form (ReCo keeps none)"),
+            (!HasMemory || Classes >= 1, nameof(Classes), Classes, "must be >= 1 with a memory"),
+            (!(AnchorsPerClass > 0 || HasMemory || regional) || Implementation == ContrastiveImplementation.Blockwise, nameof(Implementation), Implementation,
+                "the full-matrix reference computes the paper's loss only: the peer options need Blockwise"),
+        };
+        return rules.Where(r => !r.Ok).Select(r => (r.Field, r.Value, r.Rule));
     }
 }
 
@@ -105,6 +201,7 @@ public sealed record PixelContrastiveOptions
 public sealed class PixelContrastiveLoss : IDisposable
 {
     private readonly Generator _generator;
+    private readonly ClassMemoryBank? _memory;
 
     /// <summary>The validated settings.</summary>
     public PixelContrastiveOptions Options { get; }
@@ -118,7 +215,11 @@ public sealed class PixelContrastiveLoss : IDisposable
         // state is what checkpoints keep (loss_rng.bin), and the indices it samples are moved to the features' device.
         _generator = new Generator(0, device: CPU);
         _generator.manual_seed(Options.Seed);
+        if (Options.HasMemory) _memory = new ClassMemoryBank(Options.Classes, Options.MemoryPixels, Options.MemoryRegions, Options.MemoryPixelsPerImage);
     }
+
+    /// <summary>The per-class memory (<see cref="PixelContrastiveOptions.MemoryPixels"/>, <see cref="PixelContrastiveOptions.MemoryRegions"/>), or null: checkpoint it to resume exactly.</summary>
+    public ClassMemoryBank? Memory => _memory;
 
     /// <summary>
     /// Loss of one view: within-image or batch variant. The cross-image variant needs a second view
@@ -138,12 +239,28 @@ public sealed class PixelContrastiveLoss : IDisposable
     /// <param name="labels">[B, H, W] labels of the first view.</param>
     /// <param name="embeddings2">[B, D, h, w] embeddings of the second view, or null.</param>
     /// <param name="labels2">[B, H, W] labels of the second view, or null.</param>
-    public Tensor Forward(Tensor embeddings, Tensor labels, Tensor? embeddings2, Tensor? labels2)
+    public Tensor Forward(Tensor embeddings, Tensor labels, Tensor? embeddings2, Tensor? labels2) => Forward(embeddings, labels, embeddings2, labels2, null, null);
+
+    /// <summary>
+    /// <see cref="Forward(Tensor, Tensor, Tensor?, Tensor?)"/> with the classifier's logits of each view, which hard anchors
+    /// (<see cref="PixelContrastiveOptions.HardAnchorFraction"/>) and hard queries (<see cref="PixelContrastiveOptions.HardQueryThreshold"/>)
+    /// read. With a memory, the memory's entries join every group as keys, then this batch is written to it (detached).
+    /// </summary>
+    /// <param name="embeddings">[B, D, h, w] embeddings of the first view.</param>
+    /// <param name="labels">[B, H, W] labels of the first view.</param>
+    /// <param name="embeddings2">[B, D, h, w] embeddings of the second view, or null.</param>
+    /// <param name="labels2">[B, H, W] labels of the second view, or null.</param>
+    /// <param name="logits">[B, C, h', w'] class scores of the first view (bilinearly resized to the embeddings; no gradient flows), or null.</param>
+    /// <param name="logits2">The second view's, or null.</param>
+    public Tensor Forward(Tensor embeddings, Tensor labels, Tensor? embeddings2, Tensor? labels2, Tensor? logits, Tensor? logits2)
     {
         if ((embeddings2 is null) != (labels2 is null))
             throw new ArgumentException("Give both the second view's embeddings and its labels, or neither.");
         if (Options.Variant == ContrastiveVariant.CrossImage && embeddings2 is null)
             throw new ArgumentException("The cross-image variant needs a second (distorted) view: call Forward(embeddings, labels, embeddings2, labels2).");
+        var needsLogits = Options.HardAnchorFraction > 0 || Options.HardQueryThreshold > 0;
+        if (needsLogits && (logits is null || (embeddings2 is not null && logits2 is null)))
+            throw new ArgumentException($"{(Options.HardAnchorFraction > 0 ? "HardAnchorFraction" : "HardQueryThreshold")} needs the classifier's logits of every view (train the Joint stage).");
 
         using var scope = NewDisposeScope();
         // The blockwise kernel normalises rows as it reads them and takes the views as they are: no normalised
@@ -151,6 +268,21 @@ public sealed class PixelContrastiveLoss : IDisposable
         var blockwise = Options.Implementation == ContrastiveImplementation.Blockwise;
         var (x1, y1, v1) = Prepare(embeddings, labels, "embeddings", "labels", normalize: !blockwise);
         Tensor loss;
+        if (Options.Form == ContrastiveForm.Regional || Options.AnchorsPerClass > 0 || _memory is not null)
+        {
+            var views = new List<View> { new(x1, y1, v1, needsLogits ? Scores(logits!, x1, embeddings) : null) };
+            if (embeddings2 is not null)
+            {
+                var (x2, y2, v2) = Prepare(embeddings2, labels2!, "embeddings2", "labels2", normalize: false);
+                if (x1.shape[0] != x2.shape[0] || x1.shape[2] != x2.shape[2])
+                    throw new ArgumentException($"The two views must have the same batch size and embedding size: [{string.Join(", ", x1.shape)}] vs [{string.Join(", ", x2.shape)}] (as [B, pixels, D]).");
+                views.Add(new View(x2, y2, v2, needsLogits ? Scores(logits2!, x2, embeddings2) : null));
+            }
+            loss = Options.Form == ContrastiveForm.Regional ? RegionalLoss(views) : PeerLoss(views);
+            if (_memory is not null)
+                foreach (var view in views) _memory.Write(view.X, view.Y, view.Valid, _generator);
+            return loss.MoveToOuterDisposeScope();
+        }
         if (embeddings2 is null)
         {
             loss = blockwise ? BlockwiseLoss(new[] { x1 }, new[] { y1 }, new[] { v1 })
@@ -216,6 +348,113 @@ public sealed class PixelContrastiveLoss : IDisposable
         using var held = new HeldScalars();
         foreach (var ignored in Options.IgnoreLabels) valid = valid & flatY.ne(held.Of(ignored));
         return (flatX, flatY, valid);
+    }
+
+    /// <summary>One view of the batch as the peer options read it: [B, P, D] embeddings, [B, P] labels and validity, and the classifier's scores.</summary>
+    private sealed record View(Tensor X, Tensor Y, Tensor Valid, ViewScores? Scores);
+
+    /// <summary>The classifier's prediction [B, P] and class probabilities [B, P, C] per pixel.</summary>
+    private sealed record ViewScores(Tensor Predicted, Tensor Probabilities);
+
+    /// <summary>Logits [B, C, h', w'] brought to the embeddings' grid: prediction and own-label probability per pixel, without gradient.</summary>
+    private ViewScores Scores(Tensor logits, Tensor x, Tensor embeddings)
+    {
+        if (logits.dim() != 4 || logits.shape[0] != x.shape[0])
+            throw new ArgumentException($"logits must be [B, C, h, w] with B = {x.shape[0]}, got [{string.Join(", ", logits.shape)}].", nameof(logits));
+        using var noGrad = no_grad();
+        var (height, width) = Options.ResizeTo is { } size ? ((long)size.Height, (long)size.Width) : (embeddings.shape[2], embeddings.shape[3]);
+        var scores = logits.detach().to_type(ScalarType.Float32);
+        if (scores.shape[2] != height || scores.shape[3] != width)
+            scores = nn.functional.interpolate(scores, new[] { height, width }, mode: InterpolationMode.Bilinear, align_corners: true);
+        var flat = scores.flatten(2).transpose(1, 2);                               // [B, P, C]
+        return new ViewScores(flat.argmax(2), flat.softmax(2));
+    }
+
+    /// <summary>The paper's loss with the peer options: per-class anchor budgets (hard anchors), memory keys.</summary>
+    private Tensor PeerLoss(List<View> views)
+    {
+        var x = views.Select(v => v.X).ToArray();
+        var y = views.Select(v => v.Y).ToArray();
+        var valid = views.Select(v => v.Valid).ToArray();
+        var batch = x[0].shape[0];
+        var memory = _memory?.Keys(x[0].device);
+        // Which (view, image) pairs form each group, as the variants define them.
+        var members = new List<(int View, long Item, long Tag)[]>();
+        switch (Options.Variant)
+        {
+            case ContrastiveVariant.WithinImage:
+                for (var v = 0; v < x.Length; v++)
+                    for (long b = 0; b < batch; b++) members.Add(new[] { (v, b, 0L) });
+                break;
+            case ContrastiveVariant.CrossImage:
+                var partner = Partners(batch);
+                for (var i = 0; i < batch; i++) members.Add(new[] { (0, (long)i, 0L), (1, (long)partner[i], 1L) });
+                break;
+            default:
+                members.Add(Enumerable.Range(0, x.Length).SelectMany(v => Enumerable.Range(0, (int)batch).Select(b => (v, (long)b, 0L))).ToArray());
+                break;
+        }
+        var groups = new List<PixelGroup>();
+        foreach (var group in members)
+        {
+            Tensor?[] rows = new Tensor?[group.Length];
+            if (Options.AnchorsPerClass > 0)
+            {
+                var labels = group.Select(m => y[m.View][m.Item].cpu().data<long>().ToArray()).ToList();
+                var validity = group.Select(m => valid[m.View][m.Item].cpu().data<bool>().ToArray()).ToList();
+                var predicted = Options.HardAnchorFraction > 0
+                    ? group.Select(m => views[m.View].Scores!.Predicted[m.Item].cpu().data<long>().ToArray()).ToList()
+                    : null;
+                var chosen = AnchorSampling.Choose(labels, validity, predicted, Options.AnchorsPerClass, Options.MaxAnchors, Options.HardAnchorFraction, _generator);
+                for (var k = 0; k < group.Length; k++) rows[k] = tensor(chosen[k], ScalarType.Int64, device: x[0].device);
+            }
+            else if (Options.Variant == ContrastiveVariant.Batch)
+            {
+                // The paper's sample of the whole batch, as without a memory (indices into all views' pixels, split by image).
+                using var held = new HeldScalars();
+                var pixels = held.Of(x[0].shape[1]);
+                var candidates = SampleCandidates(cat(valid.Select(v => v.reshape(-1)).ToArray()));
+                var image = candidates.div(pixels, rounding_mode: RoundingMode.floor);
+                var pixel = candidates.remainder(pixels);
+                for (var k = 0; k < group.Length; k++)
+                    rows[k] = pixel.masked_select(image.eq(held.Of(group[k].View * batch + group[k].Item)));
+            }
+            var segments = group.Select((m, k) => new GroupSegment(m.View, m.Item, View: m.Tag, Rows: rows[k])).ToArray();
+            groups.Add(new PixelGroup(segments, NegativesFromOwnView: Options.Variant == ContrastiveVariant.CrossImage,
+                KeyEmbeddings: memory?.Embeddings, KeyLabels: memory?.Labels));
+        }
+        return ContrastiveKernel.Blockwise(x, y, valid, groups, Options.Temperature, Options.NormalizeEmbeddings, Options.BlockSize);
+    }
+
+    /// <summary>ReCo's regional contrast over every valid pixel of the batch (both views), as ReCo pools its batch.</summary>
+    private Tensor RegionalLoss(List<View> views)
+    {
+        var rows = new List<Tensor>();
+        var labels = new List<Tensor>();
+        var own = new List<Tensor>();
+        foreach (var view in views)
+        {
+            var mask = view.Valid.reshape(-1);
+            var index = mask.nonzero().squeeze(1);
+            var x = view.X.reshape(-1, view.X.shape[2]).index_select(0, index);
+            rows.Add(x); // cosine similarities: no normalisation needed (class means are of the raw rows, as ReCo's)
+            var y = view.Y.reshape(-1).index_select(0, index);
+            labels.Add(y);
+            if (view.Scores is { } s)
+            {
+                var classes = s.Probabilities.shape[2];
+                using var held = new HeldScalars();
+                var flat = s.Probabilities.reshape(-1, classes).index_select(0, index);
+                if (y.ge(held.Of(classes)).any().item<bool>() || y.lt(Scalars.ZeroInt).any().item<bool>())
+                    throw new ArgumentException($"a label is outside the logits' classes 0..{classes - 1} (list it in IgnoreLabels).");
+                own.Add(flat.gather(1, y.unsqueeze(1)).squeeze(1));
+            }
+        }
+        var allX = rows.Count == 1 ? rows[0] : cat(rows);
+        var allY = labels.Count == 1 ? labels[0] : cat(labels);
+        var probability = own.Count == 0 ? null : own.Count == 1 ? own[0] : cat(own);
+        var sample = RegionalContrast.Sample(allX, allY, probability, Options.HardQueryThreshold, Options.AnchorsPerClass, Options.RegionalNegatives, Options.Temperature, _generator);
+        return RegionalContrast.Loss(allX, allY, sample, Options.Temperature);
     }
 
     /// <summary>One group of the full-matrix reference (the blockwise kernel takes all groups at once, see <see cref="BlockwiseLoss"/>).</summary>
@@ -318,6 +557,10 @@ public sealed class PixelContrastiveLoss : IDisposable
     /// <summary>The loss's random generator (batch sampling, shuffled pairing); checkpoint its state to resume exactly.</summary>
     public Generator Generator => _generator;
 
-    /// <summary>Releases the loss's random generator.</summary>
-    public void Dispose() => _generator.Dispose();
+    /// <summary>Releases the loss's random generator and memory.</summary>
+    public void Dispose()
+    {
+        _generator.Dispose();
+        _memory?.Dispose();
+    }
 }

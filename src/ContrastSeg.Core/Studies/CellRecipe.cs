@@ -9,6 +9,7 @@ namespace ContrastSeg.Studies;
 [JsonDerivedType(typeof(ContrastiveFineTuneRecipe), "contrastive+finetune")]
 [JsonDerivedType(typeof(ClassificationInitRecipe), "classification-init")]
 [JsonDerivedType(typeof(SemiSupervisedRecipe), "semi-supervised")]
+[JsonDerivedType(typeof(JointRecipe), "joint")]
 public abstract record CellRecipe
 {
     /// <summary>Cross-entropy only.</summary>
@@ -22,6 +23,9 @@ public abstract record CellRecipe
 
     /// <summary>The teacher recipe, pseudo-labels for the unlabelled images, then the same recipe on labelled + pseudo-labelled images.</summary>
     public static CellRecipe SemiSupervised(CellRecipe teacher) => new SemiSupervisedRecipe(teacher);
+
+    /// <summary>One Joint stage: cross-entropy + weight x the contrastive loss (<paramref name="variant"/>), as ContrastiveSeg and ReCo train, at cross-entropy's budget and rate.</summary>
+    public static CellRecipe Joint(ContrastiveVariant variant) => new JointRecipe(variant);
 
     /// <summary>Whether the recipe starts from classification-pretrained encoder weights.</summary>
     public bool NeedsClassification => this switch
@@ -43,3 +47,6 @@ public sealed record ClassificationInitRecipe(bool WithContrastive) : CellRecipe
 
 /// <summary>The <see cref="Teacher"/> recipe, its pseudo-labels, then the teacher recipe again on labelled + pseudo-labelled images.</summary>
 public sealed record SemiSupervisedRecipe(CellRecipe Teacher) : CellRecipe;
+
+/// <summary>One Joint stage (cross-entropy + <c>Contrastive.JointWeight</c> x the contrastive loss with <see cref="Variant"/>), at cross-entropy's steps and learning rate.</summary>
+public sealed record JointRecipe(ContrastiveVariant Variant) : CellRecipe;

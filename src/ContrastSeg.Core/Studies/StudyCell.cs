@@ -31,9 +31,12 @@ public sealed record ModelCapacity(EncoderStem Stem, double WidthMultiplier);
 /// <summary>
 /// Settings of the contrastive recipe a recipe study varies against the study's (null: the study's value): the loss's
 /// temperature and resize size (0 = no resize), the projection head's batch norm (both stages, so the fine-tuning loads
-/// the head it was pretrained with), the fine-tuning learning rate.
+/// the head it was pretrained with), the fine-tuning learning rate, and further loss settings (the peers' options) as
+/// <c>Contrastive.Field=value</c> assignments (what <c>--set</c> takes) applied to the stages that train the contrastive loss.
 /// </summary>
-public sealed record RecipeOverrides(double? Temperature = null, int? ResizeTo = null, bool? ProjectionBatchNorm = null, double? FineTuneLearningRate = null)
+public sealed record RecipeOverrides(double? Temperature = null, int? ResizeTo = null, bool? ProjectionBatchNorm = null, double? FineTuneLearningRate = null,
+    // Written only when set: the plans of studies without it keep their text.
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Loss = null)
 {
     /// <summary>The study's recipe, unchanged.</summary>
     public static RecipeOverrides None { get; } = new();

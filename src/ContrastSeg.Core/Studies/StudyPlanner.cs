@@ -31,22 +31,29 @@ public static class StudyPlanner
 
         TrainConfig CrossEntropy(string? init) => Stage(TrainingStage.CrossEntropy, init, budget.CrossEntropy, d.Rates.CrossEntropy);
 
+        ContrastiveSettings Loss(ContrastiveVariant variant) => common.Contrastive with
+        {
+            Variant = variant,
+            Temperature = o.Temperature ?? common.Contrastive.Temperature,
+            ResizeTo = o.ResizeTo ?? common.Contrastive.ResizeTo,
+        };
+
         IReadOnlyList<TrainConfig> TwoStage(ContrastiveVariant variant, bool distortion, string? init)
         {
-            var loss = common.Contrastive with
-            {
-                Variant = variant,
-                Temperature = o.Temperature ?? common.Contrastive.Temperature,
-                ResizeTo = o.ResizeTo ?? common.Contrastive.ResizeTo,
-            };
-            var pre = Stage(TrainingStage.Contrastive, init, budget.Pretrain, d.Rates.Pretrain) with
+            var pre = WithLossSettings(Stage(TrainingStage.Contrastive, init, budget.Pretrain, d.Rates.Pretrain) with
             {
                 Data = data with { ContrastiveDistortion = distortion },
-                Contrastive = loss,
-            };
+                Contrastive = Loss(variant),
+            }, o, cell);
             var fine = Stage(TrainingStage.FineTune, pre.RunDirectory, budget.FineTune, o.FineTuneLearningRate ?? d.Rates.FineTune);
             return [pre, fine];
         }
+
+        // Both losses at once, at cross-entropy's budget and rate.
+        TrainConfig Joint(ContrastiveVariant variant) => WithLossSettings(Stage(TrainingStage.Joint, null, budget.CrossEntropy, d.Rates.CrossEntropy) with
+        {
+            Contrastive = Loss(variant) with { JointWeight = ContrastiveSettings.PeerJointWeight },
+        }, o, cell);
 
         return recipe switch
         {
@@ -55,8 +62,20 @@ public static class StudyPlanner
             ClassificationInitRecipe { WithContrastive: false } => [CrossEntropy(ClassificationWeights(d))],
             ClassificationInitRecipe => TwoStage(ContrastiveVariant.WithinImage, true, ClassificationWeights(d)),
             SemiSupervisedRecipe s => Stages(d, cell, s.Teacher, pseudoLabels),
+            JointRecipe j => [Joint(j.Variant)],
             _ => throw new ArgumentException($"recipe {recipe} is not one the planner knows", nameof(recipe)),
         };
+    }
+
+    /// <summary>A contrastive or joint stage with the cell's loss settings (<see cref="RecipeOverrides.Loss"/>) applied.</summary>
+    /// <exception cref="ConfigException">An assignment is not a <c>Contrastive.*</c> setting, or its value is not one the setting takes.</exception>
+    private static TrainConfig WithLossSettings(TrainConfig stage, RecipeOverrides o, StudyCell cell)
+    {
+        if (o.Loss is not { Count: > 0 } assignments) return stage;
+        const string section = nameof(TrainConfig.Contrastive) + ".";
+        if (assignments.FirstOrDefault(a => !a.TrimStart().StartsWith(section, StringComparison.OrdinalIgnoreCase)) is { } other)
+            throw new ConfigException($"cell {cell.Key}: loss setting '{other}' is not a {section}* setting", "Overrides.Loss");
+        return ConfigOverrides.Apply(stage, assignments);
     }
 
     /// <summary>Everything <paramref name="cell"/> trains and scores, as complete configs.</summary>

@@ -47,12 +47,13 @@ public sealed class CheckpointStore
     private const string OptimizerFile = "optimizer.bin";
     private const string TorchRngFile = "torch_rng.bin";
     private const string LossRngFile = "loss_rng.bin";
+    private const string LossMemoryFile = "loss_memory.bin";
 
     /// <summary>What each file holds, for messages.</summary>
     private static readonly Dictionary<string, string> Contents = new()
     {
         [ModelFile] = "model weights", [OptimizerFile] = "optimiser state", [TorchRngFile] = "libtorch RNG state",
-        [LossRngFile] = "loss RNG state", [StateFile] = "step, config and checksums",
+        [LossRngFile] = "loss RNG state", [LossMemoryFile] = "the loss's class memory", [StateFile] = "step, config and checksums",
     };
 
     // BestMetric is NaN until a validation has run.
@@ -99,9 +100,13 @@ public sealed class CheckpointStore
         else System.IO.Directory.Move(old, BestDirectory);
     }
 
-    /// <summary>Writes a checkpoint atomically and prunes old ones (keeping <paramref name="keepLast"/> and the best).</summary>
+    /// <summary>
+    /// Writes a checkpoint atomically and prunes old ones (keeping <paramref name="keepLast"/> and the best); a loss with a
+    /// memory (<paramref name="lossMemory"/>) writes it too (runs without one write the files they always did).
+    /// </summary>
     /// <exception cref="CheckpointWriteException">A file could not be written; the partial folder is removed.</exception>
-    public string Save(CheckpointState state, nn.Module model, SgdOptimizer optimizer, Generator? lossGenerator, int keepLast, bool isBest)
+    public string Save(CheckpointState state, nn.Module model, SgdOptimizer optimizer, Generator? lossGenerator, int keepLast, bool isBest,
+        ContrastSeg.Losses.ClassMemoryBank? lossMemory = null)
     {
         var final = Path.Combine(Directory, $"{Prefix}{state.Step:D7}");
         var temp = Path.Combine(Directory, $"{TempPrefix}{state.Step:D7}-{Guid.NewGuid():N}");
@@ -119,6 +124,7 @@ public sealed class CheckpointStore
             Write(OptimizerFile, s => SaveOptimizer(optimizer, s));
             Write(TorchRngFile, s => WriteState(s, get_rng_state()));
             if (lossGenerator is not null) Write(LossRngFile, s => WriteState(s, lossGenerator.get_state()));
+            if (lossMemory is not null) Write(LossMemoryFile, lossMemory.Save);
             var record = state with { Files = files };
             writing = Path.Combine(temp, StateFile);
             WriteFile(writing, s => JsonSerializer.Serialize(s, record, StateJson)); // last: it vouches for the others
@@ -286,15 +292,18 @@ public sealed class CheckpointStore
         return s.NumberOfElements;
     }
 
-    /// <summary>Restores weights, optimiser state and RNG states from <paramref name="checkpoint"/>, after <see cref="Verify"/>.</summary>
+    /// <summary>Restores weights, optimiser state, RNG states and the loss's memory from <paramref name="checkpoint"/>, after <see cref="Verify"/>.</summary>
     /// <exception cref="InvalidDataException">A file is damaged or does not fit; the message names it.</exception>
-    public static CheckpointState Restore(string checkpoint, nn.Module model, SgdOptimizer? optimizer, Generator? lossGenerator)
+    public static CheckpointState Restore(string checkpoint, nn.Module model, SgdOptimizer? optimizer, Generator? lossGenerator,
+        ContrastSeg.Losses.ClassMemoryBank? lossMemory = null)
     {
         var needed = new List<string> { ModelFile, TorchRngFile };
         if (optimizer is not null) needed.Add(OptimizerFile);
         var lossRng = Path.Combine(checkpoint, LossRngFile);
         // A loss generator's state is restored when the checkpoint has one (stages without a sampling loss write none).
         if (lossGenerator is not null && (ReadState(checkpoint).Files?.ContainsKey(LossRngFile) ?? File.Exists(lossRng))) needed.Add(LossRngFile);
+        // A run with a memory always writes it (the config, which the resume matched, says there is one): without it no exact resume.
+        if (lossMemory is not null) needed.Add(LossMemoryFile);
         var (state, verified) = Verify(checkpoint, needed);
         LoadModel(Path.Combine(checkpoint, ModelFile), model, verified);
         if (optimizer is not null) Load(Path.Combine(checkpoint, OptimizerFile), verified, "does not fit this run's optimiser", f => LoadOptimizer(optimizer, f));
@@ -308,6 +317,12 @@ public sealed class CheckpointStore
             {
                 using var g = LoadBytes(f);
                 lossGenerator!.set_state(g);
+            });
+        if (lossMemory is not null)
+            Load(Path.Combine(checkpoint, LossMemoryFile), verified, "does not fit this run's memory", f =>
+            {
+                using var stream = File.OpenRead(f);
+                lossMemory.Load(stream);
             });
         return state;
     }
@@ -324,7 +339,8 @@ public sealed class CheckpointStore
     /// Returns null when there is no checkpoint.
     /// </summary>
     /// <exception cref="InvalidDataException">Checkpoints exist but none can be restored.</exception>
-    public Resumed? RestoreNewestIntact(nn.Module model, SgdOptimizer optimizer, Generator? lossGenerator, Action<CheckpointState> sameRun, Action<string> report)
+    public Resumed? RestoreNewestIntact(nn.Module model, SgdOptimizer optimizer, Generator? lossGenerator, Action<CheckpointState> sameRun, Action<string> report,
+        ContrastSeg.Losses.ClassMemoryBank? lossMemory = null)
     {
         var skipped = new List<string>();
         foreach (var (_, path) in List().Reverse())
@@ -332,7 +348,7 @@ public sealed class CheckpointStore
             try
             {
                 sameRun(ReadState(path));
-                var state = Restore(path, model, optimizer, lossGenerator);
+                var state = Restore(path, model, optimizer, lossGenerator, lossMemory);
                 var verified = state.Files is not null;
                 if (!verified) report($"{path} was written without checksums (an older checkpoint): its files were not verified.");
                 RestoreBestCopy(state);

@@ -110,9 +110,7 @@ public sealed class RunSession
         using var model = new DeepLabV3Plus(config.Model.ToOptions(data.Info.NumClasses));
         Initialise(config, source, model, console);
 
-        using ITrainingObjective objective = config.Stage == TrainingStage.Contrastive
-            ? new ContrastiveObjective(config.Contrastive, config.Seed, data.Info.IgnoreLabel)
-            : new CrossEntropyObjective(data.Info.IgnoreLabel);
+        using ITrainingObjective objective = Objective(config, data.Info);
         var d = config.Data;
         var loader = new SegmentationLoader(data.Train, TrainingPipeline(config), TrainingLoaderOptions(config, data), data.Labelled);
         console.WriteLine($"[{config.RunName}] data {data.Source}: {data.Describe(validating)}{checkedText}");
@@ -256,7 +254,15 @@ public sealed class RunSession
         return (all.index_select(0, pick).MoveToOuterDisposeScope(), ally.index_select(0, pick).MoveToOuterDisposeScope());
     }
 
-    /// <summary>The training augmentation of <paramref name="config"/>'s stage (contrastive or cross-entropy).</summary>
+    /// <summary>The loss of <paramref name="config"/>'s stage on data described by <paramref name="info"/>.</summary>
+    public static ITrainingObjective Objective(TrainConfig config, DatasetInfo info) => config.Stage switch
+    {
+        TrainingStage.Contrastive => new ContrastiveObjective(config.Contrastive, config.Seed, info.IgnoreLabel, info.NumClasses),
+        TrainingStage.Joint => new JointObjective(config.Contrastive, config.Seed, info.IgnoreLabel, info.NumClasses),
+        _ => new CrossEntropyObjective(info.IgnoreLabel),
+    };
+
+    /// <summary>The training augmentation of <paramref name="config"/>'s stage (contrastive, or that of the stages with a classifier).</summary>
     public static TransformPipeline TrainingPipeline(TrainConfig config)
     {
         var d = config.Data;
@@ -265,7 +271,7 @@ public sealed class RunSession
             : TransformPipeline.FineTune(d.Crop, d.ScaleMin, d.ScaleMax);
     }
 
-    /// <summary>The training loader's options: shuffled, seeded, <c>Data.Workers</c> workers (0: one per core), two views for the cross-image and batch losses.</summary>
+    /// <summary>The training loader's options: shuffled, seeded, <c>Data.Workers</c> workers (0: one per core), two views for the cross-image and batch losses (contrastive and joint stages).</summary>
     public static LoaderOptions TrainingLoaderOptions(TrainConfig config, RunData data) => new()
     {
         BatchSize = config.Optimizer.BatchSize,
@@ -273,7 +279,7 @@ public sealed class RunSession
         Seed = config.Seed,
         Workers = config.Data.Workers > 0 ? config.Data.Workers : ThreadPolicy.DefaultLoaderWorkers(),
         DropLast = data.Labelled.Count >= config.Optimizer.BatchSize,
-        TwoViews = config.Stage == TrainingStage.Contrastive && config.Contrastive.Variant != Losses.ContrastiveVariant.WithinImage,
+        TwoViews = config.Stage is TrainingStage.Contrastive or TrainingStage.Joint && config.Contrastive.Variant != Losses.ContrastiveVariant.WithinImage,
     };
 
     /// <summary>
@@ -357,7 +363,8 @@ public sealed class RunSession
         }
         // Fine-tuning drops the projection head (it is not trained) and starts a fresh classifier, so the
         // checkpoint's classifier is not loaded and may have another class count (pretraining on other data).
-        var fineTune = config.Stage == TrainingStage.FineTune;
+        // The joint stage starts from a run as fine-tuning does (its projection head is trained on, so it is loaded too).
+        var fineTune = config.Stage is TrainingStage.FineTune or TrainingStage.Joint;
         var checkpoint = CheckpointStore.LoadWeights(source.Checkpoint, model, exceptClassifier: fineTune);
         // Which checkpoint, its step and why it (a run's best or latest): the run's log says what it started from.
         console.WriteLine($"[{config.RunName}] initial weights: {source}");

@@ -42,7 +42,8 @@ public static class TrainPresets
     {
         var n = labelled ?? int.MaxValue;
         var ce = CpuSchedule.FirstOrDefault(e => n <= e.UpTo, CpuSchedule[^1]).CrossEntropySteps;
-        return stage switch { TrainingStage.CrossEntropy => ce, TrainingStage.Contrastive => ce / 2, _ => ce - ce / 2 };
+        // The joint stage trains both losses at once: cross-entropy's budget.
+        return stage switch { TrainingStage.CrossEntropy or TrainingStage.Joint => ce, TrainingStage.Contrastive => ce / 2, _ => ce - ce / 2 };
     }
 
     /// <summary>
@@ -71,6 +72,7 @@ public static class TrainPresets
             // 3,000 cosine steps, validation mIoU 46.8 against 47.3 with 64 at step 3,000 of a 4,000-step run, both at weight
             // decay 4e-5, with fewer parameters; the time per step did not measurably change; README, "Results").
             Model = ModelSettings.From(SegmentationModelOptions.CpuSmall(numClasses: 1)),
+            Contrastive = JointDefaults(stage, new ContrastiveSettings()),
             EvalEvery = 200,
             Optimizer = new OptimizerSettings
             {
@@ -87,6 +89,10 @@ public static class TrainPresets
             }.WithSteps(steps),
         };
     }
+
+    /// <summary>The joint stage's contrastive weight (ContrastiveSeg's 0.1); every other stage's settings as they are (their run names unchanged).</summary>
+    private static ContrastiveSettings JointDefaults(TrainingStage stage, ContrastiveSettings settings) =>
+        stage == TrainingStage.Joint ? settings with { JointWeight = ContrastiveSettings.PeerJointWeight } : settings;
 
     /// <summary>
     /// The paper's recipe: DeepLabV3+ ResNet-50 OS 16, 513x513 crops, batch 16, SGD momentum 0.9, weight decay
@@ -113,7 +119,7 @@ public static class TrainPresets
                     _ => many ? 600_000 : 300_000,
                 },
             },
-            Contrastive = new ContrastiveSettings { ResizeTo = 65, Temperature = 0.07 },
+            Contrastive = JointDefaults(stage, new ContrastiveSettings { ResizeTo = 65, Temperature = 0.07 }),
             LogEvery = 100,
             CheckpointEvery = 5000,
         };

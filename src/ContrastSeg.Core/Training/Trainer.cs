@@ -128,7 +128,7 @@ public static class Trainer
         var recordedDifferences = run.Resume ? RecordedConfig.Check(run, store) : [];
         // A damaged checkpoint is reported and skipped: the newest intact one replays the same steps.
         if (run.Resume && store.RestoreNewestIntact(model, optimizer, objective.Generator, SameRun,
-                line => (console ?? Console.Out).WriteLine($"[{run.Name}] {line}")) is { } resumed)
+                line => (console ?? Console.Out).WriteLine($"[{run.Name}] {line}"), objective.Memory) is { } resumed)
             (start, bestMetric, bestStep, resumedFrom, writtenOn) = (resumed.State.Step, resumed.State.BestMetric, resumed.State.BestStep, resumed.Path, resumed.State.Device);
         AtomicFile.WriteAllBytes(Path.Combine(runDir, "config.json"), System.Text.Encoding.UTF8.GetBytes(configJson)); // a full disk keeps the old one whole
 
@@ -155,7 +155,7 @@ public static class Trainer
         using var batches = batchesFrom((long)start * o.Accumulation).GetEnumerator();
 
         void Checkpoint(int step, bool isBest) =>
-            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson, Device: run.Device.Name), model, optimizer, objective.Generator, run.KeepLast, isBest);
+            store.Save(new CheckpointState(step, bestMetric, bestStep, configJson, Device: run.Device.Name), model, optimizer, objective.Generator, run.KeepLast, isBest, objective.Memory);
         // A step-0 checkpoint, so that a run interrupted before its first periodic one can also resume.
         if (start == 0) Checkpoint(0, false);
 

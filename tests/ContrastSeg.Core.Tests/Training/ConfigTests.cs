@@ -177,7 +177,7 @@ public class ConfigTests
     [Theory]
     [InlineData("Contrastive.Variant=Foo", "'Contrastive.Variant' takes one of WithinImage, CrossImage, Batch, got 'Foo'")]
     [InlineData("Model.Depth=ResNet19", "'Model.Depth' takes one of ResNet18, ResNet34, ResNet50, ResNet101, got 'ResNet19'")]
-    [InlineData("Stage=Pretrain", "'Stage' takes one of CrossEntropy, Contrastive, FineTune, got 'Pretrain'")]
+    [InlineData("Stage=Pretrain", "'Stage' takes one of CrossEntropy, Contrastive, FineTune, Joint, got 'Pretrain'")]
     [InlineData("Optimizer.Steps=20.5", "'Optimizer.Steps' takes an integer, got '20.5'")]
     [InlineData("Optimizer.Steps=3000000000", "'Optimizer.Steps' takes an integer from -2147483648 to 2147483647, got '3000000000'")]
     [InlineData("Data.Labelled=ten", "'Data.Labelled' takes an integer, got 'ten'")]

@@ -34,8 +34,10 @@ public static class RunNames
         var stage = c.Stage switch
         {
             TrainingStage.Contrastive => $"contrastive-{c.Contrastive.Variant.ToString().ToLowerInvariant().Replace("image", "")}-t{Number(c.Contrastive.Temperature)}"
-                                         + (c.Data.ContrastiveDistortion ? "" : "-nodistort"),
+                                         + (c.Data.ContrastiveDistortion ? "" : "-nodistort") + PeerTag(c.Contrastive),
             TrainingStage.FineTune => "finetune",
+            TrainingStage.Joint => $"joint-{c.Contrastive.Variant.ToString().ToLowerInvariant().Replace("image", "")}-t{Number(c.Contrastive.Temperature)}-w{Number(c.Contrastive.JointWeight)}"
+                                   + PeerTag(c.Contrastive),
             _ => "ce",
         };
         var depth = (int)c.Model.Depth;
@@ -45,6 +47,16 @@ public static class RunNames
         var init = c.InitFrom is null ? "" : "_init-" + InitTag(c.InitFrom);
         return $"{stage}_r{depth}w{Number(c.Model.WidthMultiplier)}-os{c.Model.OutputStride}{(c.Model.Stem == EncoderStem.Small ? "-small" : "")}_{data}-{labelled}_crop{c.Data.Crop}_{batch}_{c.Optimizer.Steps}st_lr{Number(c.Optimizer.LearningRate)}{init}_s{c.Seed}";
     }
+
+    /// <summary>
+    /// The peers' options a run sets, readably (empty without any, so names without them stay as they were): <c>-reco</c>
+    /// (regional form), <c>-a16</c> (anchors per class), <c>-h0.5</c> (hard anchors), <c>-m256+64</c> (memory pixels + regions).
+    /// </summary>
+    private static string PeerTag(ContrastiveSettings s) =>
+        (s.Form == ContrastSeg.Losses.ContrastiveForm.Regional ? "-reco" : "")
+        + (s.AnchorsPerClass > 0 ? $"-a{s.AnchorsPerClass}" : "")
+        + (s.HardAnchorFraction > 0 ? $"-h{Number(s.HardAnchorFraction)}" : "")
+        + (s.MemoryPixels > 0 || s.MemoryRegions > 0 ? $"-m{s.MemoryPixels}+{s.MemoryRegions}" : "");
 
     /// <summary>A short readable prefix of the initial weights' name plus a hash of the full path, so names stay unique.</summary>
     private static string InitTag(string initFrom)

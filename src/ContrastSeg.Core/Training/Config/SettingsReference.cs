@@ -33,11 +33,24 @@ public static class SettingsReference
             }
             JsonNode? value = defaults;
             foreach (var part in path.Split('.')) value = value?[part];
+            value ??= DefaultOf(path); // settings written only when set (AllowPartialInit, the peers' loss options)
             var member = ConfigSchema.Member(path);
             var summary = member is null ? "" : docs.GetValueOrDefault(member, "");
             sb.AppendLine($"| `{path}` | {ConfigSchema.Describe(type)} | `{value?.ToJsonString() ?? "null"}` | {summary} |");
         }
         return sb.ToString();
+    }
+
+    /// <summary>The default of a setting that an empty config's JSON leaves out, read from the settings records themselves.</summary>
+    private static JsonNode? DefaultOf(string path)
+    {
+        object? value = new TrainConfig();
+        foreach (var part in path.Split('.'))
+        {
+            if (value?.GetType().GetProperty(part) is not { } property) return null;
+            value = property.GetValue(value);
+        }
+        return value is null ? null : System.Text.Json.JsonSerializer.SerializeToNode(value, value.GetType(), TrainConfig.Json);
     }
 
     // Doc-comment summaries by member id (P:Namespace.Type.Property), one line each.

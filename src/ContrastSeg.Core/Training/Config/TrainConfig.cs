@@ -15,7 +15,7 @@ namespace ContrastSeg.Training;
 /// </summary>
 public sealed record TrainConfig
 {
-    /// <summary>What the run trains: CrossEntropy, Contrastive (pretraining) or FineTune (from a contrastive run).</summary>
+    /// <summary>What the run trains: CrossEntropy, Contrastive (pretraining), FineTune (from a contrastive run) or Joint (cross-entropy + weight x contrastive).</summary>
     public TrainingStage Stage { get; init; } = TrainingStage.CrossEntropy;
     /// <summary>Training seed (weights, dropout, order, augmentation).</summary>
     public int Seed { get; init; } = 0;
@@ -131,6 +131,7 @@ public sealed record TrainConfig
         Check(c.ResizeTo is >= 0 and <= 1024, "Contrastive.ResizeTo", c.ResizeTo, "must be in [0, 1024] (0: no resize)");
         Check(c.BatchSampleSize >= 2, "Contrastive.BatchSampleSize", c.BatchSampleSize, "must be >= 2");
         Check(Enum.IsDefined(c.Pairing), "Contrastive.Pairing", c.Pairing, $"must be one of {string.Join(", ", Enum.GetNames<CrossImagePairing>())}");
+        ValidatePeerOptions(c);
         Check(Devices.Normalize(Runtime.Device) is not null, Devices.Field, Runtime.Device, $"must be {Devices.Accepted}");
         Check(Stage != TrainingStage.FineTune || InitFrom is not null, "InitFrom", InitFrom, "fine-tuning needs the contrastive checkpoint to start from");
         Check(LogEvery >= 1, "LogEvery", LogEvery, "must be >= 1");
@@ -140,6 +141,26 @@ public sealed record TrainConfig
         Check(Name is null || IsFolderName(Name), "Name", Name,
             "must be one folder name inside OutputRoot: not empty, not '.' or '..', no '/' or '\\', not an absolute path");
         return this;
+    }
+
+    /// <summary>The peers' options of the contrastive loss (docs/loss.md): each message names the field, its value and the rule.</summary>
+    private void ValidatePeerOptions(ContrastiveSettings c)
+    {
+        static void Check(bool ok, string field, object? value, string rule)
+        {
+            if (!ok) throw new ConfigException($"{field} = {Format(value)} is invalid: {rule}.", field);
+        }
+        var joint = Stage == TrainingStage.Joint;
+        Check(c.JointWeight >= 0 && double.IsFinite(c.JointWeight), "Contrastive.JointWeight", c.JointWeight, "must be a finite number >= 0");
+        Check(!joint || c.JointWeight > 0, "Contrastive.JointWeight", c.JointWeight,
+            $"must be > 0 for the Joint stage (cross-entropy + weight x contrastive; ContrastiveSeg: {Format(ContrastiveSettings.PeerJointWeight)})");
+        Check(c.HardAnchorFraction == 0 || joint, "Contrastive.HardAnchorFraction", c.HardAnchorFraction,
+            "needs the classifier's predictions: train the Joint stage (Stage=Joint)");
+        Check(c.HardQueryThreshold == 0 || joint, "Contrastive.HardQueryThreshold", c.HardQueryThreshold,
+            "needs the classifier's predictions: train the Joint stage (Stage=Joint)");
+        // The loss's own rules, named as the settings that carry them.
+        foreach (var (field, value, rule) in c.ToLossOptions(Seed, 255, 1).PeerProblems().Take(1))
+            Check(false, "Contrastive." + field, value, rule);
     }
 
     /// <summary>A single, relative folder name: the run stays inside <see cref="OutputRoot"/> on every OS.</summary>

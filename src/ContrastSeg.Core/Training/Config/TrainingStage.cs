@@ -12,6 +12,12 @@ public enum TrainingStage
     Contrastive,
     /// <summary>From a contrastive checkpoint: drop the projection head, fresh classifier, cross-entropy on the whole network (paper LR 0.007).</summary>
     FineTune,
+    /// <summary>
+    /// Cross-entropy + <c>Contrastive.JointWeight</c> x the contrastive loss, classifier and projection head trained together, as
+    /// ContrastiveSeg and ReCo train (the classifier's predictions feed hard anchors and hard queries). From scratch, or from a
+    /// run (InitFrom: everything but the classifier, which starts fresh, as fine-tuning does).
+    /// </summary>
+    Joint,
 }
 
 /// <summary>
