@@ -248,12 +248,12 @@ let peersMethods : (string * CellRecipe * float option * string list) list =
     let budgets = [ "Contrastive.AnchorsPerClass=16"; "Contrastive.MaxAnchors=256" ]
     let memory = [ "Contrastive.MemoryPixels=256"; "Contrastive.MemoryPixelsPerImage=10"; "Contrastive.MemoryRegions=64" ]
     let hard = budgets @ [ "Contrastive.HardAnchorFraction=0.5" ]
-    [ "contrastive(per-class)+finetune", twoStage, None, budgets
-      "contrastive(memory)+finetune", twoStage, None, memory
+    [ "contrastive-per-class+finetune", twoStage, None, budgets
+      "contrastive-memory+finetune", twoStage, None, memory
       "joint", joint, None, []
-      "joint(hard-anchors)", joint, None, hard
-      "joint(hard-anchors+memory)", joint, None, hard @ memory
-      "joint(reco)", joint, Some 0.5,
+      "joint-hard-anchors", joint, None, hard
+      "joint-hard-anchors+memory", joint, None, hard @ memory
+      "joint-reco", joint, Some 0.5,
       [ "Contrastive.Form=Regional"; "Contrastive.AnchorsPerClass=64"; "Contrastive.RegionalNegatives=128"; "Contrastive.HardQueryThreshold=0.97" ] ]
 
 /// The peers study at `labelled` labels and `budget`: cross-entropy, the paper's loss (the default study's cells, so the

@@ -63,11 +63,11 @@ let tests =
                         Expect.equal (stages |> List.sumBy (fun s -> s.Optimizer.Steps)) ce (c.Key + ": equal budget")
                         for s in stages do s.Validate() |> ignore
             let plan = Grid.plan p
-            let joint = plan.Cells |> Seq.find (fun c -> c.Method = "joint(hard-anchors+memory)")
+            let joint = plan.Cells |> Seq.find (fun c -> c.Method = "joint-hard-anchors+memory")
             let s = joint.Final
             Expect.equal s.Stage TrainingStage.Joint "joint stage"
             Expect.equal (s.Contrastive.JointWeight, s.Contrastive.AnchorsPerClass, s.Contrastive.HardAnchorFraction, s.Contrastive.MemoryPixels) (0.1, 16, 0.5, 256) "ContrastiveSeg's options"
-            let reco = (plan.Cells |> Seq.find (fun c -> c.Method = "joint(reco)")).Final.Contrastive
+            let reco = (plan.Cells |> Seq.find (fun c -> c.Method = "joint-reco")).Final.Contrastive
             Expect.equal (reco.Form, reco.Temperature) (ContrastiveForm.Regional, 0.5) "ReCo's form and temperature"
             let memory = plan.Cells |> Seq.find (fun c -> c.Method = "contrastive(memory)+finetune")
             Expect.equal memory.Stages.[0].Contrastive.MemoryRegions 64 "the memory in pretraining"
@@ -103,7 +103,7 @@ let tests =
             try
                 let p = peersProfile runs
                 let key meth = (p.Cells |> List.find (fun c -> c.Method = meth && c.Labelled = Nullable 10 && c.Seed = 0)).Key
-                let keys = [ key "joint(hard-anchors+memory)"; key "contrastive(memory)+finetune" ]
+                let keys = [ key "joint-hard-anchors+memory"; key "contrastive(memory)+finetune" ]
                 let small =
                     [ "Data.Scenes.Size=32"; "Data.Crop=32"; "Data.Scenes.Train=40"; "Data.Scenes.Val=4"; "Data.Workers=1"; "EvalEvery=0"
                       "Model.WidthMultiplier=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"; "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ]
