@@ -69,7 +69,7 @@ let tests =
             Expect.equal (s.Contrastive.JointWeight, s.Contrastive.AnchorsPerClass, s.Contrastive.HardAnchorFraction, s.Contrastive.MemoryPixels) (0.1, 16, 0.5, 256) "ContrastiveSeg's options"
             let reco = (plan.Cells |> Seq.find (fun c -> c.Method = "joint-reco")).Final.Contrastive
             Expect.equal (reco.Form, reco.Temperature) (ContrastiveForm.Regional, 0.5) "ReCo's form and temperature"
-            let memory = plan.Cells |> Seq.find (fun c -> c.Method = "contrastive(memory)+finetune")
+            let memory = plan.Cells |> Seq.find (fun c -> c.Method = "contrastive-memory+finetune")
             Expect.equal memory.Stages.[0].Contrastive.MemoryRegions 64 "the memory in pretraining"
             Expect.equal memory.Stages.[1].Contrastive.MemoryRegions 0 "not in fine-tuning"
             // plan.json round trip, loss settings included.
@@ -95,7 +95,7 @@ let tests =
             Expect.equal code 0 err
             let lines = out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
             Expect.equal lines.Length (peersProfile runs).Cells.Length "one per cell"
-            Expect.isTrue (lines |> Array.exists (fun l -> l.Contains "peers.joint-reco-.labelled-10.s0")) "ReCo's cell"
+            Expect.isTrue (lines |> Array.exists (fun l -> l.Contains "peers.joint-reco.labelled-10.s0")) "ReCo's cell"
         }
 
         testCase "tiny peers cells run end to end from the grid" <| fun () ->
@@ -103,7 +103,7 @@ let tests =
             try
                 let p = peersProfile runs
                 let key meth = (p.Cells |> List.find (fun c -> c.Method = meth && c.Labelled = Nullable 10 && c.Seed = 0)).Key
-                let keys = [ key "joint-hard-anchors+memory"; key "contrastive(memory)+finetune" ]
+                let keys = [ key "joint-hard-anchors+memory"; key "contrastive-memory+finetune" ]
                 let small =
                     [ "Data.Scenes.Size=32"; "Data.Crop=32"; "Data.Scenes.Train=40"; "Data.Scenes.Val=4"; "Data.Workers=1"; "EvalEvery=0"
                       "Model.WidthMultiplier=0.125"; "Model.AsppChannels=16"; "Model.DecoderChannels=16"; "Model.LowLevelChannels=8"; "Model.ProjectionChannels=16" ]
