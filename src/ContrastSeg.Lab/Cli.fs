@@ -301,7 +301,7 @@ type AblationArgs =
             | Cell _ -> "run only the cell with this key (see --list-keys), from --plan or the profile; results from several machines merge by copying rows/."
             | Force -> "redo cells even when their results exist (their run folders are deleted first)."
             | Jobs _ -> "cells trained at the same time, each in its own worker process (default: on the CPU one per core, at most one per 2 GB of free memory, each with cores/jobs libtorch threads unless CONTRASTSEG_THREADS is set; on a GPU 1). --jobs 1 trains them one after the other in this process. The thread count changes float sums, so rows trained with another --jobs can differ slightly."
-            | Report_Only -> "only rebuild tables and charts from the results already in the folder."
+            | Report_Only -> "only rebuild results.md, results.csv and the charts from the rows stored in the folder (no run folders needed); --plan <folder>/plan.json --report-only rebuilds a copied results folder byte for byte."
             | Set _ -> "override a setting of every stage, e.g. --set Data.Workers=1 (repeatable)."
 
 /// A label fraction as typed: "1/16", "0.25" or "all".
@@ -425,11 +425,8 @@ let ablations (argv: string[]) =
         let r = parse<AblationArgs> "ablations" argv
         let plan, store = planOf r
         let planFile = Path.Combine(store.Root, StudyPlan.FileName)
-        let command =
-            let text = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
-            // A rebuilt report says so: the rows' runs were trained by an earlier command.
-            if r.Contains Report_Only then sprintf "%s` (tables rebuilt from the stored rows, whose run times are below; the training command was the same without `--report-only" text
-            else text
+        // Logged to ablations.log with the cells it trains; results.md does not name it (a rebuilt report is the same file).
+        let command = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
         let listed () =
             match r.TryGetResult Wave with
             | None -> List.ofSeq plan.Cells
@@ -502,7 +499,7 @@ let ablations (argv: string[]) =
                     workerFailures
                     @ Executor.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell plan store opts)
                           (cells |> List.filter (fun c -> not (failed.Contains c.Key)))
-            if not single then Report.write plan store command Console.Out
+            if not single then Report.write plan store Console.Out
             // A `--cell` (a worker process's or cluster task's cell) writes no report.
             if single then progress.Line(sprintf "[ablations] --cell %s in %.1f min" (String.Join(", ", cells |> List.map (fun c -> c.Key))) clock.Elapsed.TotalMinutes)
             else progress.Line(sprintf "[ablations] %d cells and the report in %.1f min" cells.Length clock.Elapsed.TotalMinutes)
