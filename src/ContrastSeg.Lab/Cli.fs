@@ -678,8 +678,29 @@ let reference (argv: string[]) =
                 printfn "wrote %s" (Path.Combine(folder, name))
             0)
 
+/// `results-page`: rewrites the generated results blocks of README.md and docs/results.md under `--root` (default: the
+/// current folder) from docs/results/<profile>/rows and plan.json.
+let resultsPage (argv: string[]) =
+    guard "results-page" (fun () ->
+        if argv |> Array.exists (fun a -> a = "--help" || a = "-h") then
+            printfn "USAGE: results-page [--root <repository>]\n\nRewrites the results tables between the <!-- BEGIN results:<profile> --> and <!-- END ... --> comments of %s from docs/results/<profile>/rows and plan.json; the text outside them is left as it is." (String.Join(" and ", ResultsPage.pages))
+            0
+        else
+            let root =
+                match argv |> Array.filter (fun a -> a <> "--") |> List.ofArray with
+                | [] -> "."
+                | [ "--root"; r ] -> r
+                | other -> raise (ConfigException(sprintf "unexpected arguments %s (results-page takes --root <repository>)" (String.Join(" ", other)), "results-page"))
+            for page, text in ResultsPage.generated root do
+                let path = Path.Combine(root, page)
+                if File.ReadAllText path <> text then
+                    File.WriteAllText(path, text)
+                    printfn "rewrote %s" path
+                else printfn "%s is current" path
+            0)
+
 let usage () =
-    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics | reference  (each with --help)"
+    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics | reference | results-page  (each with --help)"
 
 let main (argv: string[]) =
     match argv |> List.ofArray with
@@ -693,4 +714,5 @@ let main (argv: string[]) =
     | "export-folder" :: rest -> exportFolder (Array.ofList rest)
     | "numerics" :: rest -> numerics (Array.ofList rest)
     | "reference" :: rest -> reference (Array.ofList rest)
+    | "results-page" :: rest -> resultsPage (Array.ofList rest)
     | _ -> usage (); 2
