@@ -699,8 +699,34 @@ let resultsPage (argv: string[]) =
                 else printfn "%s is current" path
             0)
 
+/// `docs-site`: stages the documentation site's input, or checks the links of a built site (eng/site.sh runs both around fsdocs).
+let docsSite (argv: string[]) =
+    guard "docs-site" (fun () ->
+        let usage = "USAGE: docs-site stage <folder> [--notebooks <executed notebooks>] [--root <repository>]\n       docs-site check <built site> [--root <where it is served, default />]\n\nstage: docs/, README.md as the home page and the notebooks as pages (with outputs from their executed copies) into <folder>, the input of `dotnet fsdocs build`.\ncheck: every relative link of the built site leads to a file (exit code 1 and each broken link named otherwise)."
+        match argv |> Array.filter (fun a -> a <> "--") |> List.ofArray with
+        | a :: _ when a = "--help" || a = "-h" -> printfn "%s" usage; 0
+        | "stage" :: folder :: options ->
+            let rec parse (notebooks, root) = function
+                | [] -> notebooks, root
+                | "--notebooks" :: n :: rest -> parse (Some n, root) rest
+                | "--root" :: r :: rest -> parse (notebooks, r) rest
+                | other -> raise (ConfigException(sprintf "unexpected arguments %s (%s)" (String.Join(" ", other)) usage, "docs-site"))
+            let notebooks, root = parse (None, ".") options
+            DocsSite.stage root folder notebooks
+            printfn "staged the site's input in %s%s" folder (match notebooks with Some n -> sprintf " (notebooks executed in %s)" n | None -> " (notebooks without outputs)")
+            0
+        | "check" :: site :: options ->
+            let root = match options with [] -> "/" | [ "--root"; r ] -> r | other -> raise (ConfigException(sprintf "unexpected arguments %s\n%s" (String.Join(" ", other)) usage, "docs-site"))
+            match DocsSite.brokenLinks site root with
+            | [] -> printfn "docs-site: every relative link of %s leads to a file" site; 0
+            | broken ->
+                for page, link in broken do eprintfn "docs-site: broken link in %s: %s" page link
+                eprintfn "docs-site: %d broken link(s)" broken.Length
+                1
+        | other -> raise (ConfigException(sprintf "unexpected arguments %s\n%s" (String.Join(" ", other)) usage, "docs-site")))
+
 let usage () =
-    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics | reference | results-page  (each with --help)"
+    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics | reference | results-page | docs-site  (each with --help)"
 
 let main (argv: string[]) =
     match argv |> List.ofArray with
@@ -715,4 +741,5 @@ let main (argv: string[]) =
     | "numerics" :: rest -> numerics (Array.ofList rest)
     | "reference" :: rest -> reference (Array.ofList rest)
     | "results-page" :: rest -> resultsPage (Array.ofList rest)
+    | "docs-site" :: rest -> docsSite (Array.ofList rest)
     | _ -> usage (); 2
