@@ -18,11 +18,20 @@ module Html =
 
     let private grid = Color.fromRGB 220 220 220
 
+    /// Writes the chart as a page with plotly.js embedded. Plotly.NET names the chart's element with a new GUID each
+    /// time; it is renamed after the file, so the same description gives the same bytes (a rebuilt report is compared
+    /// byte for byte with the one before).
     let save (path: string) (chart: GenericChart) =
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path)) |> ignore
-        chart
-        |> Chart.withDisplayOptions (DisplayOptions.init (PlotlyJSReference = PlotlyJSReference.Full))
-        |> Chart.saveHtml (Path.ChangeExtension(path, null))
+        let html =
+            chart
+            |> Chart.withDisplayOptions (DisplayOptions.init (PlotlyJSReference = PlotlyJSReference.Full))
+            |> GenericChart.toEmbeddedHTML
+        let found = Text.RegularExpressions.Regex.Match(html, "<div id=\"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\"")
+        if not found.Success then failwithf "Plotly.NET wrote no chart element with a GUID id (has its HTML changed?): %s not written" path
+        let guid = found.Groups.[1].Value
+        let id = "chart-" + Path.GetFileNameWithoutExtension path
+        File.WriteAllText(path, html.Replace(guid, id).Replace(guid.Replace("-", ""), id.Replace("-", "")))
 
     /// The title with its notes as smaller lines below it, the top margin they need, the page size, a white plot area
     /// (a cell that was not measured shows blank, as in the PNG).

@@ -301,7 +301,7 @@ type AblationArgs =
             | Cell _ -> "run only the cell with this key (see --list-keys), from --plan or the profile; results from several machines merge by copying rows/."
             | Force -> "redo cells even when their results exist (their run folders are deleted first)."
             | Jobs _ -> "cells trained at the same time, each in its own worker process (default: on the CPU one per core, at most one per 2 GB of free memory, each with cores/jobs libtorch threads unless CONTRASTSEG_THREADS is set; on a GPU 1). --jobs 1 trains them one after the other in this process. The thread count changes float sums, so rows trained with another --jobs can differ slightly."
-            | Report_Only -> "only rebuild tables and charts from the results already in the folder."
+            | Report_Only -> "only rebuild results.md, results.csv and the charts from the rows stored in the folder (no run folders needed); --plan <folder>/plan.json --report-only rebuilds a copied results folder byte for byte."
             | Set _ -> "override a setting of every stage, e.g. --set Data.Workers=1 (repeatable)."
 
 /// A label fraction as typed: "1/16", "0.25" or "all".
@@ -426,11 +426,8 @@ let ablations (argv: string[]) =
         let r = parse<AblationArgs> "ablations" argv
         let plan, store = planOf r
         let planFile = Path.Combine(store.Root, StudyPlan.FileName)
-        let command =
-            let text = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
-            // A rebuilt report says so: the rows' runs were trained by an earlier command.
-            if r.Contains Report_Only then sprintf "%s` (tables rebuilt from the stored rows, whose run times are below; the training command was the same without `--report-only" text
-            else text
+        // Logged to ablations.log with the cells it trains; results.md does not name it (a rebuilt report is the same file).
+        let command = "dotnet fsi scripts/ablations.fsx -- " + String.Join(" ", argv)
         let listed () =
             match r.TryGetResult Wave with
             | None -> List.ofSeq plan.Cells
@@ -503,7 +500,7 @@ let ablations (argv: string[]) =
                     workerFailures
                     @ Executor.runAllWith progress Console.Error (fun c -> reused.Contains c.Key) (Runner.runCell plan store opts)
                           (cells |> List.filter (fun c -> not (failed.Contains c.Key)))
-            if not single then Report.write plan store command Console.Out
+            if not single then Report.write plan store Console.Out
             // A `--cell` (a worker process's or cluster task's cell) writes no report.
             if single then progress.Line(sprintf "[ablations] --cell %s in %.1f min" (String.Join(", ", cells |> List.map (fun c -> c.Key))) clock.Elapsed.TotalMinutes)
             else progress.Line(sprintf "[ablations] %d cells and the report in %.1f min" cells.Length clock.Elapsed.TotalMinutes)
@@ -682,8 +679,55 @@ let reference (argv: string[]) =
                 printfn "wrote %s" (Path.Combine(folder, name))
             0)
 
+/// `results-page`: rewrites the generated results blocks of README.md and docs/results.md under `--root` (default: the
+/// current folder) from docs/results/<profile>/rows and plan.json.
+let resultsPage (argv: string[]) =
+    guard "results-page" (fun () ->
+        if argv |> Array.exists (fun a -> a = "--help" || a = "-h") then
+            printfn "USAGE: results-page [--root <repository>]\n\nRewrites the results tables between the <!-- BEGIN results:<profile> --> and <!-- END ... --> comments of %s from docs/results/<profile>/rows and plan.json; the text outside them is left as it is." (String.Join(" and ", ResultsPage.pages))
+            0
+        else
+            let root =
+                match argv |> Array.filter (fun a -> a <> "--") |> List.ofArray with
+                | [] -> "."
+                | [ "--root"; r ] -> r
+                | other -> raise (ConfigException(sprintf "unexpected arguments %s (results-page takes --root <repository>)" (String.Join(" ", other)), "results-page"))
+            for page, text in ResultsPage.generated root do
+                let path = Path.Combine(root, page)
+                if File.ReadAllText path <> text then
+                    File.WriteAllText(path, text)
+                    printfn "rewrote %s" path
+                else printfn "%s is current" path
+            0)
+
+/// `docs-site`: stages the documentation site's input, or checks the links of a built site (eng/site.sh runs both around fsdocs).
+let docsSite (argv: string[]) =
+    guard "docs-site" (fun () ->
+        let usage = "USAGE: docs-site stage <folder> [--notebooks <executed notebooks>] [--root <repository>]\n       docs-site check <built site> [--root <where it is served, default />]\n\nstage: docs/, README.md as the home page and the notebooks as pages (with outputs from their executed copies) into <folder>, the input of `dotnet fsdocs build`.\ncheck: every relative link of the built site leads to a file (exit code 1 and each broken link named otherwise)."
+        match argv |> Array.filter (fun a -> a <> "--") |> List.ofArray with
+        | a :: _ when a = "--help" || a = "-h" -> printfn "%s" usage; 0
+        | "stage" :: folder :: options ->
+            let rec parse (notebooks, root) = function
+                | [] -> notebooks, root
+                | "--notebooks" :: n :: rest -> parse (Some n, root) rest
+                | "--root" :: r :: rest -> parse (notebooks, r) rest
+                | other -> raise (ConfigException(sprintf "unexpected arguments %s (%s)" (String.Join(" ", other)) usage, "docs-site"))
+            let notebooks, root = parse (None, ".") options
+            DocsSite.stage root folder notebooks
+            printfn "staged the site's input in %s%s" folder (match notebooks with Some n -> sprintf " (notebooks executed in %s)" n | None -> " (notebooks without outputs)")
+            0
+        | "check" :: site :: options ->
+            let root = match options with [] -> "/" | [ "--root"; r ] -> r | other -> raise (ConfigException(sprintf "unexpected arguments %s\n%s" (String.Join(" ", other)) usage, "docs-site"))
+            match DocsSite.brokenLinks site root with
+            | [] -> printfn "docs-site: every relative link of %s leads to a file" site; 0
+            | broken ->
+                for page, link in broken do eprintfn "docs-site: broken link in %s: %s" page link
+                eprintfn "docs-site: %d broken link(s)" broken.Length
+                1
+        | other -> raise (ConfigException(sprintf "unexpected arguments %s\n%s" (String.Join(" ", other)) usage, "docs-site")))
+
 let usage () =
-    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics | reference  (each with --help)"
+    printfn "ContrastSeg Lab: train | evaluate | predict | pseudolabel | ablations | validate-data | convert-sbd | export-folder | numerics | reference | results-page | docs-site  (each with --help)"
 
 let main (argv: string[]) =
     match argv |> List.ofArray with
@@ -697,4 +741,6 @@ let main (argv: string[]) =
     | "export-folder" :: rest -> exportFolder (Array.ofList rest)
     | "numerics" :: rest -> numerics (Array.ofList rest)
     | "reference" :: rest -> reference (Array.ofList rest)
+    | "results-page" :: rest -> resultsPage (Array.ofList rest)
+    | "docs-site" :: rest -> docsSite (Array.ofList rest)
     | _ -> usage (); 2

@@ -84,13 +84,17 @@ let interval (diffs: float list) =
         let std = sqrt (List.sumBy (fun d -> (d - mean) ** 2.0) diffs / float (n - 1))
         { N = n; Mean = mean; Std = std; HalfWidth = tQuantile975 (n - 1) * std / sqrt (float n) }
 
-/// "ahead" / "behind" when the interval excludes 0, else "tie [lo, hi]"; with one pair no verdict can be drawn.
+/// "ahead" / "behind" when the interval excludes 0, else "tie"; with one pair no verdict can be drawn.
+let verdictWord (i: Interval) =
+    if i.N < 2 then "n = 1: no interval"
+    elif i.Lo > 0.0 then "ahead"
+    elif i.Hi < 0.0 then "behind"
+    else "tie"
+
+/// The verdict with its interval: "ahead [lo, hi]", "behind [lo, hi]", "tie [lo, hi]".
 let verdict (i: Interval) =
     let f (x: float) = x.ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture)
-    if i.N < 2 then "n = 1: no interval"
-    elif i.Lo > 0.0 then sprintf "ahead [%s, %s]" (f i.Lo) (f i.Hi)
-    elif i.Hi < 0.0 then sprintf "behind [%s, %s]" (f i.Lo) (f i.Hi)
-    else sprintf "tie [%s, %s]" (f i.Lo) (f i.Hi)
+    if i.N < 2 then verdictWord i else sprintf "%s [%s, %s]" (verdictWord i) (f i.Lo) (f i.Hi)
 
 /// The seeds needed for a 95 % half-width of `target` points when the paired differences spread by `std`:
 /// the smallest n >= 2 with t(n-1) * std / sqrt n <= target (capped at `most`).

@@ -7,6 +7,32 @@ open System.Globalization
 open System.IO
 open System.Text.Json
 
+/// One validation of a row's final model during its training.
+[<CLIMutable>]
+type CurvePoint =
+    { /// The training step, counted across the row's stages (fine-tuning steps after the pretraining steps).
+      Step: int
+      /// Validation mIoU on the plan's validation split, as a fraction.
+      MeanIoU: float }
+
+/// The feature space of a row's final model as the report shows it (table, t-SNE), computed when the row was written
+/// from its checkpoint: softmax-input features of sampled validation pixels, their statistics and their t-SNE.
+[<CLIMutable>]
+type FeatureSample =
+    { /// Pixels sampled per class (the plan's `FeatureSpace.PointsPerClass`).
+      PointsPerClass: int
+      /// The dataset's class names, by class index.
+      ClassNames: string[]
+      /// `FeatureSpace.Measure` of the sampled features.
+      IntraClass: float
+      InterClass: float
+      Ratio: float
+      NearestCentroidAccuracy: float
+      /// t-SNE of the features (seed 0): one point per sampled pixel, and its class.
+      TsneX: float32[]
+      TsneY: float32[]
+      Classes: int[] }
+
 /// One finished run of the grid: what was run, with which settings, and what it measured.
 [<CLIMutable>]
 type ResultRow =
@@ -36,7 +62,13 @@ type ResultRow =
       /// Where and how: CPU, numerics mode and the instruction levels in force, threads, versions, OS (of its stages and
       /// its evaluation; a key appears once per distinct value).
       Provenance: Collections.Generic.Dictionary<string, string>
-      Finished: DateTimeOffset }
+      Finished: DateTimeOffset
+      /// The validation curve of its final model, read from its stages' metrics.jsonl when it was written, so the
+      /// report's learning curves need no run folder. None in rows written before rows stored it (2026-12-07).
+      ValidationCurve: CurvePoint[] option
+      /// The feature space of its final model, in the rows the plan's feature-space request names (`StudyPlan.NeedsCheckpoint`);
+      /// None in other rows and in rows written before rows stored it (2026-12-07).
+      FeatureSpace: FeatureSample option }
 
 /// How a row's `Provenance` value holds the distinct values its stages and evaluation took: joined with this.
 let provenanceSeparator = " | "
@@ -130,6 +162,12 @@ type ResultStore(root: string, warn: string -> unit) =
             |> Array.choose this.ReadFile
             |> Array.sortBy (fun r -> r.Study, r.Setting, r.Method, r.Seed)
             |> List.ofArray
+
+/// The stored rows of `rows` whose cell is not one of `keys` (a plan's cells): other seeds or settings than the plan
+/// names, which its report leaves out and names.
+let outsidePlan (keys: string seq) (rows: ResultRow list) =
+    let planned = Set.ofSeq keys
+    rows |> List.filter (fun r -> not (planned.Contains r.CellKey))
 
 /// Mean and spread of one (study, setting, method) cell over seeds, under one numerics class.
 type Summary =

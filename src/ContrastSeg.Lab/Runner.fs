@@ -114,12 +114,36 @@ let finalCheckpoint (row: ResultRow) =
         try Some(CheckpointStore.Resolve(Array.last row.Stages))
         with :? FileNotFoundException | :? DirectoryNotFoundException -> None
 
-/// Why a stored row cannot stand for its cell (None: it can be reused).
+/// Why a stored row cannot stand for its cell (None: it can be reused, perhaps after `complete` adds what it lacks).
 let staleReason (plan: StudyPlan) (cell: PlannedCell) (row: ResultRow) =
     if not (isCurrent plan cell row) then Some "the stored result is from other settings"
-    elif plan.NeedsCheckpoint cell && (finalCheckpoint row).IsNone then
-        Some(sprintf "the report's feature space needs its checkpoint and %s is not on this machine" (Array.last row.Stages))
+    elif ReportInputs.lacksFeatureSpace plan cell row && (finalCheckpoint row).IsNone then
+        Some(sprintf "the report's feature space needs it, its row holds none (written before rows stored it) and its checkpoint %s is not on this machine" (Array.last row.Stages))
     else None
+
+/// `row` with what its charts need and it lacks, read from its run folders without training: the validation curve (when
+/// its stages' metrics.jsonl are here) and, in a cell the plan's feature space reads, the feature space (from its
+/// checkpoint, which `staleReason` requires then). Rows written before rows stored these parts are refreshed this way
+/// when the grid runs again where their run folders are. The second value names what was added.
+let complete (plan: StudyPlan) (sessions: CellSessions) (console: TextWriter) (cell: PlannedCell) (row: ResultRow) =
+    let curve =
+        match row.ValidationCurve with
+        | Some _ -> None
+        | None -> ReportInputs.validationCurve console.WriteLine row.Stages
+    let space =
+        if not (ReportInputs.lacksFeatureSpace plan cell row) then None
+        else
+            // The grid's device, not the one the run trained on.
+            let config = ConfigOverrides.Apply(cell.Final, [ "Runtime.Device=" + plan.Device ])
+            let sample = ReportInputs.sampleFeatureSpace (sessions.For config) (Array.last row.Stages) config.Model plan.FeatureSpace.PointsPerClass
+            console.WriteLine(sprintf "[feature-space] %s: intra %.3f inter %.3f ratio %.2f nearest-centroid %.1f %%" cell.Key
+                                  sample.IntraClass sample.InterClass sample.Ratio (100.0 * sample.NearestCentroidAccuracy))
+            Some sample
+    { row with
+        ValidationCurve = (match curve with Some c -> Some c | None -> row.ValidationCurve)
+        FeatureSpace = (match space with Some s -> Some s | None -> row.FeatureSpace) },
+    [ if curve.IsSome then "validation curve"
+      if space.IsSome then "feature space" ]
 
 /// True when the store holds a row that stands for the cell as it is now.
 let isReusable (plan: StudyPlan) (store: ResultStore) (cell: PlannedCell) =
@@ -166,7 +190,13 @@ let doneLine (k: string) (minutes: float) (cell: PlannedCell) (row: ResultRow) =
 /// evaluation split, and stores the row. A row that stands for the cell is returned as it is.
 let runCell (plan: StudyPlan) (store: ResultStore) (o: RunOptions) (cell: PlannedCell) : ResultRow =
     match store.Read cell.Key with
-    | Some row when not o.Force && (staleReason plan cell row).IsNone -> row
+    | Some row when not o.Force && (staleReason plan cell row).IsNone ->
+        match complete plan (CellSessions o.Console) o.Console cell row with
+        | row, [] -> row
+        | row, added ->
+            store.Write row
+            o.Console.WriteLine(sprintf "[%s] row refreshed from its run folders, nothing trained: %s added" cell.Key (String.Join(", ", added)))
+            row
     | stale ->
         match stale with
         | Some row when not o.Force -> o.Console.WriteLine(sprintf "=== %s: %s; running it again" cell.Key (staleReason plan cell row).Value)
@@ -213,6 +243,8 @@ let runCell (plan: StudyPlan) (store: ResultStore) (o: RunOptions) (cell: Planne
               Stages = cell.Stages |> Seq.map (fun s -> s.RunDirectory) |> Array.ofSeq
               MeanIoU = eval.Metrics.MeanIoU; PixelAccuracy = eval.Metrics.PixelAccuracy
               Extras = extras; Settings = settings; WallSeconds = clock.Elapsed.TotalSeconds
-              Machine = machine (); Numerics = numerics; Provenance = provenance; Finished = DateTimeOffset.UtcNow }
+              Machine = machine (); Numerics = numerics; Provenance = provenance; Finished = DateTimeOffset.UtcNow
+              ValidationCurve = None; FeatureSpace = None }
+        let row, _ = complete plan sessions o.Console cell row
         store.Write row
         row

@@ -178,7 +178,8 @@ let tests =
             let row study setting meth seed v =
                 { Study = study; Setting = setting; Method = meth; Seed = seed; CellKey = sprintf "%s.%s.%s.%d" study setting meth seed; Stages = [||]
                   MeanIoU = v; PixelAccuracy = 0.0; Extras = Collections.Generic.Dictionary(); Settings = Collections.Generic.Dictionary()
-                  WallSeconds = 0.0; Machine = ""; Numerics = null; Provenance = null; Finished = DateTimeOffset.UnixEpoch }
+                  WallSeconds = 0.0; Machine = ""; Numerics = null; Provenance = null; Finished = DateTimeOffset.UnixEpoch
+                  ValidationCurve = None; FeatureSpace = None }
             let rows =
                 [ for seed in 0 .. 2 do
                     yield row "temperature" "labelled=10,temperature=0.1" "contrastive+finetune" seed (0.11 + 0.01 * float seed)

@@ -148,6 +148,20 @@ let tests =
                 Expect.equal (space merged) (space local) "feature space, bit for bit"
                 Expect.equal (space merged).Length 2 "cross-entropy and contrastive"
 
+                // Rows as written before rows stored their curves and feature space: the grid run again where the run
+                // folders are adds them without training, and each row is then the one it wrote when it trained the cell.
+                let store = Results.ResultStore(local)
+                let written = [ for key in cells -> key, File.ReadAllText(store.RowPath key) ]
+                for key, text in written do
+                    let node = Text.Json.Nodes.JsonNode.Parse(text).AsObject()
+                    for part in [ "ValidationCurve"; "FeatureSpace" ] do node.Remove part |> ignore
+                    File.WriteAllText(store.RowPath key, node.ToJsonString())
+                let out = ablations (grid @ [ "--runs"; Path.Combine(local, "runs"); "--output"; local; "--jobs"; "1" ])
+                Expect.stringContains out "), 0 to train" "nothing trains"
+                Expect.stringContains out "row refreshed from its run folders, nothing trained: validation curve, feature space added" "the feature-space rows get both"
+                for key, text in written do
+                    Expect.equal (File.ReadAllText(store.RowPath key)) text (key + ": the refreshed row is the one written when the cell trained")
+
                 // A later wave on a shared runs folder: the semi-supervised cell, with the stages it shares finished
                 // and its own outputs not yet there, writes only its own outputs and gets the same row.
                 let p = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(Array.ofList (grid @ [ "--runs"; Path.Combine(local, "runs") ])))

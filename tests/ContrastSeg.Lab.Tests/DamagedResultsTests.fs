@@ -93,29 +93,27 @@ let tests =
             let file = Path.Combine(run, "metrics.jsonl")
             // The last line cut by a kill, then a resumed run appending after it: the cut record and the next share a line.
             File.WriteAllText(file, String.Join("\n", metricsLines) + "\n" + """{"kind":"val","step":30,"mI""")
-            let row = { ResultsTests.row "label-efficiency" "labelled=10" "cross-entropy" 0 0.3 with Stages = [| run |] }
             let warnings = List<string>()
-            Expect.equal (ReportInputs.validationCurve warnings.Add row) [ 10.0, 20.0; 20.0, 30.0 ] "the intact points"
+            let curve () = ReportInputs.validationCurve warnings.Add [| run |] |> Option.map (Array.map (fun p -> p.Step, p.MeanIoU))
+            Expect.equal (curve ()) (Some [| 10, 0.2; 20, 0.3 |]) "the intact points"
             Expect.equal warnings.Count 1 "one warning"
             Expect.stringContains warnings.[0] (file + " line 4") "names the file and line"
             File.AppendAllText(file, """{"kind":"val","step":40,"mIoU":0.4}""" + "\n" + """{"kind":"val","step":"x"}""" + "\n")
             warnings.Clear()
-            Expect.equal (ReportInputs.validationCurve warnings.Add row) [ 10.0, 20.0; 20.0, 30.0 ] "a joined line and a record with a bad step: no point"
+            Expect.equal (curve ()) (Some [| 10, 0.2; 20, 0.3 |]) "a joined line and a record with a bad step: no point"
             Expect.equal (warnings |> Seq.map (fun w -> w.Split('(').[0].Trim()) |> List.ofSeq)
                 [ sprintf "[learning curves] %s line 4 skipped, not a metrics record" file; sprintf "[learning curves] %s line 5 skipped, not a metrics record" file ] "one per line"
         }
 
-        testCase "--report-only over a cut row, a {} row and a cut metrics line writes the report and says what it skipped" <| fun () ->
+        testCase "--report-only over a cut row, a {} row and rows without curves writes the report and says what it skipped" <| fun () ->
             let root = Directory.CreateTempSubdirectory("contrastseg-damaged-report-").FullName
             let runs, output = Path.Combine(root, "runs"), Path.Combine(root, "results")
             let grid = [ "--profile"; "default"; "--runs"; runs; "--output"; output ]
             let p = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(Array.ofList grid))
             let store = ResultStore(output)
             let at n isCe = p.Cells |> List.find (fun c -> c.Labelled = Nullable n && (c.Method = "cross-entropy") = isCe && c.Seed = 0)
-            let run = Path.Combine(root, "a-run")
-            Directory.CreateDirectory run |> ignore
-            File.WriteAllText(Path.Combine(run, "metrics.jsonl"), String.Join("\n", metricsLines) + "\n" + """{"kind":"val","ste""")
-            store.Write { currentRow p (at 10 true) 0.101 with Stages = [| run |] }
+            // Rows as written before rows stored their validation curves: the report names the chart they cannot give.
+            store.Write(currentRow p (at 10 true) 0.101)
             store.Write(currentRow p (at 10 false) 0.112)
             store.Write(currentRow p (at 100 true) 0.2)
             let cut = store.RowPath (at 100 true).Key
@@ -125,9 +123,10 @@ let tests =
             Expect.equal code 0 (sprintf "exit code 0\n%s\n%s" out err)
             let md = File.ReadAllText(Path.Combine(output, "results.md"))
             Expect.stringContains md "| labelled=10 | 10.1 (n=1) | 11.2 (n=1) |" "the intact rows are reported"
-            Expect.isFalse (md.Contains "labelled=100") "the damaged ones are not"
+            Expect.isFalse (md.Contains "labelled=100 |") "the damaged ones are not"
             Expect.stringContains err cut "the cut row is named"
             Expect.stringContains err (store.RowPath (at 100 false).Key) "the {} row is named"
-            Expect.stringContains out (Path.Combine(run, "metrics.jsonl") + " line 4 skipped") "the metrics line is named"
-            Expect.isTrue (File.Exists(Path.Combine(output, "learning-curves.png"))) "the learning curves from the intact lines"
+            Expect.stringContains md (sprintf "- **not drawn**: learning curves: 2 of their 2 rows hold no validation curve (%s, %s)" (at 10 false).Key (at 10 true).Key) "results.md names the rows without curves"
+            Expect.stringContains out "[report] not drawn: learning curves" "and the console"
+            Expect.isFalse (File.Exists(Path.Combine(output, "learning-curves.png"))) "no chart with lines missing"
     ]

@@ -8,7 +8,7 @@ open Expecto
 open Xunit
 
 module AllTests =
-    let root = testList "ContrastSeg.Lab" [ LossProperties.tests; ResultsTests.tests; NumericsTests.tests; GridTests.tests; StudyTests.tests; StudyTests.exportTests; DamagedResultsTests.tests; RegimeTests.tests; ChartTests.tests; KillResumeTests.tests; GridSignalTests.tests; CliTests.tests; ScriptTests.tests; ClusterTests.tests; PlanTests.tests; PeersTests.tests ]
+    let root = testList "ContrastSeg.Lab" [ LossProperties.tests; ResultsTests.tests; NumericsTests.tests; GridTests.tests; StudyTests.tests; StudyTests.exportTests; DamagedResultsTests.tests; RegimeTests.tests; ChartTests.tests; KillResumeTests.tests; GridSignalTests.tests; CliTests.tests; ScriptTests.tests; ClusterTests.tests; PlanTests.tests; PeersTests.tests; ReportRebuildTests.tests; DocsSiteTests.tests ]
 
     let flat =
         Test.toTestCodeList root

@@ -190,9 +190,9 @@ let tests =
             stale.Settings.["eval_split"] <- "val"
             store.Write stale
             let console = new StringWriter()
-            Report.write (plan p) store "the command" console
+            Report.write (plan p) store console
             let md = File.ReadAllText(Path.Combine(store.Root, "results.md"))
-            Expect.stringContains md "- command: `the command`" "the command"
+            Expect.stringContains md ("(rebuild: `" + Report.rebuildCommand + "`)") "how it is rebuilt, not how it was invoked"
             Expect.stringContains md "| labelled=10 | 10.1 (n=1) | 11.2 (n=1) |" "the table row"
             Expect.isFalse (md.Contains "90.0") "the stale row is not reported"
             Expect.equal (File.ReadAllLines(Path.Combine(store.Root, "results.csv")).Length) 3 "header + the two current rows"

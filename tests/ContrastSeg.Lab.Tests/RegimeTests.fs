@@ -17,7 +17,8 @@ let summary setting meth (values: float list) =
     summarise [ for i, v in List.indexed values ->
                   { Study = "regime"; Setting = setting; Method = meth; Seed = i; CellKey = sprintf "%s.%s.%d" setting meth i; Stages = [||]
                     MeanIoU = v; PixelAccuracy = 0.0; Extras = Collections.Generic.Dictionary(); Settings = Collections.Generic.Dictionary()
-                    WallSeconds = 0.0; Machine = ""; Numerics = null; Provenance = null; Finished = DateTimeOffset.UnixEpoch } ]
+                    WallSeconds = 0.0; Machine = ""; Numerics = null; Provenance = null; Finished = DateTimeOffset.UnixEpoch
+                    ValidationCurve = None; FeatureSpace = None } ]
     |> List.exactlyOne
 
 let tests =

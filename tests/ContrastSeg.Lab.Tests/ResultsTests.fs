@@ -13,7 +13,7 @@ let row exp setting meth seed miou : ResultRow =
       Stages = [| "runs/a" |]; MeanIoU = miou; PixelAccuracy = 0.9
       Extras = Dictionary(); Settings = Dictionary(dict [ "seed", string seed ])
       WallSeconds = 12.5; Machine = "test"; Numerics = "portable: ATen AVX2, oneDNN on (AVX2), MKL COMPATIBLE, 1 thread, TorchSharp 0.107.0"; Provenance = null
-      Finished = DateTimeOffset(2026, 11, 27, 0, 0, 0, TimeSpan.Zero) }
+      Finished = DateTimeOffset(2026, 11, 27, 0, 0, 0, TimeSpan.Zero); ValidationCurve = None; FeatureSpace = None }
 
 let tempDir () = Directory.CreateTempSubdirectory("contrastseg-results-").FullName
 

@@ -86,6 +86,12 @@ let tests =
                 Expect.equal (File.ReadAllText committed) text (sprintf "docs/reference/%s is current: run `dotnet fsi scripts/reference.fsx` after changing a setting, its doc comment or an option" name)
         }
 
+        test "the results tables of README.md and docs/results.md are what the stored rows generate now" {
+            for page, text in ContrastSeg.Lab.ResultsPage.generated repo.Value do
+                Expect.stringContains text "<!-- BEGIN results" (sprintf "%s holds a generated results block" page)
+                Expect.equal (File.ReadAllText(Path.Combine(repo.Value, page))) text (sprintf "%s is current: run `dotnet fsi scripts/results-page.fsx` after the rows in docs/results change (the text outside the BEGIN/END comments is yours)" page)
+        }
+
         test "make-fashion-mnist-subset.fsx -- --help prints its usage (it read --help as a folder and threw)" {
             let code, out, err, folder = fsiCopy "make-fashion-mnist-subset.fsx" [ "--"; "--help" ]
             try expectUsage "make-fashion-mnist-subset.fsx" (code, out, err)

@@ -74,7 +74,7 @@ let tests =
             Expect.equal (p.Cells |> List.choose (fun c -> Option.ofNullable c.Labelled) |> List.distinct) [ 4; 16 ] "fractions parsed"
         }
 
-        test "a committed row whose feature-space checkpoint is not on this machine is trained again; other rows are reused" {
+        test "a committed row that holds its feature space is reused without its checkpoint; one that holds none is trained again" {
             // A fresh clone: rows exist, run folders do not. Training would reach the missing data and fail.
             let p = quick runs |> GridTests.withSettings [ GridTests.emptyDataRoot () ]
             let plan = Grid.plan p
@@ -84,20 +84,31 @@ let tests =
                 r.Settings.["stages"] <- cell.FinalStageNames
                 r.Settings.["eval_split"] <- p.EvalSplit
                 r
-            let tsneCell = plan.Cells |> Seq.find plan.NeedsCheckpoint
+            let sample : Results.FeatureSample =
+                { PointsPerClass = plan.FeatureSpace.PointsPerClass; ClassNames = [| "a"; "b" |]; IntraClass = 0.5; InterClass = 0.1; Ratio = 0.2
+                  NearestCentroidAccuracy = 0.25; TsneX = [| 0.0f; 1.0f |]; TsneY = [| 1.0f; 0.0f |]; Classes = [| 0; 1 |] }
+            let tsneCells = plan.Cells |> Seq.filter plan.NeedsCheckpoint |> List.ofSeq
+            let tsneCell, withSample = tsneCells.[0], tsneCells.[1]
             let other = plan.Cells |> Seq.find (plan.NeedsCheckpoint >> not)
             store.Write(row tsneCell)
+            store.Write { row withSample with FeatureSpace = Some sample; ValidationCurve = Some [| ({ Step = 10; MeanIoU = 0.2 } : Results.CurvePoint) |] }
             store.Write(row other)
-            Expect.isSome (Runner.staleReason plan tsneCell (store.Read tsneCell.Key).Value) "needs its checkpoint"
+            Expect.isSome (Runner.staleReason plan tsneCell (store.Read tsneCell.Key).Value) "no feature space and no checkpoint"
             Expect.isFalse (Runner.isReusable plan store tsneCell) "not reusable"
+            Expect.isTrue (Runner.isReusable plan store withSample) "its stored feature space stands in for the checkpoint"
             Expect.isTrue (Runner.isReusable plan store other) "a row alone is enough for the tables"
+            Expect.isSome (Runner.staleReason plan withSample { (store.Read withSample.Key).Value with FeatureSpace = Some { sample with PointsPerClass = 1 } }) "sampled at another count"
             let opts = { Runner.Force = false; Runner.Console = TextWriter.Null }
             Expect.equal (Runner.runCell plan store opts other).MeanIoU 0.3 "reused"
+            Expect.equal (Runner.runCell plan store opts withSample).FeatureSpace (Some sample) "reused as stored"
             Expect.throws (fun () -> Runner.runCell plan store opts tsneCell |> ignore) "trained again (and reaches the missing data)"
-            // --report-only over such rows writes the tables and skips the feature space with a message.
-            let console = new StringWriter()
-            Expect.isEmpty (ReportInputs.featureSpace plan (Runner.currentRows plan store @ [ row (plan.Cells |> Seq.find (fun c -> plan.NeedsCheckpoint c && c.Method <> tsneCell.Method)) ]) store.Root console) "skipped"
-            Expect.stringContains (console.ToString()) "no checkpoint" "says why"
+            // A report from such rows names what it cannot draw and why.
+            match ReportInputs.featureSpace plan (Runner.currentRows plan store @ [ row tsneCell ]) with
+            | Error n -> Expect.stringContains n.Why tsneCell.Key "names the row without a feature space"
+            | Ok _ -> failtest "drawn without the feature space of one of its rows"
+            match ReportInputs.learningCurves [ row tsneCell; (store.Read withSample.Key).Value ] with
+            | Error n -> Expect.stringContains n.Why (sprintf "1 of their 2 rows hold no validation curve (%s)" tsneCell.Key) "names the row without a curve"
+            | Ok _ -> failtest "drawn without the curve of one of its rows"
         }
 
         test "the learning curve of a two-stage row counts fine-tuning steps after pretraining" {
@@ -108,9 +119,11 @@ let tests =
             File.WriteAllLines(Path.Combine(fine, "metrics.jsonl"),
                 [| """{"kind":"train","step":50,"cross_entropy":1.0}"""; """{"kind":"val","step":50,"mIoU":0.2}"""
                    """{"kind":"val","step":100,"mIoU":0.3}"""; """{"kind":"val","step":100,"mIoU":0.35}""" |]) // resumed: last record counts
-            let row = { ResultsTests.row "label-efficiency" "labelled=10" "contrastive+finetune" 0 0.3 with Stages = [| pre; fine |] }
-            Expect.equal (ReportInputs.validationCurve ignore row) [ 250.0, 20.0; 300.0, 35.0 ] "offset by the pretraining steps"
-            Expect.isEmpty (ReportInputs.validationCurve ignore { row with Stages = [| "/nonexistent" |] }) "no run folder, no curve"
+            Expect.equal (ReportInputs.validationCurve ignore [| pre; fine |]) (Some [| ({ Step = 250; MeanIoU = 0.2 } : Results.CurvePoint); { Step = 300; MeanIoU = 0.35 } |]) "offset by the pretraining steps"
+            Expect.isNone (ReportInputs.validationCurve ignore [| pre; "/nonexistent" |]) "a stage's run folder is not here: no curve"
+            // The chart reads the stored curve, in percent.
+            let row = { ResultsTests.row "label-efficiency" "labelled=10" "contrastive+finetune" 0 0.3 with ValidationCurve = ReportInputs.validationCurve ignore [| pre; fine |] }
+            Expect.equal (ReportInputs.learningCurves [ row ]) (Ok [ "contrastive+finetune, labelled=10", [ 250.0, 20.0; 300.0, 35.0 ] ]) "from the row alone"
         }
     ]
 
