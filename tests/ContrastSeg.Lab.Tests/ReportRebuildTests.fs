@@ -25,7 +25,7 @@ let fixture () = Path.Combine(repo.Value, "tests", "ContrastSeg.Lab.Tests", "fix
 /// Published folders whose rows were written before rows stored their curves and feature space: they rebuild only the
 /// tables and charts such rows give, and name the rest. Re-running their grid where the run folders are refreshes the
 /// rows without training; then the folder leaves this list (a test below fails while it stays after that).
-let awaitingRefresh = set [ "default" ]
+let awaitingRefresh : Set<string> = Set.empty
 
 /// The files of a report in `folder`, by name: tables and charts (HTML is not committed: plotly.js is 3.6 MB a chart).
 let private reportFiles (folder: string) =
