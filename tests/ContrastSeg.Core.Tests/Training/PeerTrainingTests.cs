@@ -24,9 +24,6 @@ public sealed class PeerTrainingTests : IDisposable
         if (Directory.Exists(_root)) Directory.Delete(_root, true);
     }
 
-    private static Dictionary<string, float[]> Weights(DeepLabV3Plus model) =>
-        model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.Float32).data<float>().ToArray());
-
     private static ITrainingObjective Objective(TrainConfig c) => c.Stage == TrainingStage.Joint
         ? new JointObjective(c.Contrastive, c.Seed, 255, SyntheticBatches.NumClasses)
         : new ContrastiveObjective(c.Contrastive, c.Seed, 255, SyntheticBatches.NumClasses);
@@ -65,7 +62,7 @@ public sealed class PeerTrainingTests : IDisposable
         using (var objective = Objective(config))
         {
             referenceLoss = Trainer.Run(config, model, objective, SyntheticBatches.Source(), null, TextWriter.Null).FinalLoss;
-            reference = Weights(model);
+            reference = ModelWeights.Of(model);
             referenceMemory = objective.Memory is null ? null : MemoryBytes(objective);
         }
         Assert.True(double.IsFinite(referenceLoss));
@@ -86,7 +83,7 @@ public sealed class PeerTrainingTests : IDisposable
             var result = Trainer.Run(interrupted, model, objective, SyntheticBatches.Source(), null, TextWriter.Null);
             Assert.Equal(3, result.ResumedFrom);
             Assert.Equal(BitConverter.DoubleToInt64Bits(referenceLoss), BitConverter.DoubleToInt64Bits(result.FinalLoss));
-            var resumed = Weights(model);
+            var resumed = ModelWeights.Of(model);
             foreach (var (name, values) in reference)
                 Assert.True(values.SequenceEqual(resumed[name]), $"{name} differs after resume");
             if (referenceMemory is not null) Assert.Equal(referenceMemory, MemoryBytes(objective));
@@ -98,11 +95,11 @@ public sealed class PeerTrainingTests : IDisposable
     {
         var config = SyntheticBatches.Config(_root, TrainingStage.Joint, steps: 2) with { Contrastive = new ContrastiveSettings { ResizeTo = 8, JointWeight = 0.1 } };
         using var model = SyntheticBatches.Model(config);
-        var before = Weights(model);
+        var before = ModelWeights.Of(model);
         using var objective = Objective(config);
         Assert.Equal(model.parameters().Count(), objective.Parameters(model).Count());
         Trainer.Run(config, model, objective, SyntheticBatches.Source(), null, TextWriter.Null);
-        var after = Weights(model);
+        var after = ModelWeights.Of(model);
         foreach (var head in new[] { "classifier", "projection" })
             Assert.Contains(after.Keys, k => k.StartsWith(head, StringComparison.Ordinal) && !after[k].SequenceEqual(before[k]));
         Assert.StartsWith("joint-within-t0.07-w0.1_", RunNames.Derive(config));
@@ -134,8 +131,8 @@ public sealed class PeerTrainingTests : IDisposable
         using var pretrainedModel = new DeepLabV3Plus(joint.Model.ToOptions(11));
         CheckpointStore.LoadWeights(new CheckpointStore(result.RunDirectory).List()[0].Path, start);
         CheckpointStore.LoadWeights(pretrained.RunDirectory, pretrainedModel, exceptClassifier: true);
-        var a = Weights(start);
-        var b = Weights(pretrainedModel);
+        var a = ModelWeights.Of(start);
+        var b = ModelWeights.Of(pretrainedModel);
         Assert.All(a.Keys.Where(k => k.StartsWith("projection", StringComparison.Ordinal)), k => Assert.True(a[k].SequenceEqual(b[k]), k));
         Assert.True(File.Exists(Path.Combine(new CheckpointStore(result.RunDirectory).List()[^1].Path, "loss_memory.bin")));
     }

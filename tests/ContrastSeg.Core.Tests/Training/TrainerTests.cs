@@ -20,9 +20,6 @@ public sealed class TrainerTests : IDisposable
         if (Directory.Exists(_root)) Directory.Delete(_root, true);
     }
 
-    private static Dictionary<string, float[]> Weights(DeepLabV3Plus model) =>
-        model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to_type(ScalarType.Float32).data<float>().ToArray());
-
     private static SegmentationMetrics Validate(DeepLabV3Plus model)
     {
         var cm = new ConfusionMatrix(SyntheticBatches.NumClasses);
@@ -71,7 +68,7 @@ public sealed class TrainerTests : IDisposable
         SegmentationMetrics Scripted(DeepLabV3Plus model)
         {
             var score = scores.Dequeue();
-            if (score == 0.6) atStep4 = Weights(model);
+            if (score == 0.6) atStep4 = ModelWeights.Of(model);
             var m = Validate(model);
             return m with { MeanIoU = score };
         }
@@ -85,7 +82,7 @@ public sealed class TrainerTests : IDisposable
         Assert.Contains("\"Step\": 4", best);
         using var reloaded = SyntheticBatches.Model(config);
         CheckpointStore.LoadWeights(config.RunDirectory, reloaded);
-        var weights = Weights(reloaded);
+        var weights = ModelWeights.Of(reloaded);
         foreach (var (name, values) in atStep4!) Assert.Equal(values, weights[name]);
     }
 
@@ -100,7 +97,7 @@ public sealed class TrainerTests : IDisposable
         using (var objective = Objective(config))
         {
             Trainer.Run(config, model, objective, SyntheticBatches.Source(), null, TextWriter.Null);
-            reference = Weights(model);
+            reference = ModelWeights.Of(model);
         }
 
         var interrupted = config with { Name = "interrupted" };
@@ -116,7 +113,7 @@ public sealed class TrainerTests : IDisposable
         {
             var result = Trainer.Run(interrupted, model, objective, SyntheticBatches.Source(), null, TextWriter.Null);
             Assert.Equal(3, result.ResumedFrom);
-            var resumed = Weights(model);
+            var resumed = ModelWeights.Of(model);
             Assert.Equal(reference.Keys, resumed.Keys);
             foreach (var (name, values) in reference)
                 Assert.True(values.SequenceEqual(resumed[name]), $"{name} differs after resume");
@@ -132,7 +129,7 @@ public sealed class TrainerTests : IDisposable
         using (var objective = new CrossEntropyObjective())
         {
             Trainer.Run(config, model, objective, SyntheticBatches.Source(), null, TextWriter.Null);
-            reference = Weights(model);
+            reference = ModelWeights.Of(model);
         }
         var flaky = config with { Name = "flaky" };
         var failed = false;
@@ -159,7 +156,7 @@ public sealed class TrainerTests : IDisposable
         Assert.Contains("\"attempt\":2", resume);
         Assert.Contains("simulated libtorch error", resume);
         foreach (var (name, values) in reference)
-            Assert.True(values.SequenceEqual(Weights(model2)[name]), $"{name} differs after recovery");
+            Assert.True(values.SequenceEqual(ModelWeights.Of(model2)[name]), $"{name} differs after recovery");
     }
 
     private static ITrainingObjective Objective(TrainConfig c) =>
