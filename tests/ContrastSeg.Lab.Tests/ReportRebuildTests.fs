@@ -9,13 +9,7 @@ open Expecto
 open ContrastSeg.Lab
 open ContrastSeg.Lab.Grid
 
-let private repo =
-    lazy (
-        let rec up (dir: DirectoryInfo) =
-            if isNull dir then failwithf "no ContrastSeg.sln above %s" AppContext.BaseDirectory
-            elif File.Exists(Path.Combine(dir.FullName, "ContrastSeg.sln")) then dir.FullName
-            else up dir.Parent
-        up (DirectoryInfo AppContext.BaseDirectory))
+let private repo = Repository.root
 
 /// A small results folder of the quick profile (rows with their curves and feature space, plan.json, the report), kept
 /// as the rebuild check's fixture. After a change to the tables or charts, rewrite it with

@@ -8,13 +8,7 @@ open System.IO
 open System.Text.RegularExpressions
 open Expecto
 
-let private repo =
-    lazy (
-        let rec up (dir: DirectoryInfo) =
-            if isNull dir then failwithf "no ContrastSeg.sln above %s" AppContext.BaseDirectory
-            elif File.Exists(Path.Combine(dir.FullName, "ContrastSeg.sln")) then dir.FullName
-            else up dir.Parent
-        up (DirectoryInfo AppContext.BaseDirectory))
+let private repo = Repository.root
 
 let private scripts () = Directory.GetFiles(Path.Combine(repo.Value, "scripts"), "*.fsx") |> Array.sort |> List.ofArray
 
