@@ -140,8 +140,8 @@ let complete (plan: StudyPlan) (sessions: CellSessions) (console: TextWriter) (c
                                   sample.IntraClass sample.InterClass sample.Ratio (100.0 * sample.NearestCentroidAccuracy))
             Some sample
     { row with
-        ValidationCurve = (match curve with Some c -> Some c | None -> row.ValidationCurve)
-        FeatureSpace = (match space with Some s -> Some s | None -> row.FeatureSpace) },
+        ValidationCurve = Option.orElse row.ValidationCurve curve
+        FeatureSpace = Option.orElse row.FeatureSpace space },
     [ if curve.IsSome then "validation curve"
       if space.IsSome then "feature space" ]
 
