@@ -282,7 +282,7 @@ type AblationArgs =
             | Plan _ -> "run a written plan (results/<profile>/plan.json, which the grid, --list and --list-keys write) instead of a profile: its cells' complete stage configs, as cluster tasks and worker processes run them. Takes no option that shapes cells."
             | Variant _ -> "run only the label-efficiency study with this contrastive loss (within-image, cross-image or batch) into results/<profile>-<variant>."
             | Steps _ -> "cap every stage (and the classification pretraining) at this many steps (warm-up at most a quarter of a stage's steps, as always): a smoke run of a paper profile, a short study."
-            | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes at 10 and 100 labels, 5 and 9 seeds), default-all (the same with all 2,000 scenes labelled, 3 seeds), ablations (the paper's other studies on them, 1 seed), peers (the peers' loss options against cross-entropy and the paper's loss at 10 and 100 labels, the default seeds; docs/loss.md), folder (the label-efficiency study on your own folder dataset, needs --data-root), voc or cityscapes (paper scale, GPU); default-regime / folder-regime: the regime map (label count x stem x step budget, seed 0) of default (10, 100 and 2,000 labels) / folder."
+            | Profile _ -> "quick (tiny, CI), default (the label-efficiency study on the embedded scenes at 10 and 100 labels, 5 and 9 seeds), default-all (the same with all 2,000 scenes labelled, 3 seeds), ablations (the paper's other studies on them, 1 seed), peers (the peers' loss options against cross-entropy and the paper's loss at 10 and 100 labels, the default seeds; docs/loss.md), folder (the label-efficiency study on your own folder dataset, needs --data-root), folder-peers (the peers' options beside it at its lowest label count, its seeds), voc or cityscapes (paper scale, GPU); default-regime / folder-regime: the regime map (label count x stem x step budget, seed 0) of default (10, 100 and 2,000 labels) / folder."
             | Dataset _ -> "the dataset kind of the profile's runs (default: the profile's own): " + datasetUsage
             | Data_Root _ -> "dataset root for the folder/voc/cityscapes profiles (or a Fashion-MNIST folder for quick/default)."
             | Fractions _ -> "folder profile: labelled images as fractions of the training split, e.g. --fractions 1/16 1/8 1/4 all (the default)."
@@ -318,9 +318,16 @@ let parseFraction (text: string) =
 
 let profileOf (r: ParseResults<AblationArgs>) =
     let requested = r.GetResult(Profile, "default")
-    // `<profile>-regime`: the regime map over that profile's label counts.
-    let regime = requested.EndsWith("-regime", StringComparison.Ordinal)
-    let name = if regime then requested.Substring(0, requested.Length - "-regime".Length) else requested
+    // `<profile>-regime`: the regime map over that profile's label counts; `folder-peers`: the peers' options on a folder.
+    let suffixed (suffix: string) = requested.EndsWith(suffix, StringComparison.Ordinal)
+    let regime = suffixed "-regime"
+    let peersOfFolder = suffixed "-peers"
+    let name =
+        if regime then requested.Substring(0, requested.Length - "-regime".Length)
+        elif peersOfFolder then requested.Substring(0, requested.Length - "-peers".Length)
+        else requested
+    if peersOfFolder && name <> "folder" then
+        raise (ConfigException(sprintf "profile '%s': the peers' options are studied by peers (the embedded scenes) and folder-peers (your folder dataset)" requested, "--profile"))
     match r.TryGetResult Steps with
     | Some n when n < 1 -> raise (ConfigException(sprintf "must be a positive number of steps, got %d" n, "--steps"))
     | _ -> ()
@@ -354,6 +361,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
                     ValSplit = r.GetResult(Val_Split, d.ValSplit)
                     EvalSplit = r.GetResult(Eval_Split, d.EvalSplit) }
         | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, default-all, ablations, peers, folder, voc or cityscapes (or default-regime, folder-regime)" requested, "--profile"))
+    let p = if peersOfFolder then peersOf p else p
     let p =
         match regime, name with
         | false, _ -> p

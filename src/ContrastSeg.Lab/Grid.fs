@@ -295,6 +295,21 @@ let studyVariant (p: Profile) =
         | _ -> None)
     |> Option.defaultValue ContrastiveVariant.WithinImage
 
+/// A profile's peers study (`folder-peers`): the peers' options at its lowest label count, its label-efficiency budget
+/// there and its seeds. The cross-entropy and paper cells are that profile's runs, trained once when both use the same
+/// runs folder. The options keep the scenes' sizes (16 anchors per class, 256 per group, 256 + 64 memory entries per
+/// class), which suit maps of the same order (a 64 crop at output stride 8 is 8x8).
+let peersOf (p: Profile) =
+    let counts = p.Cells |> List.choose (fun c -> if c.Study = "label-efficiency" then Option.ofNullable c.Labelled else None)
+    if counts.IsEmpty then raise (ConfigException(sprintf "profile '%s' has no label-efficiency cells to study the peers' options beside" p.Name, "--profile"))
+    let n = List.min counts
+    let seeds = p.Cells |> List.filter (fun c -> c.Study = "label-efficiency" && c.Labelled = Nullable n) |> List.map (fun c -> c.Seed) |> List.distinct |> List.sort
+    { p with
+        Name = p.Name + "-peers"
+        Description = p.Description + sprintf "; the peers' options (per-class anchors, hard anchors, class memory, ReCo) against cross-entropy and the cross-image loss at %d labelled" n
+        Cells = peersGrid (studyBudget p n) n seeds
+        FeatureSpace = None }
+
 /// A profile's regime map: its label counts (those of its label-efficiency cells) x `regimeCapacities` x
 /// `regimeMultiples` of its budget at each count, with its contrastive loss, for `seeds`, as profile `<name>-regime`.
 /// Stages it shares with the profile train once when both use the same runs folder.

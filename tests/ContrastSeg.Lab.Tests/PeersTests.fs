@@ -89,6 +89,30 @@ let tests =
             Expect.stringContains e.Message bad.Key "names the cell"
         }
 
+        test "folder-peers pairs every option with the folder study's own cross-entropy and paper runs at its lowest count" {
+            let parse args = Cli.profileOf (Argu.ArgumentParser.Create<Cli.AblationArgs>().ParseCommandLine(args))
+            let root = StudyTests.makeFolder 16
+            let common = [| "--data-root"; root; "--fractions"; "1/4"; "all"; "--seeds"; "0"; "1" |]
+            let folder = parse (Array.append [| "--profile"; "folder" |] common)
+            let p = parse (Array.append [| "--profile"; "folder-peers" |] common)
+            Expect.equal p.Name "folder-peers" "name"
+            Expect.equal p.Defaults.Base.OutputRoot (Path.Combine("runs", "folder")) "runs shared with the folder study"
+            Expect.equal (p.Cells |> List.choose (fun c -> Option.ofNullable c.Labelled) |> List.distinct) [ 4 ] "the lowest count only"
+            for seed in [ 0; 1 ] do
+                let at (c: StudyCell) = c.Labelled = Nullable 4 && c.Seed = seed
+                Expect.equal (p.Cells |> List.filter at |> List.map (fun c -> c.Method))
+                    ([ "cross-entropy"; "contrastive+finetune" ] @ (peersMethods |> List.map (fun (m, _, _, _) -> m))) (sprintf "s%d" seed)
+                for meth in [ "cross-entropy"; "contrastive+finetune" ] do
+                    let mine = p.Cells |> List.find (fun c -> at c && c.Method = meth)
+                    let theirs = folder.Cells |> List.find (fun c -> at c && c.Method = meth)
+                    Expect.equal (GridTests.planned p mine).FinalStageNames (GridTests.planned folder theirs).FinalStageNames (sprintf "%s s%d: the folder study's runs" meth seed)
+                let ce = (GridTests.stagesOf p (p.Cells |> List.find (fun c -> at c && c.Method = "cross-entropy"))).Head.Optimizer.Steps
+                for c in p.Cells |> List.filter at do
+                    Expect.equal (GridTests.stagesOf p c |> List.sumBy (fun s -> s.Optimizer.Steps)) ce (c.Key + ": equal budget")
+            let e = Expect.throwsC (fun () -> parse [| "--profile"; "voc-peers"; "--data-root"; root |] |> ignore) id
+            Expect.stringContains e.Message "folder-peers" "says which profiles study the options"
+        }
+
         test "ablations --profile peers --list prints one command per cell" {
             let root = Directory.CreateTempSubdirectory("contrastseg-peers-list-").FullName
             let code, out, err = CliTests.run Cli.ablations [ "--profile"; "peers"; "--list"; "--runs"; Path.Combine(root, "runs"); "--output"; root ]
