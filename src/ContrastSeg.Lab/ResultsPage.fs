@@ -18,8 +18,8 @@ let pages = [ "README.md"; Path.Combine("docs", "results.md") ]
 let resultsFolder (profile: string) = Path.Combine("docs", "results", profile)
 
 /// A block: `<!-- BEGIN <kind>:<profile> ... -->` up to `<!-- END <kind>:<profile> -->`. Kinds: `results` (per label count:
-/// both methods, per-seed paired differences, mean and 95 % interval, verdict, n, provenance) and `results-summary`
-/// (the README's short table).
+/// both methods, per-seed paired differences, mean and 95 % interval, verdict, n, provenance), `results-summary`
+/// (the README's short table) and `results-methods` (one line per method, for the peers' studies).
 let private block =
     Regex(@"<!-- BEGIN (?<kind>[a-z-]+):(?<profile>[A-Za-z0-9_.-]+)[^\n]*?-->\n(?<body>.*?)<!-- END \k<kind>:\k<profile> -->", RegexOptions.Singleline)
 
@@ -27,7 +27,10 @@ let private block =
 let private signed (x: float) = x.ToString("+0.0;\u22120.0;0.0", CultureInfo.InvariantCulture)
 let private pct (x: float) = (100.0 * x).ToString("F1", CultureInfo.InvariantCulture)
 
-/// The label-efficiency rows of a published folder: every cell of its plan has its current row, and no row is of a
+/// The studies whose rows the blocks compare with cross-entropy: the label-efficiency study and the peers' options.
+let private comparedStudies = set [ "label-efficiency"; "peers" ]
+
+/// The compared rows of a published folder: every cell of its plan has its current row, and no row is of a
 /// cell the plan does not name (else ConfigException naming them: a published page never stands on part of a study).
 let private studyRows (root: string) (profile: string) =
     let folder = Path.Combine(root, resultsFolder profile)
@@ -38,7 +41,7 @@ let private studyRows (root: string) (profile: string) =
     let store = ResultStore(folder)
     let rows = Runner.currentRows plan store
     match Report.lacking plan store rows, outsidePlan (plan.Cells |> Seq.map (fun c -> c.Key)) (store.All()) with
-    | [], [] -> plan, rows |> List.filter (fun r -> r.Study = "label-efficiency")
+    | [], [] -> plan, rows |> List.filter (fun r -> comparedStudies.Contains r.Study)
     | missing, outside ->
         let names = (missing |> List.map (fun (k, why) -> sprintf "%s (%s)" k why)) @ (outside |> List.map (fun r -> r.CellKey + " (not in the plan)"))
         raise (ConfigException(sprintf "%s: rows and plan disagree: %s" folder (String.Join(", ", names)), "rows"))
@@ -98,6 +101,30 @@ let summary (plan: StudyPlan) (rows: ResultRow list) =
             sb.AppendLine(sprintf "| %s | %s | %s | %s | %s | %d |" labelled (meanSd ce) (meanSd other) (intervalText c.Interval) (Paired.verdictWord c.Interval) c.Interval.N) |> ignore
     sb.ToString()
 
+/// The `results-methods` block, for a study of many methods at few settings (the peers' options): per setting one line per
+/// method, in the plan's order, with its mean ± std and, against cross-entropy, the per-seed differences, mean and 95 %
+/// interval, verdict and n; then where and how the rows were computed.
+let methods (plan: StudyPlan) (rows: ResultRow list) =
+    let sb = Text.StringBuilder()
+    let order = plan.Cells |> Seq.map (fun c -> c.Method) |> Seq.distinct |> List.ofSeq
+    let rank (m: string) = match List.tryFindIndex ((=) m) order with Some i -> i | None -> order.Length
+    let comparisons = Paired.compare "cross-entropy" rows
+    for (setting, numerics), group in summarise rows |> List.groupBy (fun s -> s.Setting, s.Numerics) do
+        if (numericsClasses rows).Length > 1 then sb.AppendLine(sprintf "Numerics: %s\n" numerics) |> ignore
+        let labelled = if setting.StartsWith("labelled=", StringComparison.Ordinal) then setting.Substring 9 else setting
+        sb.AppendLine("| labelled | method | mIoU | paired difference per seed (method − cross-entropy) | mean, 95 % interval | verdict | n |")
+          .AppendLine("|---:|---|---:|---|---|---|---:|") |> ignore
+        for s in group |> List.sortBy (fun s -> rank s.Method) do
+            match comparisons |> List.tryFind (fun c -> c.Setting = setting && c.Numerics = numerics && c.Method = s.Method) with
+            | Some c ->
+                let perSeed = String.Join(", ", c.Diffs |> List.map (fun (_, d) -> signed d))
+                sb.AppendLine(sprintf "| %s | %s | %s | %s | %s | %s | %d |" labelled s.Method (meanSd s) perSeed (intervalText c.Interval) (Paired.verdictWord c.Interval) c.Interval.N) |> ignore
+            | None -> sb.AppendLine(sprintf "| %s | %s | %s | (baseline) | | | %d |" labelled s.Method (meanSd s) s.N) |> ignore
+        sb.AppendLine() |> ignore
+    sb.AppendLine(sprintf "%s mIoU (%%), mean ± sample std over seeds; pairs share seed, labelled subset and data order. Computed on:\n" (capitalised plan.EvalSplit))
+      .Append(Report.provenance rows) |> ignore
+    sb.ToString()
+
 /// `page` with every generated block rewritten from the rows under `root` (the repository).
 let render (root: string) (page: string) =
     block.Replace(page, MatchEvaluator(fun m ->
@@ -107,7 +134,8 @@ let render (root: string) (page: string) =
             match kind with
             | "results" -> detailed plan rows
             | "results-summary" -> summary plan rows
-            | other -> raise (ConfigException(sprintf "unknown results block '%s:%s' (use results or results-summary)" other profile, "block"))
+            | "results-methods" -> methods plan rows
+            | other -> raise (ConfigException(sprintf "unknown results block '%s:%s' (use results, results-summary or results-methods)" other profile, "block"))
         sprintf "<!-- BEGIN %s:%s (generated from %s/rows by `dotnet fsi scripts/results-page.fsx`; do not edit) -->\n%s<!-- END %s:%s -->"
             kind profile (resultsFolder profile |> fun p -> p.Replace('\\', '/')) body kind profile))
 

@@ -113,6 +113,22 @@ let tests =
             Expect.stringContains e.Message "folder-peers" "says which profiles study the options"
         }
 
+        test "the results-methods block lists every option against cross-entropy in the plan's order, with its verdict" {
+            let plan = Grid.plan (peersProfile runs)
+            let at meth (mious: float list) = mious |> List.mapi (fun seed v -> ResultsTests.row "peers" "labelled=10" meth seed v)
+            let rows =
+                at "joint-reco" [ 0.121; 0.121; 0.120 ]            // ahead: +2.0, +2.1, +1.9
+                @ at "cross-entropy" [ 0.101; 0.100; 0.101 ]
+                @ at "joint" [ 0.111; 0.090; 0.101 ]               // tie: +1.0, -1.0, 0.0
+            let lines = (ResultsPage.methods plan rows).Split('\n') |> Array.filter (fun l -> l.StartsWith "| 10 |")
+            Expect.equal (lines |> Array.map (fun l -> l.Split('|').[2].Trim())) [| "cross-entropy"; "joint"; "joint-reco" |] "the plan's order"
+            Expect.stringContains lines.[0] "(baseline)" "cross-entropy is the baseline"
+            Expect.stringContains lines.[1] "+1.0, −1.0, 0.0" "per-seed differences"
+            Expect.stringContains lines.[1] "| tie |" "an interval holding 0 is a tie"
+            Expect.stringContains lines.[2] "| ahead |" "an interval above 0 is ahead"
+            Expect.stringContains lines.[2] "| 3 |" "n"
+        }
+
         test "ablations --profile peers --list prints one command per cell" {
             let root = Directory.CreateTempSubdirectory("contrastseg-peers-list-").FullName
             let code, out, err = CliTests.run Cli.ablations [ "--profile"; "peers"; "--list"; "--runs"; Path.Combine(root, "runs"); "--output"; root ]
