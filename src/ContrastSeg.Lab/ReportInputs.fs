@@ -75,13 +75,14 @@ let private refreshHint =
 /// A chart the rows cannot give: (chart, why, naming the rows).
 type NotDrawn = { Chart: string; Why: string }
 
-/// The label-efficiency study's learning curves (seed 0 of each method and label count), from the rows' stored
-/// validation curves: validation mIoU (%) against training steps, so a reader sees whether each run converged.
+/// The learning curves of the label-efficiency study and the peers' options (seed 0 of each method and label count),
+/// from the rows' stored validation curves: validation mIoU (%) against training steps, so a reader sees whether each
+/// run converged.
 /// Error when one of those rows holds no curve (a chart missing some of its lines would pass for the whole study).
 let learningCurves (rows: ResultRow list) : Result<(string * (float * float) list) list, NotDrawn> =
     let shown =
         rows
-        |> List.filter (fun r -> r.Study = "label-efficiency" && r.Seed = 0)
+        |> List.filter (fun r -> (r.Study = "label-efficiency" || r.Study = "peers") && r.Seed = 0)
         |> List.sortBy (fun r -> settingOrder r.Setting, r.Method)
     match shown |> List.filter (fun r -> r.ValidationCurve.IsNone) with
     | [] ->

@@ -101,27 +101,41 @@ let summary (plan: StudyPlan) (rows: ResultRow list) =
             sb.AppendLine(sprintf "| %s | %s | %s | %s | %s | %d |" labelled (meanSd ce) (meanSd other) (intervalText c.Interval) (Paired.verdictWord c.Interval) c.Interval.N) |> ignore
     sb.ToString()
 
+/// The method the peers' options are also compared with: the paper's loss (two stages), which they extend.
+let private paperMethod = "contrastive+finetune"
+
 /// The `results-methods` block, for a study of many methods at few settings (the peers' options): per setting one line per
-/// method, in the plan's order, with its mean ± std and, against cross-entropy, the per-seed differences, mean and 95 %
-/// interval, verdict and n; then where and how the rows were computed.
+/// method, in the plan's order, with its mean ± std, against cross-entropy the per-seed differences, mean and 95 %
+/// interval and verdict, against the paper's loss (`contrastive+finetune`) the mean, interval and verdict, and n; then
+/// where and how the rows were computed.
 let methods (plan: StudyPlan) (rows: ResultRow list) =
     let sb = Text.StringBuilder()
     let order = plan.Cells |> Seq.map (fun c -> c.Method) |> Seq.distinct |> List.ofSeq
     let rank (m: string) = match List.tryFindIndex ((=) m) order with Some i -> i | None -> order.Length
-    let comparisons = Paired.compare "cross-entropy" rows
+    let against baseline = Paired.compare baseline rows
+    let ce, paper = against "cross-entropy", against paperMethod
+    let find (comparisons: Paired.Comparison list) setting numerics meth =
+        comparisons |> List.tryFind (fun c -> c.Setting = setting && c.Numerics = numerics && c.Method = meth)
     for (setting, numerics), group in summarise rows |> List.groupBy (fun s -> s.Setting, s.Numerics) do
         if (numericsClasses rows).Length > 1 then sb.AppendLine(sprintf "Numerics: %s\n" numerics) |> ignore
         let labelled = if setting.StartsWith("labelled=", StringComparison.Ordinal) then setting.Substring 9 else setting
-        sb.AppendLine("| labelled | method | mIoU | paired difference per seed (method − cross-entropy) | mean, 95 % interval | verdict | n |")
-          .AppendLine("|---:|---|---:|---|---|---|---:|") |> ignore
+        sb.AppendLine(sprintf "| labelled | method | mIoU | − cross-entropy, per seed | mean, 95 %% interval | verdict | − %s: mean, 95 %% interval | verdict | n |" paperMethod)
+          .AppendLine("|---:|---|---:|---|---|---|---|---|---:|") |> ignore
         for s in group |> List.sortBy (fun s -> rank s.Method) do
-            match comparisons |> List.tryFind (fun c -> c.Setting = setting && c.Numerics = numerics && c.Method = s.Method) with
-            | Some c ->
-                let perSeed = String.Join(", ", c.Diffs |> List.map (fun (_, d) -> signed d))
-                sb.AppendLine(sprintf "| %s | %s | %s | %s | %s | %s | %d |" labelled s.Method (meanSd s) perSeed (intervalText c.Interval) (Paired.verdictWord c.Interval) c.Interval.N) |> ignore
-            | None -> sb.AppendLine(sprintf "| %s | %s | %s | (baseline) | | | %d |" labelled s.Method (meanSd s) s.N) |> ignore
+            let versus (c: Paired.Comparison option) =
+                match c with
+                | Some c -> intervalText c.Interval, Paired.verdictWord c.Interval
+                | None -> "(baseline)", ""
+            let perSeed =
+                match find ce setting numerics s.Method with
+                | Some c -> String.Join(", ", c.Diffs |> List.map (fun (_, d) -> signed d))
+                | None -> ""
+            let ceMean, ceVerdict = versus (find ce setting numerics s.Method)
+            let paperMean, paperVerdict =
+                if s.Method = "cross-entropy" then "", "" else versus (find paper setting numerics s.Method)
+            sb.AppendLine(sprintf "| %s | %s | %s | %s | %s | %s | %s | %s | %d |" labelled s.Method (meanSd s) perSeed ceMean ceVerdict paperMean paperVerdict s.N) |> ignore
         sb.AppendLine() |> ignore
-    sb.AppendLine(sprintf "%s mIoU (%%), mean ± sample std over seeds; pairs share seed, labelled subset and data order. Computed on:\n" (capitalised plan.EvalSplit))
+    sb.AppendLine(sprintf "%s mIoU (%%), mean ± sample std over seeds; pairs share seed, labelled subset and data order (differences in mIoU points, 95 %% t-intervals). Computed on:\n" (capitalised plan.EvalSplit))
       .Append(Report.provenance rows) |> ignore
     sb.ToString()
 

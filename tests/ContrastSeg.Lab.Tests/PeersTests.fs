@@ -120,13 +120,25 @@ let tests =
                 at "joint-reco" [ 0.121; 0.121; 0.120 ]            // ahead: +2.0, +2.1, +1.9
                 @ at "cross-entropy" [ 0.101; 0.100; 0.101 ]
                 @ at "joint" [ 0.111; 0.090; 0.101 ]               // tie: +1.0, -1.0, 0.0
+                @ at "contrastive+finetune" [ 0.111; 0.110; 0.101 ] // joint-reco − it: +1.0, +1.1, +1.9
             let lines = (ResultsPage.methods plan rows).Split('\n') |> Array.filter (fun l -> l.StartsWith "| 10 |")
-            Expect.equal (lines |> Array.map (fun l -> l.Split('|').[2].Trim())) [| "cross-entropy"; "joint"; "joint-reco" |] "the plan's order"
+            Expect.equal (lines |> Array.map (fun l -> l.Split('|').[2].Trim())) [| "cross-entropy"; "contrastive+finetune"; "joint"; "joint-reco" |] "the plan's order"
             Expect.stringContains lines.[0] "(baseline)" "cross-entropy is the baseline"
-            Expect.stringContains lines.[1] "+1.0, −1.0, 0.0" "per-seed differences"
-            Expect.stringContains lines.[1] "| tie |" "an interval holding 0 is a tie"
-            Expect.stringContains lines.[2] "| ahead |" "an interval above 0 is ahead"
-            Expect.stringContains lines.[2] "| 3 |" "n"
+            Expect.stringContains lines.[2] "+1.0, −1.0, 0.0" "per-seed differences"
+            Expect.stringContains lines.[2] "| tie |" "an interval holding 0 is a tie"
+            Expect.stringContains lines.[3] "| ahead |" "an interval above 0 is ahead"
+            Expect.stringContains lines.[3] "| 3 |" "n"
+            let cols (l: string) = l.Split('|') |> Array.map (fun c -> c.Trim())
+            Expect.equal ((cols lines.[3]).[7], (cols lines.[3]).[8]) ("+1.3 [+0.1, +2.6]", "ahead") "against the paper's loss"
+            Expect.equal ((cols lines.[1]).[7], (cols lines.[1]).[8]) ("(baseline)", "") "the paper's loss is the second baseline"
+        }
+
+        test "the peers' rows draw learning curves (seed 0 of every option), so a reader sees each converged" {
+            let curve = Some [| ({ Step = 150; MeanIoU = 0.1 } : Results.CurvePoint); { Step = 300; MeanIoU = 0.12 } |]
+            let rows =
+                [ for meth in [ "cross-entropy"; "joint-reco" ] do
+                    for seed in [ 0; 1 ] -> { ResultsTests.row "peers" "labelled=10" meth seed 0.1 with ValidationCurve = curve } ]
+            Expect.equal (ReportInputs.learningCurves rows |> Result.map (List.map fst)) (Ok [ "cross-entropy, labelled=10"; "joint-reco, labelled=10" ]) "seed 0 of each option"
         }
 
         test "ablations --profile peers --list prints one command per cell" {
