@@ -319,13 +319,9 @@ let parseFraction (text: string) =
 let profileOf (r: ParseResults<AblationArgs>) =
     let requested = r.GetResult(Profile, "default")
     // `<profile>-regime`: the regime map over that profile's label counts; `folder-peers`: the peers' options on a folder.
-    let suffixed (suffix: string) = requested.EndsWith(suffix, StringComparison.Ordinal)
-    let regime = suffixed "-regime"
-    let peersOfFolder = suffixed "-peers"
-    let name =
-        if regime then requested.Substring(0, requested.Length - "-regime".Length)
-        elif peersOfFolder then requested.Substring(0, requested.Length - "-peers".Length)
-        else requested
+    let suffix = [ "-regime"; "-peers" ] |> List.tryFind (fun s -> requested.EndsWith(s, StringComparison.Ordinal))
+    let regime, peersOfFolder = suffix = Some "-regime", suffix = Some "-peers"
+    let name = match suffix with Some s -> requested.Substring(0, requested.Length - s.Length) | None -> requested
     if peersOfFolder && name <> "folder" then
         raise (ConfigException(sprintf "profile '%s': the peers' options are studied by peers (the embedded scenes) and folder-peers (your folder dataset)" requested, "--profile"))
     match r.TryGetResult Steps with
@@ -360,7 +356,7 @@ let profileOf (r: ParseResults<AblationArgs>) =
                     Resize = r.GetResult(Resize, d.Resize)
                     ValSplit = r.GetResult(Val_Split, d.ValSplit)
                     EvalSplit = r.GetResult(Eval_Split, d.EvalSplit) }
-        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, default-all, ablations, peers, folder, voc or cityscapes (or default-regime, folder-regime)" requested, "--profile"))
+        | other -> raise (ConfigException(sprintf "profile '%s' is unknown: use quick, default, default-all, ablations, peers, folder, voc or cityscapes (or default-regime, folder-regime, folder-peers)" requested, "--profile"))
     let p = if peersOfFolder then peersOf p else p
     let p =
         match regime, name with

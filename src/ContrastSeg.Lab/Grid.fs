@@ -295,14 +295,19 @@ let studyVariant (p: Profile) =
         | _ -> None)
     |> Option.defaultValue ContrastiveVariant.WithinImage
 
+/// The label counts of a profile's label-efficiency cells, ascending.
+let studyLabelCounts (p: Profile) =
+    p.Cells |> List.choose (fun c -> if c.Study = "label-efficiency" then Option.ofNullable c.Labelled else None) |> List.distinct |> List.sort
+
 /// A profile's peers study (`folder-peers`): the peers' options at its lowest label count, its label-efficiency budget
 /// there and its seeds. The cross-entropy and paper cells are that profile's runs, trained once when both use the same
 /// runs folder. The options keep the scenes' sizes (16 anchors per class, 256 per group, 256 + 64 memory entries per
 /// class), which suit maps of the same order (a 64 crop at output stride 8 is 8x8).
 let peersOf (p: Profile) =
-    let counts = p.Cells |> List.choose (fun c -> if c.Study = "label-efficiency" then Option.ofNullable c.Labelled else None)
-    if counts.IsEmpty then raise (ConfigException(sprintf "profile '%s' has no label-efficiency cells to study the peers' options beside" p.Name, "--profile"))
-    let n = List.min counts
+    let n =
+        match studyLabelCounts p with
+        | [] -> raise (ConfigException(sprintf "profile '%s' has no label-efficiency cells to study the peers' options beside" p.Name, "--profile"))
+        | lowest :: _ -> lowest
     let seeds = p.Cells |> List.filter (fun c -> c.Study = "label-efficiency" && c.Labelled = Nullable n) |> List.map (fun c -> c.Seed) |> List.distinct |> List.sort
     { p with
         Name = p.Name + "-peers"
@@ -314,7 +319,7 @@ let peersOf (p: Profile) =
 /// `regimeMultiples` of its budget at each count, with its contrastive loss, for `seeds`, as profile `<name>-regime`.
 /// Stages it shares with the profile train once when both use the same runs folder.
 let regimeOfSeeds (p: Profile) (seeds: int list) =
-    let counts = p.Cells |> List.choose (fun c -> if c.Study = "label-efficiency" then Option.ofNullable c.Labelled else None) |> List.distinct |> List.sort
+    let counts = studyLabelCounts p
     { p with
         Name = p.Name + "-regime"
         Description = p.Description + sprintf "; regime map: label count x stem x step budget, seed%s %s" (if seeds.Length > 1 then "s" else "") (String.Join(" ", seeds))

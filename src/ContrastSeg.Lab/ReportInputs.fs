@@ -75,6 +75,10 @@ let private refreshHint =
 /// A chart the rows cannot give: (chart, why, naming the rows).
 type NotDrawn = { Chart: string; Why: string }
 
+/// The studies whose methods are compared with cross-entropy (paired differences, learning curves): the
+/// label-efficiency study and the peers' options.
+let comparedStudies = set [ "label-efficiency"; "peers" ]
+
 /// The learning curves of the label-efficiency study and the peers' options (seed 0 of each method and label count),
 /// from the rows' stored validation curves: validation mIoU (%) against training steps, so a reader sees whether each
 /// run converged.
@@ -82,7 +86,7 @@ type NotDrawn = { Chart: string; Why: string }
 let learningCurves (rows: ResultRow list) : Result<(string * (float * float) list) list, NotDrawn> =
     let shown =
         rows
-        |> List.filter (fun r -> (r.Study = "label-efficiency" || r.Study = "peers") && r.Seed = 0)
+        |> List.filter (fun r -> comparedStudies.Contains r.Study && r.Seed = 0)
         |> List.sortBy (fun r -> settingOrder r.Setting, r.Method)
     match shown |> List.filter (fun r -> r.ValidationCurve.IsNone) with
     | [] ->

@@ -27,9 +27,6 @@ let private block =
 let private signed (x: float) = x.ToString("+0.0;\u22120.0;0.0", CultureInfo.InvariantCulture)
 let private pct (x: float) = (100.0 * x).ToString("F1", CultureInfo.InvariantCulture)
 
-/// The studies whose rows the blocks compare with cross-entropy: the label-efficiency study and the peers' options.
-let private comparedStudies = set [ "label-efficiency"; "peers" ]
-
 /// The compared rows of a published folder: every cell of its plan has its current row, and no row is of a
 /// cell the plan does not name (else ConfigException naming them: a published page never stands on part of a study).
 let private studyRows (root: string) (profile: string) =
@@ -41,18 +38,21 @@ let private studyRows (root: string) (profile: string) =
     let store = ResultStore(folder)
     let rows = Runner.currentRows plan store
     match Report.lacking plan store rows, outsidePlan (plan.Cells |> Seq.map (fun c -> c.Key)) (store.All()) with
-    | [], [] -> plan, rows |> List.filter (fun r -> comparedStudies.Contains r.Study)
+    | [], [] -> plan, rows |> List.filter (fun r -> ReportInputs.comparedStudies.Contains r.Study)
     | missing, outside ->
         let names = (missing |> List.map (fun (k, why) -> sprintf "%s (%s)" k why)) @ (outside |> List.map (fun r -> r.CellKey + " (not in the plan)"))
         raise (ConfigException(sprintf "%s: rows and plan disagree: %s" folder (String.Join(", ", names)), "rows"))
+
+/// A setting as its tables print it: the label count of "labelled=<n>", else the setting itself.
+let private labelledOf (setting: string) =
+    if setting.StartsWith("labelled=", StringComparison.Ordinal) then setting.Substring "labelled=".Length else setting
 
 /// One comparison's line parts: the label count, both summaries, the paired differences.
 let private lines (rows: ResultRow list) =
     let summaries = summarise rows
     [ for c in Paired.compare "cross-entropy" rows do
         let find m = summaries |> List.find (fun s -> s.Setting = c.Setting && s.Method = m && s.Numerics = c.Numerics)
-        let labelled = if c.Setting.StartsWith("labelled=", StringComparison.Ordinal) then c.Setting.Substring 9 else c.Setting
-        yield c, labelled, find c.Baseline, find c.Method ]
+        yield c, labelledOf c.Setting, find c.Baseline, find c.Method ]
 
 let private meanSd (s: Summary) = if s.N > 1 then sprintf "%s ± %s" (pct s.MeanIoU) (pct s.Std) else pct s.MeanIoU
 
@@ -118,7 +118,6 @@ let methods (plan: StudyPlan) (rows: ResultRow list) =
         comparisons |> List.tryFind (fun c -> c.Setting = setting && c.Numerics = numerics && c.Method = meth)
     for (setting, numerics), group in summarise rows |> List.groupBy (fun s -> s.Setting, s.Numerics) do
         if (numericsClasses rows).Length > 1 then sb.AppendLine(sprintf "Numerics: %s\n" numerics) |> ignore
-        let labelled = if setting.StartsWith("labelled=", StringComparison.Ordinal) then setting.Substring 9 else setting
         sb.AppendLine(sprintf "| labelled | method | mIoU | − cross-entropy, per seed | mean, 95 %% interval | verdict | − %s: mean, 95 %% interval | verdict | n |" paperMethod)
           .AppendLine("|---:|---|---:|---|---|---|---|---|---:|") |> ignore
         for s in group |> List.sortBy (fun s -> rank s.Method) do
@@ -126,14 +125,12 @@ let methods (plan: StudyPlan) (rows: ResultRow list) =
                 match c with
                 | Some c -> intervalText c.Interval, Paired.verdictWord c.Interval
                 | None -> "(baseline)", ""
-            let perSeed =
-                match find ce setting numerics s.Method with
-                | Some c -> String.Join(", ", c.Diffs |> List.map (fun (_, d) -> signed d))
-                | None -> ""
-            let ceMean, ceVerdict = versus (find ce setting numerics s.Method)
+            let againstCe = find ce setting numerics s.Method
+            let perSeed = againstCe |> Option.map (fun c -> String.Join(", ", c.Diffs |> List.map (fun (_, d) -> signed d))) |> Option.defaultValue ""
+            let ceMean, ceVerdict = versus againstCe
             let paperMean, paperVerdict =
                 if s.Method = "cross-entropy" then "", "" else versus (find paper setting numerics s.Method)
-            sb.AppendLine(sprintf "| %s | %s | %s | %s | %s | %s | %s | %s | %d |" labelled s.Method (meanSd s) perSeed ceMean ceVerdict paperMean paperVerdict s.N) |> ignore
+            sb.AppendLine(sprintf "| %s | %s | %s | %s | %s | %s | %s | %s | %d |" (labelledOf setting) s.Method (meanSd s) perSeed ceMean ceVerdict paperMean paperVerdict s.N) |> ignore
         sb.AppendLine() |> ignore
     sb.AppendLine(sprintf "%s mIoU (%%), mean ± sample std over seeds; pairs share seed, labelled subset and data order (differences in mIoU points, 95 %% t-intervals). Computed on:\n" (capitalised plan.EvalSplit))
       .Append(Report.provenance rows) |> ignore
